@@ -1,0 +1,1 @@
+//! amphi executors.

@@ -1,0 +1,1 @@
+//! The container's cgroup, over `libcgroups`.

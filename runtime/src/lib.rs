@@ -1,0 +1,54 @@
+//! # amphi-runtime: the Linux container
+//!
+//! This crate turns an OCI bundle into an isolated process and manages it for the
+//! rest of its life. It knows nothing about WebAssembly: the workload is started by
+//! an [`executor::Executor`] that the caller hands in, and this crate only promises
+//! to call it at the right moments.
+//!
+//! ## The life of `create`
+//!
+//! 1. [`bundle`] loads `config.json` and checks every field before the first side
+//!    effect. A bad bundle never leaves anything behind.
+//! 2. [`state`] reserves the container's directory under `--root` (mode 0700) while
+//!    holding the container's lock, so concurrent commands on one id serialize.
+//! 3. [`cgroups`] creates the container's cgroup and applies `linux.resources`.
+//! 4. [`process`] clones the container's init with the spec's namespaces (through an
+//!    intermediate process only when a namespace must be joined by path), writes the
+//!    id maps from the parent, places the init in the cgroup and lets it go. The init
+//!    mounts the rootfs, calls [`executor::Executor::prepare`], pivots, applies the
+//!    process identity, reports *ready* and blocks at the start barrier (a fifo in
+//!    the state directory).
+//! 5. The state is written as `created`, the pid file is written, and the caller
+//!    exits. The init stays behind, a descendant of the caller, so that a subreaper
+//!    above it (containerd's shim) inherits it.
+//!
+//! `start` writes one byte into the barrier fifo; the init then runs
+//! [`executor::Executor::exec`]. Every other verb ([`container`]) reads the state
+//! and looks at the real process (`/proc`, a pidfd) before it acts.
+//!
+//! ## What this crate must never do
+//!
+//! - Start a thread: the caller forks, and namespaces, capabilities and seccomp act
+//!   per thread.
+//! - Print: errors are returned as typed values and the binary reports them once.
+//! - Follow a symlink of the container's rootfs out of it when it creates a mount
+//!   target, a device node or opens the entrypoint ([`sys::inroot`]).
+//!
+//! Raw syscalls and every `unsafe` block live in [`sys`]; the rest of the crate
+//! calls its safe wrappers.
+
+pub mod bundle;
+pub mod cgroups;
+pub mod container;
+pub mod executor;
+pub mod id;
+pub mod plan;
+pub mod process;
+pub mod state;
+pub mod sys;
+pub mod timestamp;
+
+pub use bundle::Bundle;
+pub use container::Error;
+pub use executor::Executor;
+pub use id::ContainerId;

@@ -1,0 +1,95 @@
+//! Pure functions from the spec to what the container process will do.
+//!
+//! A plan is plain data computed in the caller before the first clone: every
+//! decision (which namespaces to create or join, which mounts in which order, which
+//! ids and capabilities) is made here, without a syscall, so it can be unit-tested
+//! without root. The stages in [`crate::process`] only carry plans out.
+
+pub mod identity;
+pub mod mounts;
+pub mod namespaces;
+
+use std::path::PathBuf;
+
+use oci_spec::runtime::Spec;
+
+pub use identity::IdentityPlan;
+pub use mounts::{MountContext, RootfsPlan};
+pub use namespaces::NamespacePlan;
+
+/// A spec field that cannot be carried out, named by its path in config.json.
+#[derive(Debug, thiserror::Error)]
+#[error("config.json: {field}: {reason}")]
+pub struct PlanError {
+    pub field: String,
+    pub reason: String,
+}
+
+impl PlanError {
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self { field: field.into(), reason: reason.into() }
+    }
+}
+
+/// Everything the container's init will do, decided up front.
+#[derive(Debug, Clone)]
+pub struct ContainerPlan {
+    pub namespaces: NamespacePlan,
+    pub rootfs: RootfsPlan,
+    pub identity: IdentityPlan,
+    pub hostname: Option<String>,
+    pub domainname: Option<String>,
+    /// `linux.sysctl`, as (`/proc/sys/...` path, value), sorted by key.
+    pub sysctl: Vec<(PathBuf, String)>,
+    pub oom_score_adj: Option<i32>,
+    pub apparmor_profile: Option<String>,
+    pub selinux_label: Option<String>,
+    /// The process's cwd inside the container (absolute).
+    pub cwd: PathBuf,
+}
+
+impl ContainerPlan {
+    /// Plans the init of a container made from `spec`, whose rootfs is at `rootfs`
+    /// and whose cgroup is `cgroup_path`.
+    pub fn new(spec: &Spec, rootfs: PathBuf, cgroup_path: PathBuf, no_pivot: bool) -> Result<Self, PlanError> {
+        let namespaces = NamespacePlan::new(spec)?;
+        let process = spec.process().as_ref().ok_or_else(|| PlanError::new("process", "missing"))?;
+        let identity = IdentityPlan::new(process)?;
+        let linux = spec.linux().as_ref();
+        let ctx = MountContext {
+            new_user_ns: namespaces.new_user,
+            new_cgroup_ns: namespaces.new_cgroup,
+            cgroup_path,
+            no_pivot,
+        };
+        let rootfs = RootfsPlan::new(spec, rootfs, &ctx)?;
+        let hostname = spec.hostname().clone().filter(|h| !h.is_empty());
+        let domainname = spec.domainname().clone().filter(|d| !d.is_empty());
+        if (hostname.is_some() || domainname.is_some()) && !namespaces.has_uts() {
+            return Err(PlanError::new("hostname", "setting the hostname needs a private UTS namespace"));
+        }
+        let mut sysctl: Vec<(PathBuf, String)> = linux
+            .and_then(|l| l.sysctl().as_ref())
+            .map(|map| {
+                map.iter().map(|(k, v)| (PathBuf::from("/proc/sys").join(k.replace('.', "/")), v.clone())).collect()
+            })
+            .unwrap_or_default();
+        sysctl.sort();
+        let cwd = PathBuf::from(process.cwd());
+        if !cwd.is_absolute() {
+            return Err(PlanError::new("process.cwd", format!("{:?} is not an absolute path", cwd)));
+        }
+        Ok(Self {
+            namespaces,
+            rootfs,
+            identity,
+            hostname,
+            domainname,
+            sysctl,
+            oom_score_adj: process.oom_score_adj(),
+            apparmor_profile: process.apparmor_profile().clone().filter(|p| !p.is_empty()),
+            selinux_label: process.selinux_label().clone().filter(|p| !p.is_empty()),
+            cwd,
+        })
+    }
+}

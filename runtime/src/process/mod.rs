@@ -1,0 +1,3 @@
+//! The stages that build the container process.
+
+pub mod channel;

@@ -1,0 +1,287 @@
+//! The state store: one directory per container under `--root`.
+//!
+//! ```text
+//! <root>/                 0700, made on first create
+//!   <id>/                 0700, made by mkdir: an existing one means "id in use"
+//!     state.json          the Record, replaced atomically (tmp + rename)
+//!     exec.fifo           the start barrier while the container is `created`
+//! ```
+//!
+//! Every command that acts on one container holds an exclusive `flock` on the
+//! container's directory for as long as it acts, so concurrent commands on one id
+//! serialize; commands on different ids take different locks and never block each
+//! other. `list` reads without locking. The status is never stored: it is derived
+//! from the live process each time it is read (see [`crate::container`]).
+
+mod record;
+mod status;
+
+use std::fs;
+use std::io::{self, Write};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg, OFlag, open};
+use nix::sys::stat::Mode;
+
+pub use record::Record;
+pub use status::Status;
+
+use crate::id::ContainerId;
+
+const STATE_FILE: &str = "state.json";
+
+/// Errors of the state store, each naming the container or file.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("state directory {path}: {source}")]
+    Root { path: PathBuf, source: io::Error },
+    #[error("container id {0} is already in use")]
+    InUse(ContainerId),
+    #[error("container {0} does not exist")]
+    NotFound(ContainerId),
+    #[error("container {id}: {path}: {source}")]
+    Io { id: ContainerId, path: PathBuf, source: io::Error },
+    #[error("container {id}: corrupt state file {path}: {source}")]
+    Corrupt { id: ContainerId, path: PathBuf, source: serde_json::Error },
+    #[error("container {0} is still being created")]
+    Creating(ContainerId),
+}
+
+/// The state root (`--root`).
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    /// No I/O: commands that find nothing to do never touch the disk.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn dir_of(&self, id: &ContainerId) -> PathBuf {
+        self.root.join(id.as_str())
+    }
+
+    /// Reserves `id` for a new container: makes its directory (failing if it
+    /// exists) and locks it.
+    pub fn reserve(&self, id: &ContainerId) -> Result<Locked, StateError> {
+        let root_err = |source| StateError::Root { path: self.root.clone(), source };
+        if !self.root.is_dir() {
+            fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.root).map_err(root_err)?;
+        }
+        let dir = self.dir_of(id);
+        match fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err(StateError::InUse(id.clone())),
+            Err(e) => return Err(root_err(e)),
+        }
+        match Locked::acquire(id, dir.clone()) {
+            Ok(locked) => Ok(locked),
+            Err(e) => {
+                let _ = fs::remove_dir_all(&dir);
+                Err(e)
+            }
+        }
+    }
+
+    /// Locks an existing container, waiting for a command that holds it.
+    pub fn lock(&self, id: &ContainerId) -> Result<Locked, StateError> {
+        Locked::acquire(id, self.dir_of(id))
+    }
+
+    /// The ids of every container directory, sorted.
+    pub fn ids(&self) -> Result<Vec<ContainerId>, StateError> {
+        let entries = match fs::read_dir(&self.root) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(StateError::Root { path: self.root.clone(), source }),
+        };
+        let mut ids: Vec<ContainerId> = entries
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|e| ContainerId::new(e.file_name().to_str()?).ok())
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Reads a container's record without taking its lock (for `list`).
+    pub fn read_unlocked(&self, id: &ContainerId) -> Result<Record, StateError> {
+        read_record(id, &self.dir_of(id))
+    }
+}
+
+/// A container directory held under its exclusive lock. Dropping it unlocks.
+#[derive(Debug)]
+pub struct Locked {
+    id: ContainerId,
+    dir: PathBuf,
+    lock: Flock<OwnedFd>,
+}
+
+impl Locked {
+    fn acquire(id: &ContainerId, dir: PathBuf) -> Result<Self, StateError> {
+        let fd = match open(&dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(nix::errno::Errno::ENOENT) => return Err(StateError::NotFound(id.clone())),
+            Err(e) => return Err(StateError::Io { id: id.clone(), path: dir, source: e.into() }),
+        };
+        // SAFETY: open returned a fresh descriptor that nothing else owns.
+        let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        let lock = Flock::lock(fd, FlockArg::LockExclusive).map_err(|(_, e)| StateError::Io {
+            id: id.clone(),
+            path: dir.clone(),
+            source: e.into(),
+        })?;
+        // A delete may have removed the directory while we waited for its lock.
+        if !dir.join(".").exists() {
+            return Err(StateError::NotFound(id.clone()));
+        }
+        Ok(Self { id: id.clone(), dir, lock })
+    }
+
+    pub fn id(&self) -> &ContainerId {
+        &self.id
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The lock's descriptor: a cloned child must close it, or the lock (which
+    /// belongs to the open file) would outlive this command.
+    pub fn raw_fd(&self) -> RawFd {
+        self.lock.as_raw_fd()
+    }
+
+    /// Reads the record. A directory without one belongs to a container that
+    /// `create` is still building (or whose create died half way).
+    pub fn read(&self) -> Result<Record, StateError> {
+        read_record(&self.id, &self.dir)
+    }
+
+    /// Replaces the record atomically: written to a temporary file, then renamed.
+    pub fn write(&self, record: &Record) -> Result<(), StateError> {
+        let path = self.dir.join(STATE_FILE);
+        let tmp = self.dir.join(".state.json.tmp");
+        let io_err = |source| StateError::Io { id: self.id.clone(), path: path.clone(), source };
+        let bytes = serde_json::to_vec(record).map_err(|e| io_err(io::Error::other(e)))?;
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&tmp)
+            .map_err(io_err)?;
+        file.write_all(&bytes).map_err(io_err)?;
+        fs::rename(&tmp, &path).map_err(io_err)
+    }
+
+    /// Removes the container's directory and everything in it, then unlocks.
+    pub fn remove(self) -> Result<(), StateError> {
+        fs::remove_dir_all(&self.dir).map_err(|source| StateError::Io {
+            id: self.id.clone(),
+            path: self.dir.clone(),
+            source,
+        })
+    }
+}
+
+fn read_record(id: &ContainerId, dir: &Path) -> Result<Record, StateError> {
+    let path = dir.join(STATE_FILE);
+    let bytes = match fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(if dir.is_dir() { StateError::Creating(id.clone()) } else { StateError::NotFound(id.clone()) });
+        }
+        Err(source) => return Err(StateError::Io { id: id.clone(), path, source }),
+    };
+    serde_json::from_slice(&bytes).map_err(|source| StateError::Corrupt { id: id.clone(), path, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> ContainerId {
+        ContainerId::new(s).unwrap()
+    }
+
+    #[test]
+    fn reserve_refuses_an_id_in_use() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::new(tmp.path().join("root"));
+        let first = store.reserve(&id("c1")).unwrap();
+        assert!(matches!(store.reserve(&id("c1")), Err(StateError::InUse(_))));
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(first.dir()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        let root_mode = fs::metadata(store.root()).unwrap().permissions().mode();
+        assert_eq!(root_mode & 0o777, 0o700);
+    }
+
+    #[test]
+    fn write_then_read_round_trips_and_remove_forgets() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::new(tmp.path());
+        let locked = store.reserve(&id("c2")).unwrap();
+        assert!(matches!(locked.read(), Err(StateError::Creating(_))));
+        let record = Record::sample("c2");
+        locked.write(&record).unwrap();
+        assert_eq!(locked.read().unwrap(), record);
+        assert_eq!(store.ids().unwrap(), vec![id("c2")]);
+        locked.remove().unwrap();
+        assert!(matches!(store.lock(&id("c2")), Err(StateError::NotFound(_))));
+        assert!(store.ids().unwrap().is_empty());
+    }
+
+    #[test]
+    fn corrupt_state_names_the_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::new(tmp.path());
+        let locked = store.reserve(&id("bad")).unwrap();
+        fs::write(locked.dir().join(STATE_FILE), b"{\"id\": ").unwrap();
+        let err = locked.read().unwrap_err().to_string();
+        assert!(err.contains("corrupt state file") && err.contains("state.json"), "{err}");
+    }
+
+    #[test]
+    fn locks_on_different_ids_do_not_block() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::new(tmp.path());
+        let _a = store.reserve(&id("a")).unwrap();
+        let _b = store.reserve(&id("b")).unwrap();
+        // Both held at once by this process: neither waited for the other.
+        assert_eq!(store.ids().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_second_lock_on_one_id_waits_for_the_first() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::new(tmp.path());
+        let held = store.reserve(&id("c")).unwrap();
+        let dir = held.dir().to_owned();
+        // A separate open file description cannot take the lock while it is held.
+        let fd =
+            nix::fcntl::open(&dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty()).unwrap();
+        // SAFETY: open returned a fresh descriptor that nothing else owns.
+        let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        let fd = match Flock::lock(fd, FlockArg::LockExclusiveNonblock) {
+            Err((fd, e)) => {
+                assert_eq!(e, nix::errno::Errno::EWOULDBLOCK);
+                fd
+            }
+            Ok(_) => panic!("lock taken twice"),
+        };
+        drop(held);
+        assert!(Flock::lock(fd, FlockArg::LockExclusiveNonblock).is_ok());
+    }
+}

@@ -1,0 +1,62 @@
+//! What a container's `state.json` holds: everything a later command needs to find
+//! and clean up the container without reading the bundle again.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// The stored record of one container. The status is not stored: it is derived from
+/// the live process whenever the record is read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Record {
+    pub oci_version: String,
+    pub id: String,
+    /// The init's pid in the host pid namespace.
+    pub pid: i32,
+    /// The init's start time (`/proc/<pid>/stat` field 22): a process found at
+    /// `pid` with another start time is not the init but a reuse of its pid.
+    pub start_time: u64,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    #[serde(default)]
+    pub annotations: HashMap<String, String>,
+    /// RFC 3339, when `create` finished.
+    pub created: String,
+    /// The cgroup path relative to each hierarchy's root (`linux.cgroupsPath` or
+    /// the default derived from the id).
+    pub cgroup_path: PathBuf,
+    /// Whether the container has a pid namespace of its own: when it does not,
+    /// the init's death does not end the other processes, and `kill --all` and
+    /// `delete` must reach them through the cgroup.
+    #[serde(default)]
+    pub own_pid_namespace: bool,
+    /// Which executor runs the workload (`native`, `wasm`).
+    #[serde(default)]
+    pub executor: String,
+    /// The uid that created the container (the OWNER column of `list`).
+    #[serde(default)]
+    pub owner: u32,
+}
+
+impl Record {
+    /// A record for tests.
+    #[cfg(test)]
+    pub fn sample(id: &str) -> Self {
+        Self {
+            oci_version: "1.2.0".into(),
+            id: id.into(),
+            pid: 42,
+            start_time: 7,
+            bundle: "/bundle".into(),
+            rootfs: "/bundle/rootfs".into(),
+            annotations: HashMap::from([("a".into(), "b".into())]),
+            created: "2026-11-29T05:30:21.000000000Z".into(),
+            cgroup_path: "/amphi/x".into(),
+            own_pid_namespace: true,
+            executor: "native".into(),
+            owner: 0,
+        }
+    }
+}

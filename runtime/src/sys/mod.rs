@@ -1,0 +1,15 @@
+//! The one home of raw syscalls and `unsafe`.
+//!
+//! Each function here is a narrow, safe wrapper: it takes owned or borrowed file
+//! descriptors and Rust types, and returns `std::io::Result`. Where `nix` covers a
+//! call the rest of the crate uses `nix` directly; what `nix` lacks (fork-like
+//! `clone` with namespace flags, `openat2`, pidfds, `mount_setattr`, `close_range`)
+//! lives here, each `unsafe` block with the reason it holds.
+
+pub mod clone;
+pub mod fd;
+pub mod inroot;
+pub mod mount;
+pub mod pidfd;
+pub mod proc;
+pub mod signal;

@@ -1,0 +1,1 @@
+//! Mount syscalls that `nix` does not wrap: `pivot_root`, `mount_setattr`.
