@@ -40,6 +40,7 @@
 pub mod bundle;
 pub mod cgroups;
 pub mod container;
+pub mod default_spec;
 pub mod executor;
 pub mod id;
 pub mod plan;

@@ -49,14 +49,22 @@ pub struct ContainerPlan {
 }
 
 impl ContainerPlan {
-    /// Plans the init of a container made from `spec`, whose rootfs is at `rootfs`
-    /// and whose cgroup is `cgroup_path`.
-    pub fn new(spec: &Spec, rootfs: PathBuf, cgroup_path: PathBuf, no_pivot: bool) -> Result<Self, PlanError> {
+    /// Plans the init of a container made from `spec` (whose bundle directory is
+    /// `bundle`, which relative bind-mount sources are read against), whose rootfs
+    /// is at `rootfs` and whose cgroup is `cgroup_path`.
+    pub fn new(
+        spec: &Spec,
+        bundle: PathBuf,
+        rootfs: PathBuf,
+        cgroup_path: PathBuf,
+        no_pivot: bool,
+    ) -> Result<Self, PlanError> {
         let namespaces = NamespacePlan::new(spec)?;
         let process = spec.process().as_ref().ok_or_else(|| PlanError::new("process", "missing"))?;
         let identity = IdentityPlan::new(process)?;
         let linux = spec.linux().as_ref();
         let ctx = MountContext {
+            bundle,
             new_user_ns: namespaces.new_user,
             new_cgroup_ns: namespaces.new_cgroup,
             cgroup_path,

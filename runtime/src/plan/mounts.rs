@@ -9,6 +9,8 @@ use super::PlanError;
 /// What the mount plan depends on besides the spec.
 #[derive(Debug, Clone)]
 pub struct MountContext {
+    /// The bundle directory: relative bind-mount sources are read against it.
+    pub bundle: PathBuf,
     pub new_user_ns: bool,
     pub new_cgroup_ns: bool,
     /// The container's cgroup (relative to each hierarchy's root).

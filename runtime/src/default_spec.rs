@@ -1,0 +1,1 @@
+//! The default `config.json` that `amphi spec` writes.
