@@ -1,1 +1,49 @@
-fn main() {}
+//! `amphi`: runc's command line over amphi's runtime and executors.
+//!
+//! `main` parses the flags (clap), installs the logger, resolves the flags into
+//! validated options and only then calls the libraries, so a flag error stops
+//! before any side effect. An error is reported exactly once: to the log when
+//! `--log` is given (during `create` amphi's stdout and stderr belong to the
+//! container), else to stderr as `amphi: <error chain>`. The exit status is 1 for
+//! an error, and the container's own status for `run`.
+//!
+//! The process stays single-threaded until the container process exists: it
+//! forks, and a thread would break the child.
+
+mod args;
+mod commands;
+mod logging;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// What `--version` prints.
+pub const VERSION_TEXT: &str = concat!("version ", env!("CARGO_PKG_VERSION"), "\nspec: 1.2.1");
+
+fn main() -> ExitCode {
+    let cli = args::Cli::parse();
+    let to_file = cli.log.is_some();
+    if let Err(e) = logging::init(cli.log.as_deref(), cli.log_format, cli.debug) {
+        report(&e, false);
+        return ExitCode::FAILURE;
+    }
+    match commands::dispatch(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            report(&e, to_file);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Reports the error that ends the command, once.
+fn report(error: &anyhow::Error, to_log: bool) {
+    let message = format!("{error:#}");
+    if to_log {
+        logging::error(&message);
+    } else {
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "amphi: {message}");
+    }
+}

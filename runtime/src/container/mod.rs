@@ -1,12 +1,76 @@
-//! The lifecycle verbs, one file per verb.
+//! The lifecycle verbs, one file per verb: what the CLI calls.
+//!
+//! Every verb that acts on one container takes its lock ([`crate::state`]), reads
+//! its record, derives the status from the live process ([`status_of`]) and checks
+//! the transition on [`Status`] before it acts. No verb trusts a stored status.
 
-/// Any error of a lifecycle verb.
+mod create;
+mod delete;
+mod kill;
+mod list;
+mod run;
+mod start;
+mod state;
+
+use std::path::{Path, PathBuf};
+
+use nix::unistd::Pid;
+
+pub use create::{CreateOptions, Created, create};
+pub use delete::delete;
+pub use kill::kill;
+pub use list::{ListEntry, list};
+pub use run::{RunOptions, run};
+pub use start::start;
+pub use state::{ContainerState, state};
+
+use crate::id::ContainerId;
+use crate::process::barrier;
+use crate::state::{Record, Status};
+use crate::sys::proc::ProcStat;
+
+/// Any error of a lifecycle verb; each message names the container, field or file.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error(transparent)]
+    Id(#[from] crate::id::IdError),
     #[error(transparent)]
     Bundle(#[from] crate::bundle::BundleError),
     #[error(transparent)]
     State(#[from] crate::state::StateError),
     #[error(transparent)]
     Plan(#[from] crate::plan::PlanError),
+    #[error(transparent)]
+    Cgroup(#[from] crate::cgroups::CgroupError),
+    #[error(transparent)]
+    Spawn(#[from] crate::process::spawn::SpawnError),
+    #[error("container {id} is {status}: cannot {verb} it{hint}")]
+    BadStatus { id: ContainerId, status: Status, verb: &'static str, hint: &'static str },
+    #[error("container {id}: {what}: {source}")]
+    Io { id: ContainerId, what: String, source: std::io::Error },
+    #[error("pid file {path}: {source}")]
+    PidFile { path: PathBuf, source: std::io::Error },
+    /// The main failure, and a failure of the cleanup that followed it.
+    #[error("{error} (and cleanup failed: {cleanup})")]
+    WithCleanup { error: Box<Error>, cleanup: String },
+}
+
+/// The status of a container, read from its live process: its init alive (and
+/// the same process: same start time) or not, the start barrier up or not.
+pub fn status_of(record: &Record, dir: &Path) -> Status {
+    if record.pid <= 0 {
+        return Status::Creating;
+    }
+    match ProcStat::read(Pid::from_raw(record.pid)) {
+        Ok(stat) if stat.start_time == record.start_time && !stat.is_exited() => {
+            if barrier::is_up(dir) {
+                Status::Created
+            } else if record.paused {
+                Status::Paused
+            } else {
+                Status::Running
+            }
+        }
+        _ => Status::Stopped,
+    }
 }

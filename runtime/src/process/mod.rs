@@ -1,3 +1,87 @@
-//! The stages that build the container process.
+//! The stages that build a container process, and the messages between them.
+//!
+//! ```text
+//! caller (amphi create)        intermediate (only to join      init (pid 1 of the container)
+//!                              namespaces by path / timens)
+//! clone(CLONE_NEW*) ─────────────────────────────────────────▶ waits for Go
+//! cgroup add, uid/gid maps, Go ──────────────────────────────▶ cgroupns, rootfs, prepare, pivot,
+//!                                                              identity ─▶ Ready
+//! state.json, pid file, Commit ──────────────────────────────▶ waits at the start barrier
+//! exit                                                         (start) ─▶ Executor::exec
+//! ```
+//! With an intermediate, the caller forks it; it joins namespaces (`setns`),
+//! asks for id maps if it made a user namespace, makes a time namespace, and
+//! clones the init with `CLONE_PARENT`, so the init is still the caller's child.
+//!
+//! Every message type has exactly one sender role and one receiver role
+//! ([`channel`]). A failing stage sends a [`StageFailure`] and exits; the caller
+//! kills and reaps what it made and reports the failure's one-line message.
 
+pub mod barrier;
 pub mod channel;
+pub mod identity;
+mod init;
+mod intermediate;
+pub mod rootfs;
+pub mod spawn;
+
+use serde::{Deserialize, Serialize};
+
+/// Which stage failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Stage {
+    Intermediate,
+    Init,
+}
+
+/// A failure inside a stage, carried to the caller across the channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{msg}")]
+pub struct StageFailure {
+    pub stage: Stage,
+    /// A short name of the step (`rootfs`, `prepare`, `hostname`...).
+    pub step: String,
+    pub errno: Option<i32>,
+    /// The one-line message the user sees, naming the field or file.
+    pub msg: String,
+}
+
+impl StageFailure {
+    pub fn new(stage: Stage, step: impl Into<String>, errno: Option<i32>, msg: impl Into<String>) -> Self {
+        Self { stage, step: step.into(), errno, msg: msg.into() }
+    }
+}
+
+/// Caller → intermediate.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum ToIntermediate {
+    /// The intermediate's uid/gid maps are written.
+    MapsWritten,
+}
+
+/// Intermediate → caller.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum FromIntermediate {
+    /// The intermediate made a user namespace and needs its id maps written.
+    NeedMaps,
+    /// The init exists, with this pid in the caller's pid namespace.
+    InitPid(i32),
+    Failed(StageFailure),
+}
+
+/// Caller → init.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum ToInit {
+    /// The init is in its cgroup and its id maps are written: build the container.
+    Go,
+    /// The state is written: wait at the start barrier.
+    Commit,
+}
+
+/// Init → caller.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum FromInit {
+    /// The container is built; the init waits for Commit.
+    Ready,
+    Failed(StageFailure),
+}

@@ -38,6 +38,9 @@ pub struct Record {
     /// The uid that created the container (the OWNER column of `list`).
     #[serde(default)]
     pub owner: u32,
+    /// Set by `pause`, cleared by `resume` (both under the container's lock).
+    #[serde(default)]
+    pub paused: bool,
 }
 
 impl Record {
@@ -57,6 +60,7 @@ impl Record {
             own_pid_namespace: true,
             executor: "native".into(),
             owner: 0,
+            paused: false,
         }
     }
 }

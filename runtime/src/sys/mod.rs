@@ -6,6 +6,7 @@
 //! `clone` with namespace flags, `openat2`, pidfds, `mount_setattr`, `close_range`)
 //! lives here, each `unsafe` block with the reason it holds.
 
+pub mod caps;
 pub mod clone;
 pub mod fd;
 pub mod inroot;
@@ -13,3 +14,4 @@ pub mod mount;
 pub mod pidfd;
 pub mod proc;
 pub mod signal;
+pub mod uts;

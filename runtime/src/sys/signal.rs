@@ -28,6 +28,33 @@ pub fn reset_for_workload() -> nix::Result<()> {
     sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
 }
 
+/// While the init waits at the start barrier it is pid 1 of its namespace, where a
+/// signal without a handler is ignored even when sent from the host. So that
+/// `kill` of a created container works as it does for a running one, the waiting
+/// init ends on any signal whose default action would end a process, with status
+/// 128+N. [`reset_for_workload`] undoes this before the workload starts.
+pub fn exit_on_terminating_signals() -> nix::Result<()> {
+    use nix::sys::signal::{SaFlags, SigAction, sigaction};
+    let action = SigAction::new(SigHandler::Handler(exit_with_signal), SaFlags::empty(), SigSet::all());
+    for signal in Signal::iterator() {
+        let ignored_by_default = matches!(
+            signal,
+            Signal::SIGKILL | Signal::SIGSTOP | Signal::SIGCHLD | Signal::SIGCONT | Signal::SIGURG | Signal::SIGWINCH
+        ) || matches!(signal, Signal::SIGTSTP | Signal::SIGTTIN | Signal::SIGTTOU);
+        if ignored_by_default {
+            continue;
+        }
+        // SAFETY: the handler only calls _exit, which is async-signal-safe.
+        unsafe { sigaction(signal, &action) }?;
+    }
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+}
+
+extern "C" fn exit_with_signal(signal: libc::c_int) {
+    // SAFETY: _exit is async-signal-safe and never returns.
+    unsafe { libc::_exit(128 + signal) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

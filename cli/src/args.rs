@@ -1,0 +1,146 @@
+//! runc's command line, as containerd's runc shim (go-runc) and podman call it.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::logging::LogFormat;
+
+/// amphi: a WebAssembly-aware OCI container runtime.
+#[derive(Debug, Parser)]
+#[command(name = "amphi", version = crate::VERSION_TEXT, disable_version_flag = true)]
+pub struct Cli {
+    /// Root directory for the state of containers.
+    #[arg(long, global = true, value_name = "DIR", default_value = "/run/amphi")]
+    pub root: PathBuf,
+    /// Write amphi's own log to this file (default: stderr).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// Format of the log: text or json (runc's JSON lines).
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Log debug detail.
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Use systemd to manage cgroups (needs a running systemd).
+    #[arg(long, global = true)]
+    pub systemd_cgroup: bool,
+    /// Rootless mode: true, false or auto.
+    #[arg(long, global = true, value_name = "BOOL", default_value = "auto")]
+    pub rootless: String,
+    /// Print the version.
+    #[arg(short = 'v', long, action = clap::ArgAction::Version)]
+    pub version: Option<bool>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a container: its init waits for `start`.
+    Create(CreateArgs),
+    /// Start a created container.
+    Start(IdArg),
+    /// Output the state of a container as JSON.
+    State(IdArg),
+    /// Send a signal to a container's init (default TERM).
+    Kill(KillArgs),
+    /// Delete a container and everything it had.
+    Delete(DeleteArgs),
+    /// Create and start a container, wait for it and delete it.
+    Run(RunArgs),
+    /// List containers.
+    #[command(alias = "ls")]
+    List(ListArgs),
+    /// Write a default config.json.
+    Spec(SpecArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct IdArg {
+    /// The container id.
+    pub id: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CreateFlags {
+    /// The bundle directory (default: the current directory).
+    #[arg(short, long, value_name = "DIR", default_value = ".")]
+    pub bundle: PathBuf,
+    /// Write the init's pid to this file.
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// A unix socket that receives the master of the container's pty.
+    #[arg(long, value_name = "SOCK")]
+    pub console_socket: Option<PathBuf>,
+    /// Use chroot instead of pivot_root.
+    #[arg(long)]
+    pub no_pivot: bool,
+    /// Do not make a new session keyring.
+    #[arg(long)]
+    pub no_new_keyring: bool,
+    /// Pass this many extra descriptors (from fd 3) to the container.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub preserve_fds: u32,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CreateArgs {
+    #[command(flatten)]
+    pub flags: CreateFlags,
+    pub id: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub flags: CreateFlags,
+    /// Return once the container runs.
+    #[arg(short, long)]
+    pub detach: bool,
+    pub id: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct KillArgs {
+    /// Signal every process in the container's cgroup.
+    #[arg(short, long)]
+    pub all: bool,
+    pub id: String,
+    /// TERM, SIGTERM or 15.
+    #[arg(default_value = "TERM")]
+    pub signal: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DeleteArgs {
+    /// Kill a running container first.
+    #[arg(short, long)]
+    pub force: bool,
+    pub id: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ListFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub format: ListFormat,
+    /// Print only the ids.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SpecArgs {
+    /// Where to write config.json (default: the current directory).
+    #[arg(short, long, value_name = "DIR", default_value = ".")]
+    pub bundle: PathBuf,
+    /// A spec for a rootless container.
+    #[arg(long)]
+    pub rootless: bool,
+}

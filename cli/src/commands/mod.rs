@@ -1,0 +1,34 @@
+//! One function per subcommand: flags → validated options → library call.
+
+mod lifecycle;
+mod list;
+mod spec;
+
+use amphi_runtime::state::Store;
+
+use crate::args::{Cli, Command};
+
+/// Runs the command; returns the exit status on success.
+pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
+    if cli.systemd_cgroup && !std::path::Path::new("/run/systemd/system").exists() {
+        anyhow::bail!("--systemd-cgroup: systemd is not running on this host");
+    }
+    let store = Store::new(&cli.root);
+    let globals = Globals { systemd_cgroup: cli.systemd_cgroup };
+    match cli.command {
+        Command::Create(args) => lifecycle::create(&store, &globals, args),
+        Command::Start(args) => lifecycle::start(&store, args),
+        Command::State(args) => lifecycle::state(&store, args),
+        Command::Kill(args) => lifecycle::kill(&store, args),
+        Command::Delete(args) => lifecycle::delete(&store, args),
+        Command::Run(args) => lifecycle::run(&store, &globals, args),
+        Command::List(args) => list::list(&store, args),
+        Command::Spec(args) => spec::spec(args),
+    }
+}
+
+/// Global flags the commands need.
+#[derive(Debug)]
+pub struct Globals {
+    pub systemd_cgroup: bool,
+}

@@ -1,0 +1,200 @@
+//! `create`: bundle → a container whose init waits at the start barrier.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::unistd::Pid;
+
+use super::Error;
+use crate::bundle::Bundle;
+use crate::cgroups::Cgroup;
+use crate::executor::Executor;
+use crate::id::ContainerId;
+use crate::plan::ContainerPlan;
+use crate::process::barrier;
+use crate::process::spawn::{InitRequest, Spawned, spawn};
+use crate::state::{Locked, Record, Store};
+use crate::sys::proc::ProcStat;
+
+/// The flags of `create` (and the create half of `run`).
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+    pub systemd_cgroup: bool,
+}
+
+/// A created container.
+#[derive(Debug)]
+pub struct Created {
+    pub pid: Pid,
+}
+
+/// Creates container `id` from `bundle`: everything is checked before the first
+/// side effect, and a failure after it removes what was made (processes, cgroup,
+/// state directory) before the error returns.
+pub fn create(
+    store: &Store,
+    id: &ContainerId,
+    bundle: &Bundle,
+    executor: Box<dyn Executor>,
+    options: &CreateOptions,
+) -> Result<Created, Error> {
+    let span = tracing::debug_span!("create", id = %id);
+    let _enter = span.enter();
+    let spec = &bundle.spec;
+    let linux = spec.linux().as_ref();
+    let cgroup_path =
+        Cgroup::resolve_path(linux.and_then(|l| l.cgroups_path().as_deref()), id.as_str(), options.systemd_cgroup)?;
+    let plan =
+        ContainerPlan::new(spec, bundle.dir.clone(), bundle.rootfs.clone(), cgroup_path.clone(), options.no_pivot)?;
+
+    let locked = store.reserve(id)?;
+    let mut made = Made { locked: Some(locked), cgroup: None, spawned: None };
+    match build(&mut made, id, bundle, &plan, executor, &cgroup_path, options) {
+        Ok(created) => {
+            made.disarm();
+            Ok(created)
+        }
+        Err(error) => Err(made.unwind(error)),
+    }
+}
+
+fn build(
+    made: &mut Made,
+    id: &ContainerId,
+    bundle: &Bundle,
+    plan: &ContainerPlan,
+    executor: Box<dyn Executor>,
+    cgroup_path: &Path,
+    options: &CreateOptions,
+) -> Result<Created, Error> {
+    let spec = &bundle.spec;
+    let locked = made.locked.as_ref().expect("held until disarmed");
+    let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
+    let cgroup = made.cgroup.insert(Cgroup::create(cgroup_path, resources)?);
+    let barrier = barrier::create(locked.dir()).map_err(|source| Error::Io {
+        id: id.clone(),
+        what: "make start barrier".into(),
+        source,
+    })?;
+    let executor_name = executor.name();
+
+    let request = InitRequest {
+        plan,
+        spec,
+        executor,
+        barrier,
+        close_in_child: vec![locked.raw_fd()],
+        preserve_fds: options.preserve_fds,
+    };
+    let spawned = spawn(request, &mut |pid| cgroup.add_process(pid).map_err(|e| e.to_string()))?;
+    let pid = spawned.pid;
+    made.spawned = Some(spawned);
+
+    let start_time = ProcStat::read(pid)
+        .map_err(|source| Error::Io { id: id.clone(), what: format!("read /proc/{pid}/stat"), source })?
+        .start_time;
+    let record = Record {
+        oci_version: spec.version().clone(),
+        id: id.to_string(),
+        pid: pid.as_raw(),
+        start_time,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        annotations: spec.annotations().clone().unwrap_or_default(),
+        created: crate::timestamp::now(),
+        cgroup_path: cgroup_path.to_owned(),
+        own_pid_namespace: plan.namespaces.new.contains(&crate::plan::namespaces::Kind::Pid),
+        executor: executor_name.to_owned(),
+        owner: nix::unistd::geteuid().as_raw(),
+        paused: false,
+    };
+    locked.write(&record)?;
+    if let Some(path) = &options.pid_file {
+        write_pid_file(path, pid)?;
+    }
+    made.spawned.take().expect("set above").commit()?;
+    tracing::debug!(pid = pid.as_raw(), executor = executor_name, "created");
+    Ok(Created { pid })
+}
+
+/// What `create` has made so far, removed again unless the create succeeds.
+struct Made {
+    locked: Option<Locked>,
+    cgroup: Option<Cgroup>,
+    spawned: Option<Spawned>,
+}
+
+impl Made {
+    fn disarm(&mut self) {
+        self.locked = None;
+        self.cgroup = None;
+        self.spawned = None;
+    }
+
+    /// Removes everything and reports any cleanup failure together with the
+    /// error that caused the unwind.
+    fn unwind(&mut self, error: Error) -> Error {
+        let cleanup = self.cleanup();
+        if cleanup.is_empty() {
+            error
+        } else {
+            Error::WithCleanup { error: Box::new(error), cleanup: cleanup.join("; ") }
+        }
+    }
+
+    /// Removes everything made so far, in reverse order.
+    fn cleanup(&mut self) -> Vec<String> {
+        let mut cleanup = Vec::new();
+        if let Some(spawned) = self.spawned.take() {
+            spawned.abort();
+        }
+        if let Some(cgroup) = self.cgroup.take()
+            && let Err(e) = cgroup.remove()
+        {
+            cleanup.push(e.to_string());
+        }
+        if let Some(locked) = self.locked.take()
+            && let Err(e) = locked.remove()
+        {
+            cleanup.push(e.to_string());
+        }
+        cleanup
+    }
+}
+
+impl Drop for Made {
+    fn drop(&mut self) {
+        // A panic between reserve and disarm must not leave a container behind.
+        let _ = self.cleanup();
+    }
+}
+
+/// Writes the init's pid (digits only, no newline) under a temporary name in the
+/// same directory, then renames it into place, so a reader never sees a partial
+/// file.
+pub(crate) fn write_pid_file(path: &Path, pid: Pid) -> Result<(), Error> {
+    let err = |source| Error::PidFile { path: path.to_owned(), source };
+    let path = std::path::absolute(path).map_err(err)?;
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(&tmp)
+        .map_err(err)?;
+    let written = file.write_all(pid.to_string().as_bytes()).and_then(|()| std::fs::rename(&tmp, &path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(err(e));
+    }
+    Ok(())
+}

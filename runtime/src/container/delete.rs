@@ -1,0 +1,53 @@
+//! `delete`: removes everything a container had.
+
+use nix::sys::signal::Signal;
+
+use super::kill::init_pidfd;
+use super::{Error, status_of};
+use crate::cgroups::Cgroup;
+use crate::id::ContainerId;
+use crate::state::{StateError, Status, Store};
+
+/// Deletes container `id`. Without `force` only a container that runs no
+/// workload (stopped, or created and never started) is deleted; with `force` a
+/// running one is killed first. A container whose state file is corrupt can still
+/// be deleted with `force`.
+pub fn delete(store: &Store, id: &ContainerId, force: bool) -> Result<(), Error> {
+    let locked = store.lock(id)?;
+    let record = match locked.read() {
+        Ok(record) => record,
+        Err(e @ (StateError::Corrupt { .. } | StateError::Creating(_))) => {
+            if !force {
+                return Err(e.into());
+            }
+            tracing::warn!(id = %id, error = %e, "deleting a container whose state cannot be read");
+            // Without a record the cgroup is unknown; the default one is tried.
+            if let Ok(path) = Cgroup::resolve_path(None, id.as_str(), false)
+                && let Ok(cgroup) = Cgroup::open(&path)
+            {
+                let _ = cgroup.remove();
+            }
+            locked.remove()?;
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let status = status_of(&record, locked.dir());
+    if !force && !status.can_delete() {
+        return Err(Error::BadStatus { id: id.clone(), status, verb: "delete", hint: " without --force" });
+    }
+    if status != Status::Stopped
+        && let Some(pidfd) = init_pidfd(&record)
+    {
+        let _ = pidfd.send_signal(Signal::SIGKILL);
+        pidfd.wait_exit(None).map_err(|source| Error::Io {
+            id: id.clone(),
+            what: format!("wait for pid {}", record.pid),
+            source,
+        })?;
+    }
+    let cgroup = Cgroup::open(&record.cgroup_path)?;
+    cgroup.remove()?;
+    locked.remove()?;
+    Ok(())
+}

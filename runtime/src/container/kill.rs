@@ -1,0 +1,49 @@
+//! `kill`: signals a container's init, or with `--all` every process in its cgroup.
+
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+use super::{Error, status_of};
+use crate::cgroups::Cgroup;
+use crate::id::ContainerId;
+use crate::state::{Record, Store};
+use crate::sys::pidfd::PidFd;
+use crate::sys::proc::ProcStat;
+
+pub fn kill(store: &Store, id: &ContainerId, signal: Signal, all: bool) -> Result<(), Error> {
+    let locked = store.lock(id)?;
+    let record = locked.read()?;
+    let status = status_of(&record, locked.dir());
+    if !status.can_kill() {
+        return Err(Error::BadStatus { id: id.clone(), status, verb: "kill", hint: "" });
+    }
+    if all {
+        let cgroup = Cgroup::open(&record.cgroup_path)?;
+        cgroup.signal_all(signal)?;
+        return Ok(());
+    }
+    signal_init(&record, signal).map_err(|source| Error::Io {
+        id: id.clone(),
+        what: format!("signal {signal} to pid {}", record.pid),
+        source,
+    })
+}
+
+/// Signals the init through a pidfd, after checking that the pid still names the
+/// init (same start time): a reused pid is never signalled.
+pub(crate) fn signal_init(record: &Record, signal: Signal) -> std::io::Result<()> {
+    match init_pidfd(record) {
+        Some(pidfd) => pidfd.send_signal(signal),
+        None => Err(std::io::Error::from_raw_os_error(libc::ESRCH)),
+    }
+}
+
+/// A pidfd of the container's init, or None if it is gone.
+pub(crate) fn init_pidfd(record: &Record) -> Option<PidFd> {
+    let pid = Pid::from_raw(record.pid);
+    let pidfd = PidFd::open(pid).ok()?;
+    // Opened first, checked second: if the start time matches now, the pidfd
+    // names the init for as long as we hold it.
+    let stat = ProcStat::read(pid).ok()?;
+    (stat.start_time == record.start_time && !stat.is_exited()).then_some(pidfd)
+}

@@ -1,0 +1,100 @@
+//! `run`: create, start, wait and delete in one command, forwarding signals to
+//! the container; the command's exit status is the container's.
+
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+
+use super::{CreateOptions, Error, create, delete, start};
+use crate::bundle::Bundle;
+use crate::executor::Executor;
+use crate::id::ContainerId;
+use crate::state::Store;
+
+/// The flags of `run` beyond those of `create`.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub create: CreateOptions,
+    /// Return once the container runs, leaving it to whoever reaps it.
+    pub detach: bool,
+}
+
+/// Runs container `id`. Returns the exit status the command should end with: the
+/// container's exit code, or 128+N when a signal N killed it (0 with `detach`).
+pub fn run(
+    store: &Store,
+    id: &ContainerId,
+    bundle: &Bundle,
+    executor: Box<dyn Executor>,
+    options: &RunOptions,
+) -> Result<i32, Error> {
+    // Block every signal before the init exists: none is lost between create and
+    // the wait loop, SIGCHLD included. The init unblocks them for the workload.
+    let mut old = SigSet::empty();
+    let all = SigSet::all();
+    let blocked = !options.detach;
+    if blocked {
+        sigprocmask(SigmaskHow::SIG_BLOCK, Some(&all), Some(&mut old)).map_err(|e| io(id, "block signals", e))?;
+    }
+    let result = run_blocked(store, id, bundle, executor, options);
+    if blocked {
+        let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
+    }
+    result
+}
+
+fn run_blocked(
+    store: &Store,
+    id: &ContainerId,
+    bundle: &Bundle,
+    executor: Box<dyn Executor>,
+    options: &RunOptions,
+) -> Result<i32, Error> {
+    let created = create(store, id, bundle, executor, &options.create)?;
+    if let Err(e) = start(store, id) {
+        let _ = delete(store, id, true);
+        return Err(e);
+    }
+    if options.detach {
+        return Ok(0);
+    }
+    let code = wait_forwarding(created.pid).map_err(|e| io(id, "wait for the container", e));
+    let deleted = delete(store, id, true);
+    let code = code?;
+    deleted?;
+    Ok(code)
+}
+
+/// Waits for `pid` to end, forwarding every other signal to it.
+fn wait_forwarding(pid: Pid) -> Result<i32, nix::Error> {
+    let all = SigSet::all();
+    loop {
+        if let Some(code) = reap(pid)? {
+            return Ok(code);
+        }
+        match all.wait()? {
+            Signal::SIGCHLD => continue,
+            signal => {
+                // The init may have just exited: ESRCH is not an error here.
+                let _ = nix::sys::signal::kill(pid, signal);
+            }
+        }
+    }
+}
+
+/// Reaps `pid` if it has ended.
+fn reap(pid: Pid) -> Result<Option<i32>, nix::Error> {
+    loop {
+        return match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, code)) => Ok(Some(code)),
+            Ok(WaitStatus::Signaled(_, signal, _)) => Ok(Some(128 + signal as i32)),
+            Ok(_) => Ok(None),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => Err(e),
+        };
+    }
+}
+
+fn io(id: &ContainerId, what: &str, e: nix::Error) -> Error {
+    Error::Io { id: id.clone(), what: what.to_owned(), source: e.into() }
+}

@@ -1,0 +1,183 @@
+//! The init stage: the container's first process. It builds the container around
+//! itself in a fixed order, reports ready, waits at the start barrier, and becomes
+//! the workload through the executor.
+//!
+//! Order matters and follows runc's where the spec is silent:
+//! the cgroup namespace is made only after the caller placed us in the cgroup; the
+//! rootfs is mounted before the executor opens the entrypoint (so bind mounts are
+//! visible) and before `pivot_root` (so the host's files still are); sysctls,
+//! `oom_score_adj` and LSM labels go through the host's `/proc` before
+//! `readonlyPaths` make the container's `/proc/sys` read-only; the identity change
+//! comes last because it drops the privileges every other step needs.
+
+use std::os::fd::AsFd;
+use std::path::Path;
+
+use nix::sched::CloneFlags;
+
+use super::channel::ChannelError;
+use super::spawn::{InitEnds, InitRequest};
+use super::{FromInit, Stage, StageFailure, ToInit, barrier, identity, rootfs};
+use crate::executor::{ExecContext, PrepareContext};
+use crate::sys::clone::exit_now;
+
+/// The exit status of an init that could not become its workload after the
+/// start barrier (what a shell reports for a command it cannot run).
+const EXEC_FAILED: i32 = 127;
+
+/// Runs the init. Never returns: the process becomes the workload or exits.
+pub(crate) fn run(request: InitRequest<'_>, ends: InitEnds) -> ! {
+    let _ = nix::sys::prctl::set_name(c"amphi:init");
+    for fd in &request.close_in_child {
+        let _ = nix::unistd::close(*fd);
+    }
+    match ends.from_parent.recv() {
+        Ok(ToInit::Go) => {}
+        // The caller died or gave up: nobody will ever start us.
+        _ => exit_now(1),
+    }
+    let InitRequest { plan, spec, mut executor, barrier: barrier_fd, preserve_fds, .. } = request;
+
+    let built = build(plan, spec, executor.as_mut());
+    if let Err(failure) = built {
+        let _ = ends.to_parent.send(&FromInit::Failed(failure));
+        exit_now(1);
+    }
+    if ends.to_parent.send(&FromInit::Ready).is_err() {
+        exit_now(1);
+    }
+    match ends.from_parent.recv() {
+        Ok(ToInit::Commit) => {}
+        Ok(ToInit::Go) | Err(ChannelError::Closed | ChannelError::Sys(_) | ChannelError::Decode(_)) => exit_now(1),
+    }
+    drop(ends);
+
+    // Sleep until `start`. Killing the container before then ends us here.
+    let _ = crate::sys::signal::exit_on_terminating_signals();
+    if barrier::wait(barrier_fd).is_err() {
+        exit_now(1);
+    }
+
+    // Nothing the runtime holds may reach the workload, and the workload starts
+    // with the signal state a fresh program expects.
+    let _ = crate::sys::fd::cloexec_from(3 + preserve_fds as i32);
+    let _ = crate::sys::signal::reset_for_workload();
+    let process = spec.process().as_ref().expect("validated: process present");
+    match executor.exec(&ExecContext { process, spec }) {
+        Ok(code) => exit_now(code),
+        Err(e) => {
+            report_exec_failure(e.as_ref());
+            exit_now(EXEC_FAILED)
+        }
+    }
+}
+
+/// Everything between Go and Ready.
+fn build(
+    plan: &crate::plan::ContainerPlan,
+    spec: &oci_spec::runtime::Spec,
+    executor: &mut dyn crate::executor::Executor,
+) -> Result<(), StageFailure> {
+    let fail = |step: &str, errno: Option<i32>, msg: String| StageFailure::new(Stage::Init, step, errno, msg);
+    let ns = &plan.namespaces;
+
+    if ns.new_user {
+        super::intermediate::become_root_in_userns();
+    }
+    if ns.new_cgroup {
+        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
+            .map_err(|e| fail("cgroup namespace", Some(e as i32), format!("unshare cgroup namespace: {e}")))?;
+    }
+    // Modes given in the spec (devices, mount targets) are meant exactly.
+    nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+
+    if let Some(adj) = plan.oom_score_adj {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .map_err(|e| fail("oom score", e.raw_os_error(), format!("process.oomScoreAdj: set {adj}: {e}")))?;
+    }
+
+    let rootfs_fd = rootfs::prepare(&plan.rootfs).map_err(|e| fail("rootfs", e.errno(), e.to_string()))?;
+    crate::sys::inroot::mkdir_all_in_root(rootfs_fd.as_fd(), &plan.cwd, 0o755)
+        .map_err(|e| fail("cwd", e.raw_os_error(), format!("process.cwd {}: {e}", plan.cwd.display())))?;
+
+    let process = spec.process().as_ref().expect("validated: process present");
+    let ctx = PrepareContext { rootfs: plan.rootfs.rootfs(), rootfs_fd: rootfs_fd.as_fd(), process, spec };
+    executor.prepare(&ctx).map_err(|e| fail("prepare", None, error_chain(e.as_ref())))?;
+    drop(rootfs_fd);
+
+    for (path, value) in &plan.sysctl {
+        std::fs::write(path, value).map_err(|e| {
+            let key = path.strip_prefix("/proc/sys").unwrap_or(path).to_string_lossy().replace('/', ".");
+            fail("sysctl", e.raw_os_error(), format!("linux.sysctl {key}: {e}"))
+        })?;
+    }
+    if let Some(name) = &plan.hostname {
+        nix::unistd::sethostname(name)
+            .map_err(|e| fail("hostname", Some(e as i32), format!("hostname {name:?}: {e}")))?;
+    }
+    if let Some(name) = &plan.domainname {
+        crate::sys::uts::set_domainname(name)
+            .map_err(|e| fail("domainname", e.raw_os_error(), format!("domainname {name:?}: {e}")))?;
+    }
+    apply_lsm_labels(plan).map_err(|(errno, msg)| fail("lsm", errno, msg))?;
+
+    rootfs::enter(&plan.rootfs).map_err(|e| fail("rootfs", e.errno(), e.to_string()))?;
+
+    identity::apply_rlimits(&plan.identity.rlimits).map_err(|e| fail("rlimits", e.errno(), e.to_string()))?;
+    nix::unistd::chdir(&plan.cwd)
+        .map_err(|e| fail("cwd", Some(e as i32), format!("process.cwd {}: {e}", plan.cwd.display())))?;
+    let setgroups_allowed = std::fs::read_to_string("/proc/self/setgroups").map(|s| s.trim() != "deny").unwrap_or(true);
+    identity::become_user(&plan.identity, setgroups_allowed)
+        .map_err(|e| fail("identity", e.errno(), format!("process.user: {e}")))?;
+    Ok(())
+}
+
+/// `process.apparmorProfile` and `process.selinuxLabel`: applied on the next
+/// exec where the host has that LSM; a clear error where it does not.
+fn apply_lsm_labels(plan: &crate::plan::ContainerPlan) -> Result<(), (Option<i32>, String)> {
+    if let Some(profile) = &plan.apparmor_profile {
+        if !Path::new("/sys/kernel/security/apparmor").exists() {
+            return Err((None, format!("process.apparmorProfile {profile:?}: apparmor is not enabled on this host")));
+        }
+        let attr = if Path::new("/proc/self/attr/apparmor/exec").exists() {
+            "/proc/self/attr/apparmor/exec"
+        } else {
+            "/proc/self/attr/exec"
+        };
+        std::fs::write(attr, format!("exec {profile}"))
+            .map_err(|e| (e.raw_os_error(), format!("process.apparmorProfile {profile:?}: {e}")))?;
+    }
+    if let Some(label) = &plan.selinux_label {
+        if !Path::new("/sys/fs/selinux/enforce").exists() {
+            return Err((None, format!("process.selinuxLabel {label:?}: selinux is not enabled on this host")));
+        }
+        std::fs::write("/proc/self/attr/exec", label)
+            .map_err(|e| (e.raw_os_error(), format!("process.selinuxLabel {label:?}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// An error and its sources on one line: `a: b: c`.
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// After the barrier nobody listens on the channel any more: the workload's own
+/// stderr is where a late failure can be seen, as it would be for a shell.
+fn report_exec_failure(error: &(dyn std::error::Error + 'static)) {
+    use std::io::Write;
+    let line = format!("amphi: {}\n", error_chain(error));
+    let mut stderr = std::io::stderr().lock();
+    let _ = stderr.write_all(line.as_bytes());
+    let _ = stderr.flush();
+}

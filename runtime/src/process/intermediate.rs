@@ -1,0 +1,108 @@
+//! The intermediate stage: joins namespaces by path, makes the user and time
+//! namespaces that must exist before the init does, and clones the init as a
+//! sibling (`CLONE_PARENT`) so that the caller remains its parent.
+
+use std::os::fd::AsFd;
+
+use nix::sched::CloneFlags;
+
+use super::channel::{Receiver, Sender};
+use super::spawn::{InitEnds, InitRequest};
+use super::{FromInit, FromIntermediate, Stage, StageFailure, ToInit, ToIntermediate, init};
+use crate::plan::namespaces::Kind;
+use crate::sys::clone::{Forked, clone_fork};
+
+/// Runs the intermediate and returns its exit code.
+pub(crate) fn run(
+    request: InitRequest<'_>,
+    to_parent: Sender<FromIntermediate>,
+    from_parent: Receiver<ToIntermediate>,
+    init_to_parent: Sender<FromInit>,
+    init_from_parent: Receiver<ToInit>,
+) -> i32 {
+    let _ = nix::sys::prctl::set_name(c"amphi:mid");
+    match build(&request, &to_parent, &from_parent) {
+        Ok(()) => {}
+        Err(failure) => {
+            let _ = to_parent.send(&FromIntermediate::Failed(failure));
+            return 1;
+        }
+    }
+    let flags = request.plan.namespaces.clone_flags() | libc::CLONE_PARENT;
+    match clone_fork(flags) {
+        Ok(Forked::Child) => {
+            drop((to_parent, from_parent));
+            init::run(request, InitEnds { to_parent: init_to_parent, from_parent: init_from_parent })
+        }
+        Ok(Forked::Parent(pid)) => match to_parent.send(&FromIntermediate::InitPid(pid.as_raw())) {
+            Ok(()) => 0,
+            Err(_) => 1,
+        },
+        Err(e) => {
+            let failure = StageFailure::new(Stage::Intermediate, "clone", e.raw_os_error(), format!("clone init: {e}"));
+            let _ = to_parent.send(&FromIntermediate::Failed(failure));
+            1
+        }
+    }
+}
+
+fn build(
+    request: &InitRequest<'_>,
+    to_parent: &Sender<FromIntermediate>,
+    from_parent: &Receiver<ToIntermediate>,
+) -> Result<(), StageFailure> {
+    let ns = &request.plan.namespaces;
+    let fail = |step: &str, errno: Option<i32>, msg: String| StageFailure::new(Stage::Intermediate, step, errno, msg);
+
+    // Open every namespace first: after joining a mount namespace, the paths of
+    // the others may no longer resolve.
+    let mut files = Vec::with_capacity(ns.join.len());
+    for (kind, path) in &ns.join {
+        let file = std::fs::File::open(path).map_err(|e| {
+            fail("join namespace", e.raw_os_error(), format!("namespace {} {}: {e}", kind.proc_name(), path.display()))
+        })?;
+        files.push((kind, path, file));
+    }
+    for (kind, path, file) in &files {
+        nix::sched::setns(file.as_fd(), CloneFlags::from_bits_retain(kind.flag())).map_err(|e| {
+            fail(
+                "join namespace",
+                Some(e as i32),
+                format!("join {} namespace {}: {e}", kind.proc_name(), path.display()),
+            )
+        })?;
+    }
+
+    if ns.new_user {
+        nix::sched::unshare(CloneFlags::CLONE_NEWUSER)
+            .map_err(|e| fail("user namespace", Some(e as i32), format!("unshare user namespace: {e}")))?;
+        to_parent.send(&FromIntermediate::NeedMaps).map_err(|e| fail("user namespace", None, e.to_string()))?;
+        match from_parent.recv() {
+            Ok(ToIntermediate::MapsWritten) => {}
+            Err(e) => return Err(fail("user namespace", None, e.to_string())),
+        }
+        become_root_in_userns();
+    }
+
+    if ns.new.contains(&Kind::Time) {
+        nix::sched::unshare(CloneFlags::from_bits_retain(libc::CLONE_NEWTIME))
+            .map_err(|e| fail("time namespace", Some(e as i32), format!("unshare time namespace: {e}")))?;
+        if let Some(offsets) = &ns.time_offsets {
+            std::fs::write("/proc/self/timens_offsets", offsets).map_err(|e| {
+                fail("time namespace", e.raw_os_error(), format!("linux.timeOffsets: write timens_offsets: {e}"))
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// In a fresh user namespace, become its root (when root is mapped) so that the
+/// stages after it act with a real uid instead of the overflow id.
+pub(crate) fn become_root_in_userns() {
+    let root = nix::unistd::Uid::from_raw(0);
+    let root_gid = nix::unistd::Gid::from_raw(0);
+    // Fails with EINVAL when 0 is not mapped; then the process keeps the
+    // overflow ids and its namespace capabilities, which is all it needs.
+    let _ = nix::unistd::setresgid(root_gid, root_gid, root_gid);
+    let _ = nix::unistd::setresuid(root, root, root);
+}

@@ -1,0 +1,219 @@
+//! The caller's side of building a container process.
+
+use std::io;
+use std::os::fd::{OwnedFd, RawFd};
+
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::Pid;
+use oci_spec::runtime::Spec;
+
+use super::channel::{ChannelError, Receiver, Sender, channel};
+use super::{FromInit, FromIntermediate, Stage, StageFailure, ToInit, ToIntermediate, init, intermediate};
+use crate::executor::Executor;
+use crate::plan::ContainerPlan;
+use crate::sys::clone::{Forked, clone_fork, exit_now};
+
+/// Why the container process could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// A stage reported its own failure (the usual case: its message names the
+    /// field or file).
+    #[error(transparent)]
+    Stage(#[from] StageFailure),
+    #[error("{step}: {source}")]
+    Sys { step: String, source: io::Error },
+    #[error("the container's {stage:?} process exited before it was ready ({status})")]
+    Died { stage: Stage, status: String },
+    #[error(transparent)]
+    Channel(#[from] ChannelError),
+    /// The caller's own step (cgroup placement) failed.
+    #[error("{0}")]
+    Caller(String),
+}
+
+/// What the init needs, moved into it by the clone.
+#[derive(Debug)]
+pub struct InitRequest<'a> {
+    pub plan: &'a ContainerPlan,
+    pub spec: &'a Spec,
+    pub executor: Box<dyn Executor>,
+    /// The start barrier, open read-write ([`super::barrier::create`]).
+    pub barrier: OwnedFd,
+    /// Descriptors the child must close at once (the state lock).
+    pub close_in_child: Vec<RawFd>,
+    /// `--preserve-fds`: fds 3..3+N stay open in the workload.
+    pub preserve_fds: u32,
+}
+
+/// The channel ends a cloned stage keeps.
+pub(crate) struct InitEnds {
+    pub to_parent: Sender<FromInit>,
+    pub from_parent: Receiver<ToInit>,
+}
+
+/// An init that is ready and waits for [`Spawned::commit`].
+#[derive(Debug)]
+pub struct Spawned {
+    pub pid: Pid,
+    to_init: Sender<ToInit>,
+    from_init: Receiver<FromInit>,
+}
+
+impl Spawned {
+    /// Tells the init that the state is written: it goes to the start barrier.
+    /// After this the caller may exit; the init lives on.
+    pub fn commit(self) -> Result<(), SpawnError> {
+        self.to_init.send(&ToInit::Commit)?;
+        drop(self.from_init);
+        Ok(())
+    }
+
+    /// Kills the init and reaps it (create failed after the init was ready).
+    pub fn abort(self) {
+        kill_and_reap(self.pid);
+    }
+}
+
+/// Clones the container's init (through an intermediate when the plan needs
+/// one), lets `place` put the first child in the container's cgroup, writes the
+/// id maps, and waits until the init reports ready. On failure everything that was
+/// cloned is killed and reaped before the error returns.
+pub fn spawn(
+    request: InitRequest<'_>,
+    place: &mut dyn FnMut(Pid) -> Result<(), String>,
+) -> Result<Spawned, SpawnError> {
+    let (to_init, init_from_parent) = channel::<ToInit>()?;
+    let (init_to_parent, from_init) = channel::<FromInit>()?;
+    let ns = &request.plan.namespaces;
+
+    if !ns.needs_intermediate() {
+        let flags = ns.clone_flags();
+        let pid = match clone_fork(flags).map_err(|source| sys("clone", source))? {
+            Forked::Child => {
+                drop(to_init);
+                drop(from_init);
+                init::run(request, InitEnds { to_parent: init_to_parent, from_parent: init_from_parent })
+            }
+            Forked::Parent(pid) => pid,
+        };
+        drop(init_to_parent);
+        drop(init_from_parent);
+        let guard = KillOnDrop(Some(pid));
+        place(pid).map_err(SpawnError::Caller)?;
+        if ns.new_user {
+            write_id_maps(pid, ns.uid_map.as_deref(), ns.gid_map.as_deref())?;
+        }
+        return finish(guard, to_init, from_init);
+    }
+
+    let (to_mid, mid_from_parent) = channel::<ToIntermediate>()?;
+    let (mid_to_parent, from_mid) = channel::<FromIntermediate>()?;
+    let mid = match clone_fork(0).map_err(|source| sys("clone intermediate", source))? {
+        Forked::Child => {
+            drop((to_init, from_init, to_mid, from_mid));
+            let code = intermediate::run(request, mid_to_parent, mid_from_parent, init_to_parent, init_from_parent);
+            exit_now(code)
+        }
+        Forked::Parent(pid) => pid,
+    };
+    drop((mid_to_parent, mid_from_parent, init_to_parent, init_from_parent));
+    let mid_guard = KillOnDrop(Some(mid));
+    // The init inherits the intermediate's cgroup: place the intermediate.
+    place(mid).map_err(SpawnError::Caller)?;
+    let init_pid = loop {
+        match from_mid.recv() {
+            Ok(FromIntermediate::NeedMaps) => {
+                write_id_maps(mid, ns.uid_map.as_deref(), ns.gid_map.as_deref())?;
+                to_mid.send(&ToIntermediate::MapsWritten)?;
+            }
+            Ok(FromIntermediate::InitPid(pid)) => break Pid::from_raw(pid),
+            Ok(FromIntermediate::Failed(failure)) => return Err(failure.into()),
+            Err(ChannelError::Closed) => {
+                let status = reap(mid);
+                return Err(SpawnError::Died { stage: Stage::Intermediate, status });
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    // The init is our child (CLONE_PARENT): guard it before the intermediate goes.
+    let guard = KillOnDrop(Some(init_pid));
+    mid_guard.reap();
+    finish(guard, to_init, from_init)
+}
+
+/// Sends Go and waits for the init's verdict.
+fn finish(
+    mut guard: KillOnDrop,
+    to_init: Sender<ToInit>,
+    from_init: Receiver<FromInit>,
+) -> Result<Spawned, SpawnError> {
+    let pid = guard.0.expect("guard holds the init");
+    to_init.send(&ToInit::Go)?;
+    match from_init.recv() {
+        Ok(FromInit::Ready) => {
+            guard.0 = None;
+            Ok(Spawned { pid, to_init, from_init })
+        }
+        Ok(FromInit::Failed(failure)) => Err(failure.into()),
+        Err(ChannelError::Closed) => {
+            guard.0 = None;
+            let status = reap(pid);
+            Err(SpawnError::Died { stage: Stage::Init, status })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Writes `/proc/<pid>/uid_map` and `gid_map` (we are privileged in the parent
+/// user namespace, so `setgroups` may stay allowed).
+fn write_id_maps(pid: Pid, uid_map: Option<&str>, gid_map: Option<&str>) -> Result<(), SpawnError> {
+    for (file, text) in [("uid_map", uid_map), ("gid_map", gid_map)] {
+        let Some(text) = text else { continue };
+        let path = format!("/proc/{pid}/{file}");
+        std::fs::write(&path, text).map_err(|source| sys(format!("write {path}"), source))?;
+    }
+    Ok(())
+}
+
+fn sys(step: impl Into<String>, source: io::Error) -> SpawnError {
+    SpawnError::Sys { step: step.into(), source }
+}
+
+/// Kills and reaps a child unless disarmed.
+struct KillOnDrop(Option<Pid>);
+
+impl KillOnDrop {
+    /// Waits for a child that exits by itself (the intermediate), then disarms.
+    fn reap(mut self) {
+        if let Some(pid) = self.0.take() {
+            reap(pid);
+        }
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.take() {
+            kill_and_reap(pid);
+        }
+    }
+}
+
+fn kill_and_reap(pid: Pid) {
+    let _ = kill(pid, Signal::SIGKILL);
+    reap(pid);
+}
+
+/// Reaps a child, describing how it ended.
+fn reap(pid: Pid) -> String {
+    loop {
+        match waitpid(pid, None) {
+            Ok(WaitStatus::Exited(_, code)) => return format!("exit status {code}"),
+            Ok(WaitStatus::Signaled(_, signal, _)) => return format!("killed by {signal}"),
+            Ok(_) => continue,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return format!("wait: {e}"),
+        }
+    }
+}
