@@ -46,6 +46,8 @@ pub struct ContainerPlan {
     pub selinux_label: Option<String>,
     /// The process's cwd inside the container (absolute).
     pub cwd: PathBuf,
+    /// The name of the session keyring to join (`None` with `--no-new-keyring`).
+    pub session_keyring: Option<String>,
 }
 
 impl ContainerPlan {
@@ -98,6 +100,7 @@ impl ContainerPlan {
             apparmor_profile: process.apparmor_profile().clone().filter(|p| !p.is_empty()),
             selinux_label: process.selinux_label().clone().filter(|p| !p.is_empty()),
             cwd,
+            session_keyring: None,
         })
     }
 }

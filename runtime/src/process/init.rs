@@ -61,6 +61,9 @@ pub(crate) fn run(request: InitRequest<'_>, ends: InitEnds) -> ! {
     // Nothing the runtime holds may reach the workload, and the workload starts
     // with the signal state a fresh program expects.
     let _ = crate::sys::fd::cloexec_from(3 + preserve_fds as i32);
+    for fd in 3..3 + preserve_fds as i32 {
+        let _ = crate::sys::fd::clear_cloexec(fd);
+    }
     let _ = crate::sys::signal::reset_for_workload();
     let process = spec.process().as_ref().expect("validated: process present");
     match executor.exec(&ExecContext { process, spec }) {
@@ -120,6 +123,15 @@ fn build(
             .map_err(|e| fail("domainname", e.raw_os_error(), format!("domainname {name:?}: {e}")))?;
     }
     apply_lsm_labels(plan).map_err(|(errno, msg)| fail("lsm", errno, msg))?;
+    if let Some(name) = &plan.session_keyring {
+        match crate::sys::keyring::join_new_session_keyring(name) {
+            // A kernel without keyrings, or one that refuses them in a user
+            // namespace, leaves the container with the caller's (as runc does).
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EACCES | libc::EPERM)) => {}
+            Err(e) => return Err(fail("keyring", e.raw_os_error(), format!("session keyring {name}: {e}"))),
+            Ok(()) => {}
+        }
+    }
 
     rootfs::enter(&plan.rootfs).map_err(|e| fail("rootfs", e.errno(), e.to_string()))?;
 

@@ -10,6 +10,7 @@ pub mod caps;
 pub mod clone;
 pub mod fd;
 pub mod inroot;
+pub mod keyring;
 pub mod mount;
 pub mod pidfd;
 pub mod proc;
