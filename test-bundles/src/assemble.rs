@@ -26,9 +26,9 @@ pub const HOST_BUSYBOX: &str = "/bin/busybox";
 /// `busybox --list` of Debian's `busybox-static`.
 pub const BUSYBOX_APPLETS: &[&str] = &[
     "[", "cat", "chmod", "cp", "cut", "date", "dd", "df", "echo", "env", "false", "grep", "head", "hostname", "id",
-    "kill", "ln", "ls", "mkdir", "mount", "mv", "nproc", "printf", "ps", "pwd", "readlink", "rm", "sed", "seq", "setsid",
-    "sh", "sleep", "stat", "sync", "tail", "test", "timeout", "touch", "tr", "true", "tty", "umount", "uname", "wc",
-    "whoami",
+    "kill", "ln", "ls", "mkdir", "mount", "mv", "nproc", "printf", "ps", "pwd", "readlink", "rm", "sed", "seq",
+    "setsid", "sh", "sleep", "stat", "sync", "tail", "test", "timeout", "touch", "tr", "true", "tty", "umount",
+    "uname", "wc", "whoami",
 ];
 
 /// Every bundle [`build_all`] makes.
@@ -108,7 +108,8 @@ fn skeleton(rootfs: &Path) -> Result<(), Error> {
 /// `amphi spec`'s default config with no terminal, the given args and hostname.
 fn config(args: &[&str], hostname: &str) -> Result<Value, Error> {
     let spec = amphi_runtime::default_spec::default_spec();
-    let mut config = serde_json::to_value(&spec).map_err(|source| Error::Serialise { what: "the default spec", source })?;
+    let mut config =
+        serde_json::to_value(&spec).map_err(|source| Error::Serialise { what: "the default spec", source })?;
     config["process"]["terminal"] = json!(false);
     config["process"]["args"] = json!(args);
     config["hostname"] = json!(hostname);
@@ -164,16 +165,12 @@ mod tests {
         let probe = fake_probe(tmp.path());
         let bundle = build_probe(&tmp.path().join("probe"), &probe).expect("build");
         let files = [bundle.config_path(), bundle.rootfs().join("bin/amphi-probe")];
-        let before: Vec<(u64, i64)> = files
-            .iter()
-            .map(|f| fs::metadata(f).map(|m| (m.ino(), m.mtime_nsec())).expect("stat"))
-            .collect();
+        let before: Vec<(u64, i64)> =
+            files.iter().map(|f| fs::metadata(f).map(|m| (m.ino(), m.mtime_nsec())).expect("stat")).collect();
         let again = build_probe(&tmp.path().join("probe"), &probe).expect("build again");
         assert_eq!(again, bundle);
-        let after: Vec<(u64, i64)> = files
-            .iter()
-            .map(|f| fs::metadata(f).map(|m| (m.ino(), m.mtime_nsec())).expect("stat"))
-            .collect();
+        let after: Vec<(u64, i64)> =
+            files.iter().map(|f| fs::metadata(f).map(|m| (m.ino(), m.mtime_nsec())).expect("stat")).collect();
         assert_eq!(before, after, "an up-to-date bundle was rewritten");
 
         fs::write(&probe, b"a new probe").expect("rebuild the probe");

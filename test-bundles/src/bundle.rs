@@ -20,7 +20,8 @@ pub struct Bundle {
 impl Bundle {
     /// Opens the bundle at `dir`, reading its `config.json` to find the rootfs.
     pub fn open(dir: &Path) -> Result<Self, Error> {
-        let dir = std::path::absolute(dir).map_err(|source| Error::Io { action: "resolve", path: dir.into(), source })?;
+        let dir =
+            std::path::absolute(dir).map_err(|source| Error::Io { action: "resolve", path: dir.into(), source })?;
         let config = read_config(&dir.join("config.json"))?;
         let rootfs = rootfs_of(&dir, &config)?;
         Ok(Self { dir, rootfs })
@@ -80,7 +81,8 @@ impl Bundle {
             root.set_path(self.rootfs.clone());
         }
         edit(&mut spec);
-        let config = serde_json::to_value(&spec).map_err(|source| Error::Json { path: dir.join("config.json"), source })?;
+        let config =
+            serde_json::to_value(&spec).map_err(|source| Error::Json { path: dir.join("config.json"), source })?;
         write_bundle(dir, &config)
     }
 }

@@ -34,10 +34,10 @@ pub fn check(path: &Path) -> Value {
         }
     };
     out.insert("exists".into(), json!(true));
-    if link_meta.file_type().is_symlink() {
-        if let Ok(target) = fs::read_link(path) {
-            out.insert("link_target".into(), json!(target.to_string_lossy()));
-        }
+    if link_meta.file_type().is_symlink()
+        && let Ok(target) = fs::read_link(path)
+    {
+        out.insert("link_target".into(), json!(target.to_string_lossy()));
     }
     // Everything else is about what the path leads to.
     let meta = match fs::metadata(path) {
@@ -75,7 +75,8 @@ pub fn check(path: &Path) -> Value {
         out.insert("rdev".into(), json!([nix::sys::stat::major(rdev), nix::sys::stat::minor(rdev)]));
     }
 
-    let read = if file_type.is_dir() { read_dir(path, &mut out) } else { read_file(path, file_type.is_file(), &mut out) };
+    let read =
+        if file_type.is_dir() { read_dir(path, &mut out) } else { read_file(path, file_type.is_file(), &mut out) };
     insert_result(&mut out, "readable", "read_error", read);
     let write = if file_type.is_dir() { write_dir(path) } else { write_file(path) };
     insert_result(&mut out, "writable", "write_error", write);

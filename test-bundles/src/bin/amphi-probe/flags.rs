@@ -87,8 +87,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Options, String
             "--help" | "-h" => options.help = true,
             _ => return Err(format!("unknown flag {}", arg.to_string_lossy())),
         }
-        if inline.is_some() && matches!(flag.as_str(), "--no-report" | "--pretty" | "--wait-signal" | "--help" | "-h")
-        {
+        if inline.is_some() && matches!(flag.as_str(), "--no-report" | "--pretty" | "--wait-signal" | "--help" | "-h") {
             return Err(format!("{flag} takes no value"));
         }
     }

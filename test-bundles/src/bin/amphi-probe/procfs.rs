@@ -212,7 +212,8 @@ mod tests {
 
     #[test]
     fn mountinfo_line_with_optional_fields_and_escapes() {
-        let line = r"36 35 98:0 /mnt\0401 /mnt\0402 rw,noatime master:1 shared:7 - ext3 /dev/my\134disk rw,errors=continue";
+        let line =
+            r"36 35 98:0 /mnt\0401 /mnt\0402 rw,noatime master:1 shared:7 - ext3 /dev/my\134disk rw,errors=continue";
         let mount = mountinfo_line(line).expect("parses");
         assert_eq!(
             mount,

@@ -85,26 +85,21 @@ pub fn gather(checks: Vec<Value>, writes: Vec<Value>) -> Value {
     put("capabilities", item(capabilities(&status)));
     put(
         "no_new_privs",
-        item(nix::sys::prctl::get_no_new_privs().map(Value::Bool).map_err(|e| format!("prctl PR_GET_NO_NEW_PRIVS: {e}"))),
+        item(
+            nix::sys::prctl::get_no_new_privs().map(Value::Bool).map_err(|e| format!("prctl PR_GET_NO_NEW_PRIVS: {e}")),
+        ),
     );
     put("seccomp", item(status_number(&status, "Seccomp")));
     put("seccomp_filters", item(status_number(&status, "Seccomp_filters")));
     put("umask", item(umask(&status)));
     put(
         "hostname",
-        item(
-            unistd::gethostname()
-                .map(|h| json!(h.to_string_lossy()))
-                .map_err(|e| format!("gethostname: {e}")),
-        ),
+        item(unistd::gethostname().map(|h| json!(h.to_string_lossy())).map_err(|e| format!("gethostname: {e}"))),
     );
     put("domainname", item(read("/proc/sys/kernel/domainname").map(|d| json!(d.trim_end_matches('\n')))));
     put("mounts", item(read("/proc/self/mountinfo").map(|text| json!(procfs::mountinfo(&text)))));
     put("rlimits", rlimits());
-    put(
-        "cwd",
-        item(std::env::current_dir().map(|d| json!(d.to_string_lossy())).map_err(|e| format!("getcwd: {e}"))),
-    );
+    put("cwd", item(std::env::current_dir().map(|d| json!(d.to_string_lossy())).map_err(|e| format!("getcwd: {e}"))));
     put("env", json!(std::env::vars_os().map(|(k, v)| format!("{}={}", k.display(), v.display())).collect::<Vec<_>>()));
     put("args", json!(std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>()));
     put(
@@ -173,7 +168,8 @@ fn namespaces() -> Value {
     let mut out = Map::new();
     for name in NAMESPACES {
         let path = format!("/proc/self/ns/{name}");
-        let link = fs::read_link(&path).map(|t| json!(t.to_string_lossy())).map_err(|e| format!("readlink {path}: {e}"));
+        let link =
+            fs::read_link(&path).map(|t| json!(t.to_string_lossy())).map_err(|e| format!("readlink {path}: {e}"));
         out.insert(name.to_owned(), item(link));
     }
     Value::Object(out)
