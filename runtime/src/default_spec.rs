@@ -233,6 +233,17 @@ fn one_id(host_id: u32) -> LinuxIdMapping {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn sort_capabilities_orders_every_set() {
+        let mut config =
+            serde_json::json!({"process": {"capabilities": {"bounding": ["CAP_KILL", "CAP_AUDIT_WRITE"]}}});
+        sort_capabilities(&mut config);
+        assert_eq!(config["process"]["capabilities"]["bounding"], serde_json::json!(["CAP_AUDIT_WRITE", "CAP_KILL"]));
+        let mut no_process = serde_json::json!({"root": {"path": "rootfs"}});
+        sort_capabilities(&mut no_process);
+        assert_eq!(no_process, serde_json::json!({"root": {"path": "rootfs"}}));
+    }
+
     use serde_json::{Value, json};
 
     use super::*;
@@ -243,7 +254,9 @@ mod tests {
         let text = serde_json::to_string_pretty(spec).expect("spec serialises");
         let parsed: Spec = serde_json::from_str(&text).expect("serialised spec parses back");
         assert_eq!(&parsed, spec, "spec changed in a JSON round trip");
-        serde_json::from_str(&text).expect("serialised spec is JSON")
+        let mut value = serde_json::from_str(&text).expect("serialised spec is JSON");
+        sort_capabilities(&mut value);
+        value
     }
 
     fn sorted_strings(value: &Value) -> Vec<String> {
@@ -376,5 +389,25 @@ mod tests {
         let config = round_trip(&rootless_spec());
         assert_eq!(config["linux"]["uidMappings"][0]["hostID"], nix::unistd::geteuid().as_raw());
         assert_eq!(config["linux"]["gidMappings"][0]["hostID"], nix::unistd::getegid().as_raw());
+    }
+}
+
+/// `spec` as JSON with every capability set sorted: oci-spec keeps capabilities
+/// in hash sets, whose order would otherwise change from run to run.
+pub fn to_stable_json(spec: &Spec) -> serde_json::Value {
+    let mut config = serde_json::to_value(spec).unwrap_or_default();
+    sort_capabilities(&mut config);
+    config
+}
+
+/// Sorts every capability set of a config.json value in place.
+pub fn sort_capabilities(config: &mut serde_json::Value) {
+    let Some(sets) = config.pointer_mut("/process/capabilities").and_then(serde_json::Value::as_object_mut) else {
+        return;
+    };
+    for set in sets.values_mut() {
+        if let Some(items) = set.as_array_mut() {
+            items.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+        }
     }
 }

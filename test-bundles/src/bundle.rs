@@ -94,23 +94,11 @@ pub(crate) fn write_bundle(dir: &Path, config: &Value) -> Result<Bundle, Error> 
     install::dir(dir, 0o755)?;
     let path = dir.join("config.json");
     let mut config = config.clone();
-    sort_capabilities(&mut config);
+    amphi_runtime::default_spec::sort_capabilities(&mut config);
     let mut text = serde_json::to_vec_pretty(&config).map_err(|source| Error::Json { path: path.clone(), source })?;
     text.push(b'\n');
     install::file(&path, &text, 0o644)?;
     Bundle::open(dir)
-}
-
-/// `oci-spec` keeps capabilities in hash sets, whose order changes from run to run.
-fn sort_capabilities(config: &mut Value) {
-    let Some(sets) = config.pointer_mut("/process/capabilities").and_then(Value::as_object_mut) else {
-        return;
-    };
-    for set in sets.values_mut() {
-        if let Some(items) = set.as_array_mut() {
-            items.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
-        }
-    }
 }
 
 fn read_config(path: &Path) -> Result<Value, Error> {
@@ -131,16 +119,6 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-
-    #[test]
-    fn sort_capabilities_orders_every_set() {
-        let mut config = json!({"process": {"capabilities": {"bounding": ["CAP_KILL", "CAP_AUDIT_WRITE"]}}});
-        sort_capabilities(&mut config);
-        assert_eq!(config["process"]["capabilities"]["bounding"], json!(["CAP_AUDIT_WRITE", "CAP_KILL"]));
-        let mut no_process = json!({"root": {"path": "rootfs"}});
-        sort_capabilities(&mut no_process);
-        assert_eq!(no_process, json!({"root": {"path": "rootfs"}}));
-    }
 
     #[test]
     fn open_refuses_a_config_without_root() {

@@ -13,7 +13,8 @@ pub fn spec(args: SpecArgs) -> anyhow::Result<u8> {
     } else {
         amphi_runtime::default_spec::default_spec()
     };
-    let mut text = serde_json::to_string_pretty(&spec).context("encode spec")?;
+    let mut text =
+        serde_json::to_string_pretty(&amphi_runtime::default_spec::to_stable_json(&spec)).context("encode spec")?;
     text.push('\n');
     let mut file = std::fs::OpenOptions::new()
         .write(true)
