@@ -1,0 +1,6 @@
+//! End-to-end tests: real containers made by the built `amphi` binary (or, with
+//! `AMPHI_E2E_RUNTIME=runc`, by runc), looked at from inside (the probe) and from
+//! outside (`/proc`, cgroup files, the state dir). They need root.
+
+mod lifecycle;
+mod support;

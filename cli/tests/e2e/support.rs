@@ -1,0 +1,328 @@
+//! What every end-to-end test shares: the runtime under test, the bundles, a
+//! private state root per test, and the check that a container left nothing.
+//!
+//! The runtime is the built `amphi`, or any binary with runc's command line named
+//! by `AMPHI_E2E_RUNTIME` (`runc`, a path): the same tests run against runc, and a
+//! test that runc fails is suspect first. Each test gets its own `--root`, its own
+//! container ids and its own cgroup (`/amphi-e2e/<id>`), so tests run in parallel.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use amphi_test_bundles::{Bundle, Bundles};
+use serde_json::Value;
+
+/// Which runtime the tests drive.
+pub struct Runtime {
+    pub bin: PathBuf,
+    /// True for amphi itself; false for a peer such as runc.
+    pub is_amphi: bool,
+}
+
+pub fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| match std::env::var("AMPHI_E2E_RUNTIME") {
+        Ok(name) if !name.is_empty() && name != "amphi" => {
+            let bin = which(&name).unwrap_or_else(|| panic!("AMPHI_E2E_RUNTIME={name}: not found"));
+            Runtime { bin, is_amphi: false }
+        }
+        _ => Runtime { bin: PathBuf::from(env!("CARGO_BIN_EXE_amphi")), is_amphi: true },
+    })
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    if name.contains('/') {
+        return Some(PathBuf::from(name));
+    }
+    std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(name)).find(|p| p.is_file())
+}
+
+/// The bundles, built once per test binary under the cargo target dir.
+pub fn bundles() -> &'static Bundles {
+    static BUNDLES: OnceLock<Bundles> = OnceLock::new();
+    BUNDLES.get_or_init(|| {
+        let amphi = Path::new(env!("CARGO_BIN_EXE_amphi"));
+        let probe = amphi_test_bundles::probe_path_next_to(amphi);
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-bundles");
+        amphi_test_bundles::build_all(&out, &probe).unwrap_or_else(|e| {
+            panic!("building the test bundles: {e} (build the probe first: cargo build -p amphi-test-bundles --bins)")
+        })
+    })
+}
+
+/// Whether this process may run containers. Under `CI=true` a missing root is a
+/// failure, never a skip.
+pub fn can_run_containers() -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("end-to-end tests need root (CI=true)");
+    }
+    eprintln!("skipping: end-to-end tests need root");
+    false
+}
+
+/// One test's world: a state root, a work dir, and the containers it made.
+pub struct Case {
+    pub name: String,
+    pub root: tempfile::TempDir,
+    pub work: tempfile::TempDir,
+    ids: std::cell::RefCell<BTreeSet<String>>,
+}
+
+/// Starts a test case, or returns None when containers cannot run here.
+pub fn case(name: &str) -> Option<Case> {
+    if !can_run_containers() {
+        return None;
+    }
+    let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let root = tempfile::Builder::new().prefix("e2e-root-").tempdir_in(base).expect("state root");
+    let work = tempfile::Builder::new().prefix(&format!("e2e-{name}-")).tempdir_in(base).expect("work dir");
+    Some(Case { name: name.to_owned(), root, work, ids: Default::default() })
+}
+
+impl Case {
+    /// A container id unique to this test run, registered for the leak check.
+    pub fn id(&self, suffix: &str) -> String {
+        let short: String = self.name.chars().filter(|c| c.is_ascii_alphanumeric()).take(24).collect();
+        let id = format!("{short}-{suffix}-{}", std::process::id());
+        self.ids.borrow_mut().insert(id.clone());
+        id
+    }
+
+    /// The cgroup a test container lives in (set in every bundle variant).
+    pub fn cgroup_path(id: &str) -> String {
+        format!("/amphi-e2e/{id}")
+    }
+
+    /// A runtime command with this case's `--root`.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let rt = runtime();
+        let mut cmd = Command::new(&rt.bin);
+        cmd.arg("--root").arg(self.root.path()).args(args);
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs a runtime command to completion, capturing its output.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("run the runtime")
+    }
+
+    /// Runs a command that must succeed; returns its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(out.status.success(), "{args:?} failed: {}", describe(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `create` with the container's stdio sent to files in the work dir (a pipe
+    /// would stay open as long as the container runs).
+    pub fn create(&self, bundle: &Bundle, id: &str, extra: &[&str]) -> Output {
+        let stdout = fs::File::create(self.stdout_path(id)).expect("stdout file");
+        let stderr = fs::File::create(self.stderr_path(id)).expect("stderr file");
+        let bundle_dir = bundle.dir().to_str().expect("utf-8 path");
+        let mut args = vec!["create", "--bundle", bundle_dir];
+        args.extend_from_slice(extra);
+        args.push(id);
+        let mut cmd = self.cmd(&args);
+        let status = cmd.stdout(stdout).stderr(stderr).status().expect("run create");
+        Output { status, stdout: Vec::new(), stderr: fs::read(self.stderr_path(id)).unwrap_or_default() }
+    }
+
+    pub fn stdout_path(&self, id: &str) -> PathBuf {
+        self.work.path().join(format!("{id}.stdout"))
+    }
+
+    pub fn stderr_path(&self, id: &str) -> PathBuf {
+        self.work.path().join(format!("{id}.stderr"))
+    }
+
+    /// The container's stdout so far (for create/start flows).
+    pub fn container_stdout(&self, id: &str) -> String {
+        fs::read_to_string(self.stdout_path(id)).unwrap_or_default()
+    }
+
+    /// `state` as JSON.
+    pub fn state(&self, id: &str) -> Value {
+        serde_json::from_str(&self.ok(&["state", id])).expect("state is JSON")
+    }
+
+    pub fn status(&self, id: &str) -> String {
+        self.state(id)["status"].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// Waits (up to 10 s) until the container reaches `status` (it may not
+    /// exist yet when a `run` was just spawned).
+    pub fn wait_status(&self, id: &str, status: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let out = self.run(&["state", id]);
+            let now = if out.status.success() {
+                let state: Value = serde_json::from_slice(&out.stdout).expect("state is JSON");
+                state["status"].as_str().unwrap_or_default().to_owned()
+            } else {
+                String::from_utf8_lossy(&out.stderr).trim().to_owned()
+            };
+            if now == status {
+                return;
+            }
+            assert!(Instant::now() < deadline, "container {id} stayed {now:?}, wanted {status:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A variant of `base` for container `id`: its own cgroup, then `edit`.
+    pub fn bundle(&self, base: &Bundle, id: &str, edit: impl FnOnce(&mut Value)) -> Bundle {
+        base.variant(&self.work.path().join(format!("bundle-{id}")), |config| {
+            config["linux"]["cgroupsPath"] = Value::String(Self::cgroup_path(id));
+            edit(config);
+        })
+        .expect("write bundle variant")
+    }
+
+    /// A probe bundle for `id` running the probe with `args`.
+    pub fn probe_bundle(&self, id: &str, args: &[&str], edit: impl FnOnce(&mut Value)) -> Bundle {
+        self.bundle(&bundles().probe, id, |config| {
+            let mut argv = vec![Value::from(amphi_test_bundles::PROBE_IN_ROOTFS)];
+            argv.extend(args.iter().map(|a| Value::from(*a)));
+            config["process"]["args"] = Value::Array(argv);
+            edit(config);
+        })
+    }
+
+    /// A busybox bundle for `id` running `args`.
+    pub fn busybox_bundle(&self, id: &str, args: &[&str], edit: impl FnOnce(&mut Value)) -> Bundle {
+        self.bundle(&bundles().busybox, id, |config| {
+            config["process"]["args"] = Value::Array(args.iter().map(|a| Value::from(*a)).collect());
+            edit(config);
+        })
+    }
+
+    /// Asserts that container `id` left nothing behind: no state dir (and so no
+    /// fifo), no cgroup in any hierarchy, no process in its cgroup, no mount under
+    /// this test's work dir.
+    pub fn assert_gone(&self, id: &str) {
+        let state_dir = self.root.path().join(id);
+        assert!(!state_dir.exists(), "state dir {} left behind", state_dir.display());
+        let rel = Self::cgroup_path(id);
+        for hierarchy in cgroup_hierarchies() {
+            let dir = hierarchy.join(rel.trim_start_matches('/'));
+            assert!(!dir.exists(), "cgroup {} left behind", dir.display());
+        }
+        let procs = processes_in_cgroup(&rel);
+        assert!(procs.is_empty(), "processes left in cgroup {rel}: {procs:?}");
+        let work = self.work.path().to_string_lossy().into_owned();
+        let mounts: Vec<String> = fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(&work))
+            .map(str::to_owned)
+            .collect();
+        assert!(mounts.is_empty(), "mounts left under {work}: {mounts:?}");
+    }
+
+    /// Asserts every container this case made is gone.
+    pub fn assert_all_gone(&self) {
+        let ids: Vec<String> = self.ids.borrow().iter().cloned().collect();
+        for id in ids {
+            self.assert_gone(&id);
+        }
+    }
+}
+
+impl Drop for Case {
+    /// A failed test must not leave containers running for the next one.
+    fn drop(&mut self) {
+        let ids: Vec<String> = self.ids.borrow().iter().cloned().collect();
+        for id in ids {
+            if self.root.path().join(&id).exists() {
+                let _ = self.cmd(&["delete", "--force", &id]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+            }
+        }
+    }
+}
+
+/// Every mounted cgroup hierarchy (v1 controllers, the unified one).
+pub fn cgroup_hierarchies() -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let base = Path::new("/sys/fs/cgroup");
+    if base.join("cgroup.procs").exists() {
+        found.push(base.to_owned());
+        return found;
+    }
+    for entry in fs::read_dir(base).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.join("cgroup.procs").exists() {
+            found.push(path);
+        }
+    }
+    found
+}
+
+/// The pids whose `/proc/<pid>/cgroup` names `rel` (or a cgroup below it).
+pub fn processes_in_cgroup(rel: &str) -> Vec<i32> {
+    let mut pids = Vec::new();
+    for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(text) = fs::read_to_string(entry.path().join("cgroup")) else { continue };
+        if text.lines().any(|l| l.split(':').nth(2).is_some_and(|p| p == rel || p.starts_with(&format!("{rel}/")))) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// An output's status and both streams, for assertion messages.
+pub fn describe(out: &Output) -> String {
+    format!(
+        "{} stdout={:?} stderr={:?}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The last JSON object printed on `text` (the probe's report).
+pub fn probe_report(text: &str) -> Value {
+    text.lines()
+        .rev()
+        .find_map(|l| serde_json::from_str::<Value>(l.trim()).ok().filter(Value::is_object))
+        .unwrap_or_else(|| panic!("no probe report in {text:?}"))
+}
+
+/// Waits (up to 10 s) until process `pid` sits in `sigwait`: the probe's
+/// `--wait-signal` blocks its signals and waits for them, and a signal sent to a
+/// pid-1 process before it blocked them would be dropped by the kernel. (While a
+/// thread waits, the kernel shows its waited signals as unblocked, so the
+/// syscall it sleeps in is what tells.)
+pub fn wait_in_sigwait(pid: i64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let syscall = fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap_or_default();
+        if syscall.split_whitespace().next() == Some(&libc::SYS_rt_sigtimedwait.to_string()) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "process {pid} never waited for a signal");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits until `path` holds something (up to 10 s).
+pub fn wait_for_file(path: &Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(text) = fs::read_to_string(path)
+            && !text.is_empty()
+        {
+            return text;
+        }
+        assert!(Instant::now() < deadline, "{} stayed empty", path.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
