@@ -1,1 +1,0 @@
-//! The container's cgroup, over `libcgroups`.
