@@ -1,0 +1,551 @@
+//! # The container's cgroup
+//!
+//! A container owns one cgroup path (`/amphi/<id>` unless the spec names one), made
+//! as a directory in **every** mounted hierarchy: each cgroup v1 hierarchy (named
+//! ones like `name=systemd` included) and the cgroup2 tree. On a hybrid host, where
+//! cgroup2 is mounted at `/sys/fs/cgroup/unified` without controllers, the
+//! container gets a cgroup there too, as runc gives it one: `/proc/<pid>/cgroup`'s
+//! `0::` line then names the container, and tools that only look at cgroup2 (or a
+//! later `exec`) find it.
+//!
+//! ## The life of a cgroup
+//!
+//! 1. [`Cgroup::resolve_path`] turns `linux.cgroupsPath` (or the default) into a
+//!    clean absolute path, never the root cgroup.
+//! 2. [`Cgroup::create`] makes the directories, lets a new v1 `cpuset` cgroup
+//!    inherit its parent's cpus and mems, enables the v2 controllers on the way
+//!    down, and applies `linux.resources`. Any failure removes exactly the
+//!    directories this call made.
+//! 3. The lead process places the container's init with [`Cgroup::add_process`],
+//!    before the init runs anything of the container's.
+//! 4. Later commands [`Cgroup::open`] the same path: `kill --all`
+//!    ([`Cgroup::signal_all`]), `pause`/`resume` ([`Cgroup::freeze`],
+//!    [`Cgroup::thaw`]), `update`, `ps`, `events`.
+//! 5. `delete` calls [`Cgroup::remove`]: kill what is left, then `rmdir` every
+//!    directory (children first), waiting for the killed to leave.
+//!
+//! ## What comes from `libcgroups` and what does not
+//!
+//! `libcgroups` knows how each OCI resource maps onto v1 and v2 files (memory and
+//! swap ordering, cpu, cpuset, pids, blkio/io, hugetlb, v1 devices, network,
+//! unified) and how to read statistics: [`Cgroup::create`], [`Cgroup::update`] and
+//! [`Cgroup::stats`] go through its managers. Everything about *where* the cgroup
+//! is and what is in it (directories, processes, freezer, kill, removal) is done
+//! here with a few file writes, because the v1 manager finds each controller's
+//! mount with its own reads of `/proc/self/mountinfo` and `/proc/self/cgroup`
+//! (about 1 ms per manager, so it is built only to apply resources and read
+//! statistics), ignores named hierarchies and the hybrid host's cgroup2 tree, and
+//! makes directories only when a process is added. Killing waits on pidfds rather
+//! than sleeping. Device rules on a v2 host are an eBPF program ([`devices`]):
+//! `libcgroups`' own needs libbpf and raises `RLIMIT_MEMLOCK`, which root without
+//! `CAP_SYS_RESOURCE` cannot do.
+//!
+//! ## What this module must never do
+//!
+//! - Touch the root cgroup: a path that cleans to `/` is refused, since removing
+//!   it would kill every process of the host.
+//! - Thaw a paused container on any signal but `SIGKILL`.
+//! - Start a thread: waits are short sleeps in the calling thread.
+
+mod devices;
+mod freezer;
+mod hierarchy;
+mod path;
+mod resources;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use oci_spec::runtime::LinuxResources;
+
+use crate::sys::pidfd::PidFd;
+use freezer::Freezer;
+use hierarchy::Hierarchies;
+
+pub use path::DEFAULT_PARENT;
+
+const CGROUP_PROCS: &str = "cgroup.procs";
+/// How long [`Cgroup::remove`] waits for killed processes to leave a cgroup.
+const REMOVE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a SIGKILL of every process waits for them to exit.
+const KILL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Errors of the cgroup layer; each message is one line naming the cgroup or the
+/// file that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    #[error("cgroup layout of {path}: {source}")]
+    Layout { path: PathBuf, source: libcgroups::common::GetCgroupSetupError },
+    #[error("read {path}: {source}")]
+    Mountinfo { path: PathBuf, source: io::Error },
+    #[error("{path} lists no cgroup v1 hierarchy")]
+    NoV1Hierarchy { path: PathBuf },
+    #[error("linux.cgroupsPath {path}: {reason}")]
+    BadPath { path: PathBuf, reason: &'static str },
+    #[error("--systemd-cgroup: systemd is not running (/run/systemd/system is missing)")]
+    SystemdNotRunning,
+    #[error("{op} {file}: {source}")]
+    Io { op: &'static str, file: PathBuf, source: io::Error },
+    #[error("cgroup {cgroup} already holds processes ({file})")]
+    NotEmpty { cgroup: PathBuf, file: PathBuf },
+    #[error("cgroup {cgroup}: linux.resources: {}", resources::describe(.source))]
+    Resources { cgroup: PathBuf, source: libcgroups::common::AnyManagerError },
+    #[error("cgroup {cgroup}: linux.resources.unified needs cgroup v2, this host is {layout}")]
+    UnifiedNeedsV2 { cgroup: PathBuf, layout: Layout },
+    #[error("cgroup {cgroup}: linux.resources.devices: {source}")]
+    Devices { cgroup: PathBuf, source: devices::DeviceFilterError },
+    #[error("cgroup {cgroup}: stats: {}", resources::describe(.source))]
+    Stats { cgroup: PathBuf, source: libcgroups::common::AnyManagerError },
+    #[error("cgroup {cgroup}: no freezer hierarchy is mounted")]
+    NoFreezer { cgroup: PathBuf },
+    #[error("{file}: still {state} after {waited_ms} ms")]
+    FreezeTimeout { file: PathBuf, state: String, waited_ms: u128 },
+    #[error("rmdir {dir}: processes still inside after {waited_ms} ms")]
+    Busy { dir: PathBuf, waited_ms: u128 },
+    #[error("kill the processes of {dir}: still running after {waited_ms} ms")]
+    KillTimeout { dir: PathBuf, waited_ms: u128 },
+    #[error("{error}; removing what was made also failed: {cleanup}")]
+    Cleanup { error: Box<CgroupError>, cleanup: Box<CgroupError> },
+}
+
+impl CgroupError {
+    fn io(op: &'static str, file: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Self {
+        move |source| Self::Io { op, file: file.into(), source }
+    }
+}
+
+/// How the host mounts its cgroups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// cgroup v1 only: one hierarchy per controller group under `/sys/fs/cgroup`.
+    V1,
+    /// cgroup v1 controllers plus a controller-less cgroup2 at `/sys/fs/cgroup/unified`.
+    Hybrid,
+    /// cgroup v2 only, mounted at `/sys/fs/cgroup`.
+    V2,
+}
+
+impl fmt::Display for Layout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Layout::V1 => "cgroup v1",
+            Layout::Hybrid => "hybrid (cgroup v1 with an empty cgroup2)",
+            Layout::V2 => "cgroup v2",
+        })
+    }
+}
+
+/// The host's cgroup layout, from `statfs` of `/sys/fs/cgroup` (and of
+/// `/sys/fs/cgroup/unified`): two syscalls.
+pub fn layout() -> Result<Layout, CgroupError> {
+    use libcgroups::common::CgroupSetup;
+    match libcgroups::common::get_cgroup_setup() {
+        Ok(CgroupSetup::Legacy) => Ok(Layout::V1),
+        Ok(CgroupSetup::Hybrid) => Ok(Layout::Hybrid),
+        Ok(CgroupSetup::Unified) => Ok(Layout::V2),
+        Err(source) => Err(CgroupError::Layout { path: hierarchy::CGROUP_ROOT.into(), source }),
+    }
+}
+
+/// A container's cgroup: one path, a directory in every hierarchy.
+#[derive(Debug)]
+pub struct Cgroup {
+    /// Absolute and clean, never `/`.
+    path: PathBuf,
+    layout: Layout,
+    hierarchies: Hierarchies,
+}
+
+impl Cgroup {
+    /// `linux.cgroupsPath` if given (absolute, or relative: read from the hierarchy
+    /// root, as runc's cgroupfs driver does), else `/amphi/<id>`. `..` cannot climb
+    /// above the root, and a path that names the root cgroup is refused.
+    ///
+    /// With `systemd` (`--systemd-cgroup`) systemd must be running; the path is
+    /// then `slice:prefix:name` (default `system.slice:amphi:<id>`) and is
+    /// translated to the cgroupfs path systemd gives that unit
+    /// (`/system.slice/amphi-<id>.scope`). No scope unit is registered with
+    /// systemd: amphi has no D-Bus client.
+    pub fn resolve_path(spec_path: Option<&Path>, id: &str, systemd: bool) -> Result<PathBuf, CgroupError> {
+        path::resolve(spec_path, id, systemd)
+    }
+
+    /// Makes the cgroup in every hierarchy and applies `resources`. On any failure
+    /// the directories this call made are removed before the error is returned.
+    /// An existing cgroup is reused only while it holds no process.
+    pub fn create(path: &Path, resources: Option<&LinuxResources>) -> Result<Self, CgroupError> {
+        let cgroup = Self::open(path)?;
+        let mut made = Vec::new();
+        let result = cgroup.make_dirs(&mut made).and_then(|()| match resources {
+            Some(resources) => resources::apply(&cgroup, resources, resources::Purpose::Create),
+            None => Ok(()),
+        });
+        match result {
+            Ok(()) => Ok(cgroup),
+            Err(error) => match remove_made(&made) {
+                Ok(()) => Err(error),
+                Err(cleanup) => Err(CgroupError::Cleanup { error: Box::new(error), cleanup: Box::new(cleanup) }),
+            },
+        }
+    }
+
+    /// The cgroup at `path` (as [`Cgroup::resolve_path`] made it), without
+    /// checking that it exists: [`Cgroup::remove`] of a cgroup that is already
+    /// gone succeeds, other calls fail naming the missing file.
+    pub fn open(path: &Path) -> Result<Self, CgroupError> {
+        let clean = path::clean(path);
+        if clean == Path::new("/") {
+            return Err(CgroupError::BadPath { path: path.to_owned(), reason: "names the root cgroup" });
+        }
+        let layout = layout()?;
+        let hierarchies = Hierarchies::discover(layout)?;
+        Ok(Self { path: clean, layout, hierarchies })
+    }
+
+    /// The cgroup path, as seen from the root of each hierarchy.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// Moves `pid` into the cgroup in every hierarchy.
+    ///
+    /// The first move into a cgroup after a quiet spell costs the kernel an RCU
+    /// grace period (5 to 15 ms on a small VM), whoever does it: runc pays it too.
+    pub fn add_process(&self, pid: Pid) -> Result<(), CgroupError> {
+        let text = pid.to_string();
+        for dir in self.dirs() {
+            write_file(&dir.join(CGROUP_PROCS), &text)?;
+        }
+        Ok(())
+    }
+
+    /// Every process in the cgroup and in any cgroup below it, sorted.
+    pub fn pids(&self) -> Result<Vec<Pid>, CgroupError> {
+        let mut pids = Vec::new();
+        collect_pids(&self.procs_dir(), &mut pids)?;
+        pids.sort_unstable_by_key(|p| p.as_raw());
+        pids.dedup();
+        Ok(pids)
+    }
+
+    /// Sends `sig` to every process in the cgroup. `SIGKILL` cannot be escaped by
+    /// forking (`cgroup.kill` on v2, rounds of kills elsewhere), thaws a frozen
+    /// cgroup once the signals are pending (a v1-frozen process acts on SIGKILL
+    /// only when thawed), and returns once the processes have exited. Other
+    /// signals leave a paused container paused.
+    pub fn signal_all(&self, sig: Signal) -> Result<(), CgroupError> {
+        if sig == Signal::SIGKILL {
+            return self.kill_all();
+        }
+        for pid in self.pids()? {
+            send(pid, sig)?;
+        }
+        Ok(())
+    }
+
+    /// Freezes every process in the cgroup, waiting until they are frozen.
+    pub fn freeze(&self) -> Result<(), CgroupError> {
+        self.freezer()?.freeze()
+    }
+
+    /// Lets the processes of a frozen cgroup run again.
+    pub fn thaw(&self) -> Result<(), CgroupError> {
+        self.freezer()?.thaw()
+    }
+
+    /// Whether the cgroup is frozen (or freezing). A cgroup that does not exist
+    /// is not frozen.
+    pub fn is_frozen(&self) -> Result<bool, CgroupError> {
+        self.freezer()?.is_frozen()
+    }
+
+    /// Applies new `linux.resources` (`amphi update`). What `resources` leaves
+    /// out is left as it is; on v2 the device filter is replaced only when
+    /// `resources.devices` is given.
+    pub fn update(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
+        resources::apply(self, resources, resources::Purpose::Update)
+    }
+
+    /// Resource usage, from `libcgroups`' readers.
+    pub fn stats(&self) -> Result<libcgroups::stats::Stats, CgroupError> {
+        resources::stats(self)
+    }
+
+    /// Kills whatever is left in the cgroup and removes its directory (and any
+    /// cgroup the container made below it) from every hierarchy. A cgroup that is
+    /// already gone is fine. Parent directories (`/amphi`) are left, as runc
+    /// leaves them.
+    pub fn remove(&self) -> Result<(), CgroupError> {
+        let present: Vec<PathBuf> = self.dirs().filter(|d| d.exists()).collect();
+        if present.is_empty() {
+            return Ok(());
+        }
+        let killed = if self.procs_dir().exists() { self.kill_all() } else { Ok(()) };
+        let mut first_error = killed.err();
+        for dir in &present {
+            if let Err(e) = remove_tree(dir) {
+                first_error.get_or_insert(e);
+            }
+        }
+        match first_error {
+            // The kill failed but every directory is gone: nothing is left to kill.
+            Some(_) if present.iter().all(|d| !d.exists()) => Ok(()),
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// The cgroup's directory in every hierarchy: v1 ones first, cgroup2 last.
+    fn dirs(&self) -> impl Iterator<Item = PathBuf> + '_ {
+        let relative = self.relative();
+        self.hierarchies.v1.iter().map(|h| &h.mount).chain(&self.hierarchies.unified).map(move |m| m.join(relative))
+    }
+
+    /// The path without its leading `/`, to join onto a mount point.
+    fn relative(&self) -> &Path {
+        self.path.strip_prefix("/").unwrap_or(&self.path)
+    }
+
+    /// The directory whose `cgroup.procs` lists the container's processes: the
+    /// cgroup2 one on v2, else the v1 freezer's (what `pause` acts on), else the
+    /// first v1 hierarchy's.
+    fn procs_dir(&self) -> PathBuf {
+        let mount = match (self.layout, &self.hierarchies.unified) {
+            (Layout::V2, Some(unified)) => unified,
+            _ => self.hierarchies.v1_with("freezer").or(self.hierarchies.v1.first()).map_or(
+                // Hierarchies::discover never returns a v1 layout without one.
+                Path::new(hierarchy::CGROUP_ROOT),
+                |h| h.mount.as_path(),
+            ),
+        };
+        mount.join(self.relative())
+    }
+
+    fn freezer(&self) -> Result<Freezer, CgroupError> {
+        match (self.layout, &self.hierarchies.unified) {
+            (Layout::V2, Some(unified)) => Ok(Freezer::V2(unified.join(self.relative()))),
+            _ => match self.hierarchies.v1_with("freezer") {
+                Some(h) => Ok(Freezer::V1(h.mount.join(self.relative()))),
+                None => Err(CgroupError::NoFreezer { cgroup: self.path.clone() }),
+            },
+        }
+    }
+
+    fn kill_all(&self) -> Result<(), CgroupError> {
+        let deadline = Instant::now() + KILL_TIMEOUT;
+        if self.layout == Layout::V2 {
+            let file = self.procs_dir().join("cgroup.kill");
+            match write_file(&file, "1") {
+                Ok(()) => {}
+                // Before Linux 5.14 there is no cgroup.kill: the loop below does it.
+                Err(CgroupError::Io { source, .. })
+                    if source.kind() == io::ErrorKind::NotFound && file.parent().is_some_and(Path::exists) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        kill_and_wait(&self.procs_dir(), self.freezer().ok().as_ref(), deadline)
+    }
+
+    /// Makes the cgroup's directory in every hierarchy, recording each directory
+    /// it made in `made` (parents before children).
+    fn make_dirs(&self, made: &mut Vec<PathBuf>) -> Result<(), CgroupError> {
+        let relative = self.relative().to_owned();
+        for h in &self.hierarchies.v1 {
+            let cpuset = h.has("cpuset");
+            let mut dir = h.mount.clone();
+            for component in relative.components() {
+                dir.push(component);
+                mkdir(&dir, made)?;
+                if cpuset {
+                    resources::inherit_cpuset(&dir)?;
+                }
+            }
+        }
+        if let Some(unified) = &self.hierarchies.unified {
+            let mut dir = unified.clone();
+            for component in relative.components() {
+                if self.layout == Layout::V2 {
+                    resources::enable_controllers(&dir)?;
+                }
+                dir.push(component);
+                mkdir(&dir, made)?;
+            }
+        }
+        let procs_dir = self.procs_dir();
+        if !made.contains(&procs_dir) {
+            let file = procs_dir.join(CGROUP_PROCS);
+            let procs = fs::read_to_string(&file).map_err(CgroupError::io("read", &file))?;
+            if !procs.trim().is_empty() {
+                return Err(CgroupError::NotEmpty { cgroup: self.path.clone(), file });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn mkdir(dir: &Path, made: &mut Vec<PathBuf>) -> Result<(), CgroupError> {
+    match fs::create_dir(dir) {
+        Ok(()) => {
+            made.push(dir.to_owned());
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(CgroupError::Io { op: "mkdir", file: dir.to_owned(), source }),
+    }
+}
+
+/// Removes the directories [`Cgroup::create`] made, children first. They hold no
+/// process yet; a parent (`/amphi`) that another container's cgroup has meanwhile
+/// moved into is left to it.
+fn remove_made(made: &[PathBuf]) -> Result<(), CgroupError> {
+    let mut first_error = None;
+    for dir in made.iter().rev() {
+        match fs::remove_dir(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EBUSY | libc::ENOTEMPTY)) => {}
+            Err(source) => {
+                first_error.get_or_insert(CgroupError::Io { op: "rmdir", file: dir.clone(), source });
+            }
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// Removes `dir` and every cgroup below it, children first.
+fn remove_tree(dir: &Path) -> Result<(), CgroupError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => return Err(CgroupError::Io { op: "list", file: dir.to_owned(), source }),
+    };
+    for entry in entries {
+        let entry = entry.map_err(CgroupError::io("list", dir))?;
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_tree(&entry.path())?;
+        }
+    }
+    rmdir_waiting(dir)
+}
+
+/// `rmdir` of a cgroup fails with `EBUSY` while a process is inside (a zombie
+/// does not count): kill and wait for whatever is still listed, then retry.
+fn rmdir_waiting(dir: &Path) -> Result<(), CgroupError> {
+    let start = Instant::now();
+    loop {
+        match fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                if start.elapsed() > REMOVE_TIMEOUT {
+                    return Err(CgroupError::Busy { dir: dir.to_owned(), waited_ms: start.elapsed().as_millis() });
+                }
+                kill_and_wait(dir, None, start + REMOVE_TIMEOUT)?;
+                // Listed nothing, yet busy: the last exits are being accounted.
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            Err(source) => return Err(CgroupError::Io { op: "rmdir", file: dir.to_owned(), source }),
+        }
+    }
+}
+
+/// SIGKILLs every process listed in `dir` and below, and waits (on pidfds, no
+/// polling) until each has exited, round after round until none is listed: a
+/// process forked before the kill reached its parent is caught by the next round,
+/// and a process with a pending SIGKILL cannot fork. A frozen v1 cgroup is thawed
+/// once the signals are pending, so that its processes wake only to die.
+fn kill_and_wait(dir: &Path, freezer: Option<&Freezer>, deadline: Instant) -> Result<(), CgroupError> {
+    let started = Instant::now();
+    loop {
+        let mut pids = Vec::new();
+        match collect_pids(dir, &mut pids) {
+            Ok(()) => {}
+            Err(CgroupError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound && !dir.exists() => {
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        }
+        if pids.is_empty() {
+            return Ok(());
+        }
+        let mut dying = Vec::with_capacity(pids.len());
+        for pid in pids {
+            match PidFd::open(pid) {
+                Ok(fd) => match fd.send_signal(Signal::SIGKILL) {
+                    Ok(()) => dying.push(fd),
+                    Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
+                    Err(source) => return Err(CgroupError::Io { op: "signal", file: proc_dir(pid), source }),
+                },
+                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
+                Err(source) => return Err(CgroupError::Io { op: "pidfd_open", file: proc_dir(pid), source }),
+            }
+        }
+        if let Some(freezer) = freezer
+            && freezer.is_frozen()?
+        {
+            freezer.thaw()?;
+        }
+        for fd in &dying {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let exited = fd.wait_exit(Some(left)).unwrap_or(false);
+            if !exited {
+                return Err(CgroupError::KillTimeout { dir: dir.to_owned(), waited_ms: started.elapsed().as_millis() });
+            }
+        }
+    }
+}
+
+fn proc_dir(pid: Pid) -> PathBuf {
+    PathBuf::from(format!("/proc/{pid}"))
+}
+
+/// Appends the pids in `dir/cgroup.procs` and in every cgroup below `dir`.
+fn collect_pids(dir: &Path, pids: &mut Vec<Pid>) -> Result<(), CgroupError> {
+    let file = dir.join(CGROUP_PROCS);
+    let text = fs::read_to_string(&file).map_err(CgroupError::io("read", &file))?;
+    for line in text.lines() {
+        let pid = line.trim().parse::<i32>().map_err(|e| CgroupError::Io {
+            op: "read",
+            file: file.clone(),
+            source: io::Error::new(io::ErrorKind::InvalidData, format!("bad pid {line:?}: {e}")),
+        })?;
+        pids.push(Pid::from_raw(pid));
+    }
+    for entry in fs::read_dir(dir).map_err(CgroupError::io("list", dir))? {
+        let entry = entry.map_err(CgroupError::io("list", dir))?;
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            collect_pids(&entry.path(), pids)?;
+        }
+    }
+    Ok(())
+}
+
+/// Sends `sig` to `pid`; a process that has already gone is not an error.
+fn send(pid: Pid, sig: Signal) -> Result<(), CgroupError> {
+    match nix::sys::signal::kill(pid, sig) {
+        Ok(()) | Err(Errno::ESRCH) => Ok(()),
+        Err(e) => Err(CgroupError::Io { op: "signal", file: proc_dir(pid), source: io::Error::from(e) }),
+    }
+}
+
+/// Writes `data` to an existing cgroup file, in one `write(2)` as the kernel
+/// expects, without creating or truncating it.
+fn write_file(file: &Path, data: &str) -> Result<(), CgroupError> {
+    fs::OpenOptions::new()
+        .write(true)
+        .open(file)
+        .and_then(|mut f| f.write_all(data.as_bytes()))
+        .map_err(CgroupError::io("write", file))
+}
