@@ -280,7 +280,7 @@ fn sysctl(key: &str, ns: Namespaces, hostname: bool) -> std::result::Result<(), 
         needs(LinuxNamespaceType::Uts, "UTS")?;
         if hostname { Err("conflicts with the hostname field".into()) } else { Ok(()) }
     } else {
-        Err("is not namespaced: setting it would change the host".into())
+        Err("is not namespaced, so setting it would change the host".into())
     }
 }
 

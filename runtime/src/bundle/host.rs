@@ -125,8 +125,7 @@ pub(super) fn check(spec: &Spec, rootfs: &Path, host: &Host) -> Result {
 /// Checks that `path` is a namespace file of type `typ`. For a network namespace
 /// with `compare_host_net`, returns whether it is this process's own.
 fn namespace_file(i: usize, typ: LinuxNamespaceType, path: &Path, compare_host_net: bool) -> Result<bool> {
-    let name = format!("linux.namespaces[{i}].path");
-    let fail = |reason: String| BundleError::field(name.clone(), reason);
+    let fail = |reason: String| BundleError::field(format!("linux.namespaces[{i}].path"), reason);
     // O_PATH: no permission check and no side effect of opening (a fifo would block).
     let file = OpenOptions::new().read(true).custom_flags(libc::O_PATH).open(path).map_err(|e| {
         if e.kind() == io::ErrorKind::NotFound {

@@ -45,7 +45,12 @@ fn explain(path: &Path, bytes: &[u8], plain: serde_json::Error) -> BundleError {
             path: path.to_owned(),
             line: err.line(),
             column: err.column(),
-            msg: format!("unexpected end of file ({}; is it truncated?)", without_position(&err)),
+            msg: {
+                let msg = without_position(&err);
+                // serde_json says `EOF while parsing a string`.
+                let what = msg.strip_prefix("EOF ").unwrap_or(&msg);
+                format!("unexpected end of file {what} (is the file truncated?)")
+            },
         },
         Category::Syntax | Category::Io => BundleError::Syntax {
             path: path.to_owned(),
