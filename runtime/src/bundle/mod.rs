@@ -4,13 +4,14 @@
 //! every bundle that could be refused before a side effect, with one line that
 //! names the file or the field at fault. It works in three steps:
 //!
-//! 1. [`parse`]: read `config.json` once and deserialize it with plain
+//! 1. `parse`: read `config.json` once and deserialize it with plain
 //!    `serde_json`. Only when that fails is it parsed again with
 //!    `serde_path_to_error`, so the good path pays nothing for error paths, and a
 //!    bad value is named by its JSON path with a short human reason.
-//! 2. [`check`]: pure checks of the spec (versions, required fields, values that
-//!    the kernel would refuse later with a bare `EINVAL`). No syscalls.
-//! 3. [`host`]: the few checks that must look at the host: the rootfs directory,
+//! 2. `check` (and `resources` for `linux.resources`): pure checks of the spec
+//!    (versions, required fields, values that the kernel would refuse later with a
+//!    bare `EINVAL`, runc's sysctl rule). No syscalls.
+//! 3. `host`: the few checks that must look at the host: the rootfs directory,
 //!    namespace files to join, kernel and LSM support for what the spec asks. A
 //!    typical bundle costs one `stat` here.
 //!
@@ -21,6 +22,7 @@
 mod check;
 mod host;
 mod parse;
+mod resources;
 
 #[cfg(test)]
 mod tests;
