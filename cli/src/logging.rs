@@ -13,9 +13,13 @@ use std::sync::Mutex;
 use anyhow::Context;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::Layer;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -27,7 +31,11 @@ pub enum LogFormat {
 /// Installs the global subscriber. Without `--log`, lines go to stderr.
 pub fn init(log: Option<&Path>, format: LogFormat, debug: bool) -> anyhow::Result<()> {
     let level = if debug { Level::DEBUG } else { Level::WARN };
-    let builder = tracing_subscriber::fmt().with_max_level(level).event_format(Line { format });
+    // libcgroups warns about every controller a host does not mount; that is
+    // not news to the user of a container, so only its errors are shown.
+    let filter = Targets::new().with_default(level).with_target("libcgroups", Level::ERROR);
+    let layer = tracing_subscriber::fmt::layer().event_format(Line { format });
+    let registry = tracing_subscriber::registry();
     match log {
         Some(path) => {
             let file = OpenOptions::new()
@@ -35,9 +43,9 @@ pub fn init(log: Option<&Path>, format: LogFormat, debug: bool) -> anyhow::Resul
                 .append(true)
                 .open(path)
                 .with_context(|| format!("open log file {}", path.display()))?;
-            builder.with_writer(Mutex::new(file)).try_init()
+            registry.with(layer.with_writer(Mutex::new(file)).with_filter(filter)).try_init()
         }
-        None => builder.with_writer(std::io::stderr).try_init(),
+        None => registry.with(layer.with_writer(std::io::stderr).with_filter(filter)).try_init(),
     }
     .map_err(|e| anyhow::anyhow!("install logger: {e}"))
 }

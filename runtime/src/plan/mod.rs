@@ -104,3 +104,33 @@ impl ContainerPlan {
         })
     }
 }
+
+/// A sysctl key as a path under `/proc/sys`, as sysctl(8) reads it: when the
+/// first separator is `.`, dots separate and a `/` stands for a dot inside a
+/// name (`net.ipv4.conf.eth0/100.rp_filter`); when it is `/`, the key is a path.
+fn sysctl_path(key: &str) -> String {
+    match key.find(['.', '/']) {
+        Some(i) if key.as_bytes()[i] == b'.' => key
+            .chars()
+            .map(|c| match c {
+                '.' => '/',
+                '/' => '.',
+                c => c,
+            })
+            .collect(),
+        _ => key.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sysctl_path;
+
+    #[test]
+    fn sysctl_keys_become_proc_paths_both_ways() {
+        assert_eq!(sysctl_path("net.ipv4.ip_forward"), "net/ipv4/ip_forward");
+        assert_eq!(sysctl_path("net.ipv4.conf.eth0/100.rp_filter"), "net/ipv4/conf/eth0.100/rp_filter");
+        assert_eq!(sysctl_path("net/ipv4/conf/eth0.100/rp_filter"), "net/ipv4/conf/eth0.100/rp_filter");
+        assert_eq!(sysctl_path("kernel.shmmax"), "kernel/shmmax");
+    }
+}
