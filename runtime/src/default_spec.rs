@@ -231,6 +231,26 @@ fn one_id(host_id: u32) -> LinuxIdMapping {
         .expect("every field of an id mapping has a default")
 }
 
+/// `spec` as JSON with every capability set sorted: oci-spec keeps capabilities
+/// in hash sets, whose order would otherwise change from run to run.
+pub fn to_stable_json(spec: &Spec) -> serde_json::Value {
+    let mut config = serde_json::to_value(spec).unwrap_or_default();
+    sort_capabilities(&mut config);
+    config
+}
+
+/// Sorts every capability set of a config.json value in place.
+pub fn sort_capabilities(config: &mut serde_json::Value) {
+    let Some(sets) = config.pointer_mut("/process/capabilities").and_then(serde_json::Value::as_object_mut) else {
+        return;
+    };
+    for set in sets.values_mut() {
+        if let Some(items) = set.as_array_mut() {
+            items.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -392,22 +412,3 @@ mod tests {
     }
 }
 
-/// `spec` as JSON with every capability set sorted: oci-spec keeps capabilities
-/// in hash sets, whose order would otherwise change from run to run.
-pub fn to_stable_json(spec: &Spec) -> serde_json::Value {
-    let mut config = serde_json::to_value(spec).unwrap_or_default();
-    sort_capabilities(&mut config);
-    config
-}
-
-/// Sorts every capability set of a config.json value in place.
-pub fn sort_capabilities(config: &mut serde_json::Value) {
-    let Some(sets) = config.pointer_mut("/process/capabilities").and_then(serde_json::Value::as_object_mut) else {
-        return;
-    };
-    for set in sets.values_mut() {
-        if let Some(items) = set.as_array_mut() {
-            items.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
-        }
-    }
-}

@@ -8,6 +8,7 @@
 pub mod identity;
 pub mod mounts;
 pub mod namespaces;
+pub mod process;
 
 use std::path::PathBuf;
 
@@ -16,6 +17,7 @@ use oci_spec::runtime::Spec;
 pub use identity::IdentityPlan;
 pub use mounts::{MountContext, RootfsPlan};
 pub use namespaces::NamespacePlan;
+pub use process::ProcessPlan;
 
 /// A spec field that cannot be carried out, named by its path in config.json.
 #[derive(Debug, thiserror::Error)]
@@ -36,16 +38,13 @@ impl PlanError {
 pub struct ContainerPlan {
     pub namespaces: NamespacePlan,
     pub rootfs: RootfsPlan,
-    pub identity: IdentityPlan,
+    /// Who the init becomes after the container is built.
+    pub process: ProcessPlan,
     pub hostname: Option<String>,
     pub domainname: Option<String>,
     /// `linux.sysctl`, as (`/proc/sys/...` path, value), sorted by key.
     pub sysctl: Vec<(PathBuf, String)>,
     pub oom_score_adj: Option<i32>,
-    pub apparmor_profile: Option<String>,
-    pub selinux_label: Option<String>,
-    /// The process's cwd inside the container (absolute).
-    pub cwd: PathBuf,
     /// The name of the session keyring to join (`None` with `--no-new-keyring`).
     pub session_keyring: Option<String>,
 }
@@ -63,7 +62,7 @@ impl ContainerPlan {
     ) -> Result<Self, PlanError> {
         let namespaces = NamespacePlan::new(spec)?;
         let process = spec.process().as_ref().ok_or_else(|| PlanError::new("process", "missing"))?;
-        let identity = IdentityPlan::new(process)?;
+        let process_plan = ProcessPlan::new(process)?;
         let linux = spec.linux().as_ref();
         let ctx = MountContext {
             bundle,
@@ -81,25 +80,18 @@ impl ContainerPlan {
         let mut sysctl: Vec<(PathBuf, String)> = linux
             .and_then(|l| l.sysctl().as_ref())
             .map(|map| {
-                map.iter().map(|(k, v)| (PathBuf::from("/proc/sys").join(k.replace('.', "/")), v.clone())).collect()
+                map.iter().map(|(k, v)| (PathBuf::from("/proc/sys").join(sysctl_path(k)), v.clone())).collect()
             })
             .unwrap_or_default();
         sysctl.sort();
-        let cwd = PathBuf::from(process.cwd());
-        if !cwd.is_absolute() {
-            return Err(PlanError::new("process.cwd", format!("{:?} is not an absolute path", cwd)));
-        }
         Ok(Self {
             namespaces,
             rootfs,
-            identity,
+            process: process_plan,
             hostname,
             domainname,
             sysctl,
             oom_score_adj: process.oom_score_adj(),
-            apparmor_profile: process.apparmor_profile().clone().filter(|p| !p.is_empty()),
-            selinux_label: process.selinux_label().clone().filter(|p| !p.is_empty()),
-            cwd,
             session_keyring: None,
         })
     }

@@ -11,19 +11,14 @@
 //! comes last because it drops the privileges every other step needs.
 
 use std::os::fd::AsFd;
-use std::path::Path;
 
 use nix::sched::CloneFlags;
 
 use super::channel::ChannelError;
 use super::spawn::{InitEnds, InitRequest};
-use super::{FromInit, Stage, StageFailure, ToInit, barrier, identity, rootfs};
-use crate::executor::{ExecContext, PrepareContext};
+use super::{FromInit, Stage, StageFailure, ToInit, barrier, rootfs, workload};
+use crate::executor::PrepareContext;
 use crate::sys::clone::exit_now;
-
-/// The exit status of an init that could not become its workload after the
-/// start barrier (what a shell reports for a command it cannot run).
-const EXEC_FAILED: i32 = 127;
 
 /// Runs the init. Never returns: the process becomes the workload or exits.
 pub(crate) fn run(request: InitRequest<'_>, ends: InitEnds) -> ! {
@@ -58,21 +53,8 @@ pub(crate) fn run(request: InitRequest<'_>, ends: InitEnds) -> ! {
         exit_now(1);
     }
 
-    // Nothing the runtime holds may reach the workload, and the workload starts
-    // with the signal state a fresh program expects.
-    let _ = crate::sys::fd::cloexec_from(3 + preserve_fds as i32);
-    for fd in 3..3 + preserve_fds as i32 {
-        let _ = crate::sys::fd::clear_cloexec(fd);
-    }
-    let _ = crate::sys::signal::reset_for_workload();
     let process = spec.process().as_ref().expect("validated: process present");
-    match executor.exec(&ExecContext { process, spec }) {
-        Ok(code) => exit_now(code),
-        Err(e) => {
-            report_exec_failure(e.as_ref());
-            exit_now(EXEC_FAILED)
-        }
-    }
+    workload::run(executor, process, spec, preserve_fds)
 }
 
 /// Everything between Go and Ready.
@@ -100,12 +82,12 @@ fn build(
     }
 
     let rootfs_fd = rootfs::prepare(&plan.rootfs).map_err(|e| fail("rootfs", e.errno(), e.to_string()))?;
-    crate::sys::inroot::mkdir_all_in_root(rootfs_fd.as_fd(), &plan.cwd, 0o755)
-        .map_err(|e| fail("cwd", e.raw_os_error(), format!("process.cwd {}: {e}", plan.cwd.display())))?;
+    crate::sys::inroot::mkdir_all_in_root(rootfs_fd.as_fd(), &plan.process.cwd, 0o755)
+        .map_err(|e| fail("cwd", e.raw_os_error(), format!("process.cwd {}: {e}", plan.process.cwd.display())))?;
 
     let process = spec.process().as_ref().expect("validated: process present");
     let ctx = PrepareContext { rootfs: plan.rootfs.rootfs(), rootfs_fd: rootfs_fd.as_fd(), process, spec };
-    executor.prepare(&ctx).map_err(|e| fail("prepare", None, error_chain(e.as_ref())))?;
+    executor.prepare(&ctx).map_err(|e| fail("prepare", None, workload::error_chain(e.as_ref())))?;
     drop(rootfs_fd);
 
     for (path, value) in &plan.sysctl {
@@ -122,7 +104,7 @@ fn build(
         crate::sys::uts::set_domainname(name)
             .map_err(|e| fail("domainname", e.raw_os_error(), format!("domainname {name:?}: {e}")))?;
     }
-    apply_lsm_labels(plan).map_err(|(errno, msg)| fail("lsm", errno, msg))?;
+    workload::apply_lsm_labels(&plan.process, Stage::Init)?;
     if let Some(name) = &plan.session_keyring {
         match crate::sys::keyring::join_new_session_keyring(name) {
             // A kernel without keyrings, or one that refuses them in a user
@@ -135,61 +117,5 @@ fn build(
 
     rootfs::enter(&plan.rootfs).map_err(|e| fail("rootfs", e.errno(), e.to_string()))?;
 
-    identity::apply_rlimits(&plan.identity.rlimits).map_err(|e| fail("rlimits", e.errno(), e.to_string()))?;
-    nix::unistd::chdir(&plan.cwd)
-        .map_err(|e| fail("cwd", Some(e as i32), format!("process.cwd {}: {e}", plan.cwd.display())))?;
-    let setgroups_allowed = std::fs::read_to_string("/proc/self/setgroups").map(|s| s.trim() != "deny").unwrap_or(true);
-    identity::become_user(&plan.identity, setgroups_allowed)
-        .map_err(|e| fail("identity", e.errno(), format!("process.user: {e}")))?;
-    Ok(())
-}
-
-/// `process.apparmorProfile` and `process.selinuxLabel`: applied on the next
-/// exec where the host has that LSM; a clear error where it does not.
-fn apply_lsm_labels(plan: &crate::plan::ContainerPlan) -> Result<(), (Option<i32>, String)> {
-    if let Some(profile) = &plan.apparmor_profile {
-        if !Path::new("/sys/kernel/security/apparmor").exists() {
-            return Err((None, format!("process.apparmorProfile {profile:?}: apparmor is not enabled on this host")));
-        }
-        let attr = if Path::new("/proc/self/attr/apparmor/exec").exists() {
-            "/proc/self/attr/apparmor/exec"
-        } else {
-            "/proc/self/attr/exec"
-        };
-        std::fs::write(attr, format!("exec {profile}"))
-            .map_err(|e| (e.raw_os_error(), format!("process.apparmorProfile {profile:?}: {e}")))?;
-    }
-    if let Some(label) = &plan.selinux_label {
-        if !Path::new("/sys/fs/selinux/enforce").exists() {
-            return Err((None, format!("process.selinuxLabel {label:?}: selinux is not enabled on this host")));
-        }
-        std::fs::write("/proc/self/attr/exec", label)
-            .map_err(|e| (e.raw_os_error(), format!("process.selinuxLabel {label:?}: {e}")))?;
-    }
-    Ok(())
-}
-
-/// An error and its sources on one line: `a: b: c`.
-pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.ends_with(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
-
-/// After the barrier nobody listens on the channel any more: the workload's own
-/// stderr is where a late failure can be seen, as it would be for a shell.
-fn report_exec_failure(error: &(dyn std::error::Error + 'static)) {
-    use std::io::Write;
-    let line = format!("amphi: {}\n", error_chain(error));
-    let mut stderr = std::io::stderr().lock();
-    let _ = stderr.write_all(line.as_bytes());
-    let _ = stderr.flush();
+    workload::become_process(&plan.process, Stage::Init)
 }

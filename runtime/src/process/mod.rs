@@ -24,6 +24,7 @@ mod init;
 mod intermediate;
 pub mod rootfs;
 pub mod spawn;
+mod workload;
 
 use serde::{Deserialize, Serialize};
 

@@ -1,0 +1,106 @@
+//! Becoming the workload: the steps the init and every exec'd process share once
+//! the container around them exists — LSM labels, rlimits, cwd, identity — and,
+//! after the last word with the caller, the hand-over to the executor.
+
+use std::path::Path;
+
+use oci_spec::runtime::{Process, Spec};
+
+use super::{Stage, StageFailure, identity};
+use crate::executor::{ExecContext, Executor};
+use crate::plan::ProcessPlan;
+use crate::sys::clone::exit_now;
+
+/// The exit status of a process that could not become its workload after the
+/// caller let it go (what a shell reports for a command it cannot run).
+const EXEC_FAILED: i32 = 127;
+
+/// `process.apparmorProfile` and `process.selinuxLabel`: applied on the next
+/// exec where the host has that LSM; a clear error where it does not. Written
+/// through the host's `/proc` (before pivot_root for the init).
+pub(crate) fn apply_lsm_labels(plan: &ProcessPlan, stage: Stage) -> Result<(), StageFailure> {
+    let fail = |errno, msg| StageFailure::new(stage, "lsm", errno, msg);
+    if let Some(profile) = &plan.apparmor_profile {
+        if !Path::new("/sys/kernel/security/apparmor").exists() {
+            return Err(fail(
+                None,
+                format!("process.apparmorProfile {profile:?}: apparmor is not enabled on this host"),
+            ));
+        }
+        let attr = if Path::new("/proc/self/attr/apparmor/exec").exists() {
+            "/proc/self/attr/apparmor/exec"
+        } else {
+            "/proc/self/attr/exec"
+        };
+        std::fs::write(attr, format!("exec {profile}"))
+            .map_err(|e| fail(e.raw_os_error(), format!("process.apparmorProfile {profile:?}: {e}")))?;
+    }
+    if let Some(label) = &plan.selinux_label {
+        if !Path::new("/sys/fs/selinux/enforce").exists() {
+            return Err(fail(None, format!("process.selinuxLabel {label:?}: selinux is not enabled on this host")));
+        }
+        std::fs::write("/proc/self/attr/exec", label)
+            .map_err(|e| fail(e.raw_os_error(), format!("process.selinuxLabel {label:?}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// rlimits, cwd, then the identity change that drops the privileges every
+/// earlier step needed. Runs inside the container's mount namespace, after
+/// pivot_root.
+pub(crate) fn become_process(plan: &ProcessPlan, stage: Stage) -> Result<(), StageFailure> {
+    let fail = |step: &str, errno, msg| StageFailure::new(stage, step, errno, msg);
+    identity::apply_rlimits(&plan.identity.rlimits).map_err(|e| fail("rlimits", e.errno(), e.to_string()))?;
+    nix::unistd::chdir(&plan.cwd)
+        .map_err(|e| fail("cwd", Some(e as i32), format!("process.cwd {}: {e}", plan.cwd.display())))?;
+    let setgroups_allowed = std::fs::read_to_string("/proc/self/setgroups").map(|s| s.trim() != "deny").unwrap_or(true);
+    identity::become_user(&plan.identity, setgroups_allowed)
+        .map_err(|e| fail("identity", e.errno(), format!("process.user: {e}")))?;
+    Ok(())
+}
+
+/// Hands the process over to the executor. Nothing the runtime holds may reach
+/// the workload (every descriptor from 3+N is close-on-exec, the first N
+/// preserved ones are not), and the workload starts with the signal state a
+/// fresh program expects. Never returns.
+pub(crate) fn run(executor: Box<dyn Executor>, process: &Process, spec: &Spec, preserve_fds: u32) -> ! {
+    let first_closed = 3 + preserve_fds as i32;
+    let _ = crate::sys::fd::cloexec_from(first_closed);
+    for fd in 3..first_closed {
+        let _ = crate::sys::fd::clear_cloexec(fd);
+    }
+    let _ = crate::sys::signal::reset_for_workload();
+    match executor.exec(&ExecContext { process, spec }) {
+        Ok(code) => exit_now(code),
+        Err(e) => {
+            report_exec_failure(e.as_ref());
+            exit_now(EXEC_FAILED)
+        }
+    }
+}
+
+/// An error and its sources on one line: `a: b: c`.
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// After the caller let go nobody listens on the channel any more: the
+/// workload's own stderr is where a late failure can be seen, as it would be for
+/// a shell.
+fn report_exec_failure(error: &(dyn std::error::Error + 'static)) {
+    use std::io::Write;
+    let line = format!("amphi: {}\n", error_chain(error));
+    let mut stderr = std::io::stderr().lock();
+    let _ = stderr.write_all(line.as_bytes());
+    let _ = stderr.flush();
+}
