@@ -8,11 +8,11 @@
 //! component at a time with `*at` calls on a directory that was itself resolved in
 //! the root.
 
-use std::ffi::CString;
+use std::ffi::{CString, OsString};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
 
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
@@ -63,31 +63,69 @@ pub fn openat2(dir: BorrowedFd<'_>, path: &Path, flags: OFlag, mode: Mode, resol
 /// returns the last one opened `O_PATH`. Each prefix is resolved from the root with
 /// `RESOLVE_IN_ROOT` (so `/var/run -> /run` style symlinks work as they will in the
 /// container) and each missing component is made with `mkdirat` on the directory
-/// that prefix resolved to, which cannot follow a symlink.
+/// that prefix resolved to, which cannot follow a symlink. A dangling symlink on
+/// the way is followed inside the root: its target is made there, as the
+/// container would see it.
 pub fn mkdir_all_in_root(root: BorrowedFd<'_>, path: &Path, mode: u32) -> io::Result<OwnedFd> {
     let dir_flags = OFlag::O_PATH | OFlag::O_DIRECTORY;
+    // The common case: the directory is already there.
+    match open_in_root(root, path, dir_flags) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+        other => return other,
+    }
+    let mut pending: std::collections::VecDeque<OsString> = components(relative(path)).collect();
+    let mut prefix = PathBuf::new();
     let mut current = open_in_root(root, Path::new("."), dir_flags)?;
-    let mut prefix = std::path::PathBuf::new();
-    for component in relative(path).components() {
-        let name = match component {
-            Component::Normal(name) => name,
-            Component::ParentDir => std::ffi::OsStr::new(".."),
-            Component::CurDir | Component::RootDir | Component::Prefix(_) => continue,
-        };
-        prefix.push(name);
-        current = match open_in_root(root, &prefix, dir_flags) {
-            Ok(fd) => fd,
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) && component != Component::ParentDir => {
-                match nix::sys::stat::mkdirat(Some(current.as_raw_fd()), name, Mode::from_bits_truncate(mode)) {
-                    Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
-                    Err(e) => return Err(e.into()),
+    let mut links = 0;
+    while let Some(name) = pending.pop_front() {
+        let candidate = prefix.join(&name);
+        match open_in_root(root, &candidate, dir_flags) {
+            Ok(fd) => {
+                (current, prefix) = (fd, candidate);
+                continue;
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) && name != ".." => {}
+            Err(e) => return Err(e),
+        }
+        match nix::sys::stat::mkdirat(Some(current.as_raw_fd()), name.as_os_str(), Mode::from_bits_truncate(mode)) {
+            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+            Err(e) => return Err(e.into()),
+        }
+        match open_in_root(root, &candidate, dir_flags) {
+            Ok(fd) => (current, prefix) = (fd, candidate),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                // `name` exists yet leads nowhere: a dangling symlink. Go on from
+                // its target, read against the root (absolute) or `prefix`.
+                let target = nix::fcntl::readlinkat(Some(current.as_raw_fd()), name.as_os_str()).map_err(|_| e)?;
+                links += 1;
+                if links > MAX_SYMLINKS {
+                    return Err(io::Error::from_raw_os_error(libc::ELOOP));
                 }
-                open_in_root(root, &prefix, dir_flags)?
+                let target = PathBuf::from(target);
+                if target.is_absolute() {
+                    prefix = PathBuf::new();
+                    current = open_in_root(root, Path::new("."), dir_flags)?;
+                }
+                for (i, c) in components(&target).enumerate() {
+                    pending.insert(i, c);
+                }
             }
             Err(e) => return Err(e),
-        };
+        }
     }
     Ok(current)
+}
+
+/// As many symlinks as the kernel follows in one lookup (`MAXSYMLINKS`).
+const MAX_SYMLINKS: usize = 40;
+
+/// The names of `path` to walk: normal components and `..`.
+fn components(path: &Path) -> impl Iterator<Item = OsString> + '_ {
+    path.components().filter_map(|c| match c {
+        Component::Normal(name) => Some(name.to_os_string()),
+        Component::ParentDir => Some(OsString::from("..")),
+        Component::CurDir | Component::RootDir | Component::Prefix(_) => None,
+    })
 }
 
 /// Makes sure a regular file exists at `path` inside `root` (its parent
