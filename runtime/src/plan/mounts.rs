@@ -55,8 +55,7 @@ pub struct RootfsPlan {
     pub setup_dev: bool,
     /// `/dev` was asked read-only: it is made so after its devices are created.
     pub dev_readonly: bool,
-    /// The default devices and `linux.devices` (empty when `setup_dev` is false
-    /// and the spec lists none).
+    /// The default devices and `linux.devices` (none when `setup_dev` is false).
     pub devices: Vec<DevicePlan>,
     pub masked_paths: Vec<PathBuf>,
     pub readonly_paths: Vec<PathBuf>,
@@ -179,7 +178,13 @@ impl RootfsPlan {
                 let flags = options::propagation(name).ok_or_else(|| {
                     PlanError::new("linux.rootfsPropagation", format!("unknown propagation type {name:?}"))
                 })?;
-                (flags, (!flags.contains(MsFlags::MS_PRIVATE)).then_some(flags))
+                if flags.contains(MsFlags::MS_UNBINDABLE) {
+                    // An unbindable tree could not bind the rootfs onto itself:
+                    // keep runc's default until the pivot, then apply it to `/`.
+                    (MsFlags::MS_SLAVE | MsFlags::MS_REC, Some(flags))
+                } else {
+                    (flags, (!flags.contains(MsFlags::MS_PRIVATE)).then_some(flags))
+                }
             }
         };
 
@@ -200,6 +205,8 @@ impl RootfsPlan {
             }
         }
 
+        // Checked always, made only into a /dev of the runtime's own: a /dev bound
+        // from the host is never written to.
         let spec_devices = plan_devices(linux.and_then(|l| l.devices().as_deref()).unwrap_or_default())?;
         let mut devices = Vec::new();
         if setup_dev {
@@ -216,8 +223,8 @@ impl RootfsPlan {
                     });
                 }
             }
+            devices.extend(spec_devices);
         }
-        devices.extend(spec_devices);
 
         let masked_paths =
             absolute_paths("linux.maskedPaths", linux.and_then(|l| l.masked_paths().as_deref()).unwrap_or_default())?;
@@ -312,7 +319,7 @@ fn plan_mount(i: usize, m: &oci_spec::runtime::Mount, ctx: &MountContext) -> Res
     }
     for (n, flags) in opts.propagation.iter().enumerate() {
         let recursive = flags.contains(MsFlags::MS_REC);
-        let propagation = (*flags - MsFlags::MS_REC).bits() as u64;
+        let propagation: u64 = (*flags - MsFlags::MS_REC).bits();
         // A lone propagation type rides along with the attribute call of the same
         // reach, saving a syscall; several keep their order in calls of their own.
         let alone = opts.propagation.len() == 1 && n == 0;
@@ -541,7 +548,7 @@ mod tests {
             plan(r#"{"destination":"/d","type":"bind","source":"/","options":["rbind","ro","rprivate"]}"#, "").unwrap();
         // ro is non-recursive, rprivate recursive: two calls.
         assert_eq!(p.mounts[0].setattr.len(), 2);
-        assert_eq!(p.mounts[0].setattr[1].recursive, true);
+        assert!(p.mounts[0].setattr[1].recursive);
         assert_eq!(p.mounts[0].setattr[1].attr.propagation, libc::MS_PRIVATE);
         let p =
             plan(r#"{"destination":"/d","type":"bind","source":"/","options":["rbind","ro","private"]}"#, "").unwrap();
@@ -554,8 +561,12 @@ mod tests {
     }
 
     #[test]
-    fn bound_dev_means_no_default_devices() {
-        let p = plan(r#"{"destination":"/dev","type":"bind","source":"/dev","options":["rbind"]}"#, "").unwrap();
+    fn bound_dev_means_no_devices() {
+        let p = plan(
+            r#"{"destination":"/dev","type":"bind","source":"/dev","options":["rbind"]}"#,
+            r#","devices":[{"path":"/dev/fuse","type":"c","major":10,"minor":229}]"#,
+        )
+        .unwrap();
         assert!(!p.setup_dev);
         assert!(p.devices.is_empty());
     }
@@ -610,6 +621,9 @@ mod tests {
         assert!(p.nothing_shared());
         let p = plan("", r#","rootfsPropagation":"slave""#).unwrap();
         assert!(!p.nothing_shared(), "a non-recursive slave leaves the rest as it was");
+        let p = plan("", r#","rootfsPropagation":"runbindable""#).unwrap();
+        assert_eq!(p.propagation, MsFlags::MS_SLAVE | MsFlags::MS_REC, "the rootfs must stay bindable until the pivot");
+        assert_eq!(p.root_propagation, Some(MsFlags::MS_UNBINDABLE | MsFlags::MS_REC));
         let err = plan("", r#","rootfsPropagation":"sideways""#).unwrap_err();
         assert_eq!(err.field, "linux.rootfsPropagation");
     }

@@ -8,11 +8,11 @@
 //! component at a time with `*at` calls on a directory that was itself resolved in
 //! the root.
 
-use std::ffi::{CString, OsString};
+use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
 
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
@@ -66,67 +66,48 @@ pub fn openat2(dir: BorrowedFd<'_>, path: &Path, flags: OFlag, mode: Mode, resol
 /// that prefix resolved to, which cannot follow a symlink. A dangling symlink on
 /// the way is followed inside the root: its target is made there, as the
 /// container would see it.
+///
+/// The existing part is found from the end: a path whose parent exists costs
+/// three calls (open, mkdirat, open).
 pub fn mkdir_all_in_root(root: BorrowedFd<'_>, path: &Path, mode: u32) -> io::Result<OwnedFd> {
+    mkdir_all(root, relative(path), mode, 0)
+}
+
+fn mkdir_all(root: BorrowedFd<'_>, path: &Path, mode: u32, links: usize) -> io::Result<OwnedFd> {
     let dir_flags = OFlag::O_PATH | OFlag::O_DIRECTORY;
-    // The common case: the directory is already there.
     match open_in_root(root, path, dir_flags) {
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
         other => return other,
     }
-    let mut pending: std::collections::VecDeque<OsString> = components(relative(path)).collect();
-    let mut prefix = PathBuf::new();
-    let mut current = open_in_root(root, Path::new("."), dir_flags)?;
-    let mut links = 0;
-    while let Some(name) = pending.pop_front() {
-        let candidate = prefix.join(&name);
-        match open_in_root(root, &candidate, dir_flags) {
-            Ok(fd) => {
-                (current, prefix) = (fd, candidate);
-                continue;
-            }
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) && name != ".." => {}
-            Err(e) => return Err(e),
-        }
-        match nix::sys::stat::mkdirat(Some(current.as_raw_fd()), name.as_os_str(), Mode::from_bits_truncate(mode)) {
-            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
-            Err(e) => return Err(e.into()),
-        }
-        match open_in_root(root, &candidate, dir_flags) {
-            Ok(fd) => (current, prefix) = (fd, candidate),
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                // `name` exists yet leads nowhere: a dangling symlink. Go on from
-                // its target, read against the root (absolute) or `prefix`.
-                let target = nix::fcntl::readlinkat(Some(current.as_raw_fd()), name.as_os_str()).map_err(|_| e)?;
-                links += 1;
-                if links > MAX_SYMLINKS {
-                    return Err(io::Error::from_raw_os_error(libc::ELOOP));
-                }
-                let target = PathBuf::from(target);
-                if target.is_absolute() {
-                    prefix = PathBuf::new();
-                    current = open_in_root(root, Path::new("."), dir_flags)?;
-                }
-                for (i, c) in components(&target).enumerate() {
-                    pending.insert(i, c);
-                }
-            }
-            Err(e) => return Err(e),
-        }
+    // Only a last component that names something can be made (`a/..` cannot).
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(io::Error::from_raw_os_error(libc::ENOENT));
+    };
+    let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
+    let dir = mkdir_all(root, parent, mode, links)?;
+    match nix::sys::stat::mkdirat(Some(dir.as_raw_fd()), name, Mode::from_bits_truncate(mode)) {
+        Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+        Err(e) => return Err(e.into()),
     }
-    Ok(current)
+    match open_in_root(root, path, dir_flags) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+            // `name` exists yet leads nowhere: a dangling symlink. Make its
+            // target, read against the root (absolute) or the parent.
+            let target = nix::fcntl::readlinkat(Some(dir.as_raw_fd()), name).map_err(|_| e)?;
+            if links >= MAX_SYMLINKS {
+                return Err(io::Error::from_raw_os_error(libc::ELOOP));
+            }
+            let target = Path::new(&target);
+            let next = if target.is_absolute() { relative(target).to_path_buf() } else { parent.join(target) };
+            mkdir_all(root, &next, mode, links + 1)?;
+            open_in_root(root, path, dir_flags)
+        }
+        other => other,
+    }
 }
 
 /// As many symlinks as the kernel follows in one lookup (`MAXSYMLINKS`).
 const MAX_SYMLINKS: usize = 40;
-
-/// The names of `path` to walk: normal components and `..`.
-fn components(path: &Path) -> impl Iterator<Item = OsString> + '_ {
-    path.components().filter_map(|c| match c {
-        Component::Normal(name) => Some(name.to_os_string()),
-        Component::ParentDir => Some(OsString::from("..")),
-        Component::CurDir | Component::RootDir | Component::Prefix(_) => None,
-    })
-}
 
 /// Makes sure a regular file exists at `path` inside `root` (its parent
 /// directories are made as needed) and returns it opened `O_PATH`: the target of a

@@ -10,7 +10,7 @@
 //! each is a bind of the container's own cgroup directory of that hierarchy.
 //! `ro` makes every part read-only.
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -23,8 +23,8 @@ use super::{RootfsError, errno_of};
 use crate::plan::RootfsPlan;
 use crate::plan::mounts::options::attr_from_flags;
 use crate::plan::mounts::{MountPlan, SetAttr};
-use crate::sys::inroot::{open_in_root, openat2};
-use crate::sys::mount::{MountAttr, mount_setattr};
+use crate::sys::inroot::{open_in_root, proc_fd_path};
+use crate::sys::mount::{MountAttr, mount_setattr, mount_setattr_at};
 
 /// Where the host mounts its cgroup hierarchies.
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
@@ -105,25 +105,23 @@ fn split(root: BorrowedFd<'_>, m: &MountPlan, hierarchies: &[Hierarchy]) -> Resu
             let at = at.clone();
             move |errno: Errno| RootfsError::Mount { destination: at, step, errno }
         };
-        nix::sys::stat::mkdirat(
-            Some(std::os::fd::AsRawFd::as_raw_fd(&top)),
-            h.name.as_str(),
-            Mode::from_bits_truncate(0o755),
-        )
-        .map_err(fail(Some("create target")))?;
-        let sub = open_beneath(top.as_fd(), &h.name).map_err(fail(Some("open")))?;
+        nix::sys::stat::mkdirat(Some(top.as_raw_fd()), h.name.as_str(), Mode::from_bits_truncate(0o755))
+            .map_err(fail(Some("create target")))?;
+        // The directory was just made in amphi's own tmpfs (and mkdirat would
+        // have failed on anything already there), so it is reached by name.
+        let sub = format!("{}/{}", proc_fd_path(&top), h.name);
         match &h.source {
             None => {
                 let (source, data) = match h.fstype {
                     "cgroup2" => ("cgroup2", None),
                     _ => ("cgroup", Some(h.options.as_str())),
                 };
-                mount_on(Some(Path::new(source)), &sub, Some(h.fstype), flags, data).map_err(fail(None))?;
+                nix::mount::mount(Some(source), sub.as_str(), Some(h.fstype), flags, data).map_err(fail(None))?;
             }
             Some(source) => {
-                mount_on(Some(source), &sub, None, MsFlags::MS_BIND | MsFlags::MS_REC, None).map_err(fail(None))?;
-                let bound = open_beneath(top.as_fd(), &h.name).map_err(fail(Some("open")))?;
-                mount_setattr(bound.as_fd(), false, &attr_from_flags(flags, MsFlags::empty()))
+                let bind = MsFlags::MS_BIND | MsFlags::MS_REC;
+                nix::mount::mount(Some(source), sub.as_str(), None::<&str>, bind, None::<&str>).map_err(fail(None))?;
+                mount_setattr_at(top.as_fd(), Path::new(&h.name), false, &attr_from_flags(flags, MsFlags::empty()))
                     .map_err(|e| fail(Some("set mount attributes"))(errno_of(e)))?;
             }
         }
@@ -131,7 +129,7 @@ fn split(root: BorrowedFd<'_>, m: &MountPlan, hierarchies: &[Hierarchy]) -> Resu
     // `cpu,cpuacct` is reached as `cpu` and as `cpuacct` too.
     for h in hierarchies.iter().filter(|h| h.name.contains(',')) {
         for link in h.name.split(',') {
-            match nix::unistd::symlinkat(h.name.as_str(), Some(std::os::fd::AsRawFd::as_raw_fd(&top)), link) {
+            match nix::unistd::symlinkat(h.name.as_str(), Some(top.as_raw_fd()), link) {
                 Ok(()) | Err(Errno::EEXIST) => {}
                 Err(errno) => return Err(RootfsError::Symlink { path: dest.join(link), errno }),
             }
@@ -142,19 +140,6 @@ fn split(root: BorrowedFd<'_>, m: &MountPlan, hierarchies: &[Hierarchy]) -> Resu
         mount_setattr(top.as_fd(), false, &ro).map_err(|e| fail(Some("make read-only"))(errno_of(e)))?;
     }
     finish(root, dest, &m.setattr)
-}
-
-/// Opens `name` in `dir` (a directory amphi just made in its own tmpfs), crossing
-/// into whatever is mounted on it, never following a symlink.
-fn open_beneath(dir: BorrowedFd<'_>, name: &str) -> Result<OwnedFd, Errno> {
-    openat2(
-        dir,
-        Path::new(name),
-        OFlag::O_PATH | OFlag::O_DIRECTORY,
-        Mode::empty(),
-        libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS,
-    )
-    .map_err(errno_of)
 }
 
 fn read(path: &str) -> Result<String, (String, Errno)> {

@@ -72,13 +72,12 @@ pub(super) fn finish<'a>(
 /// Opens the mount target `dest` inside the rootfs, making it first if it is
 /// missing: a directory, or an empty file when `dir` is false.
 pub(super) fn target(root: BorrowedFd<'_>, dest: &Path, dir: bool) -> Result<OwnedFd, Errno> {
+    if dir {
+        return mkdir_all_in_root(root, dest, 0o755).map_err(errno_of);
+    }
     match open_in_root(root, dest, OFlag::O_PATH) {
-        Ok(fd) => Ok(fd),
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-            if dir { mkdir_all_in_root(root, dest, 0o755) } else { create_file_in_root(root, dest, 0o644) }
-                .map_err(errno_of)
-        }
-        Err(e) => Err(errno_of(e)),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => create_file_in_root(root, dest, 0o644).map_err(errno_of),
+        other => other.map_err(errno_of),
     }
 }
 

@@ -40,19 +40,14 @@ pub(super) fn dev_null(root: BorrowedFd<'_>) -> Result<OwnedFd, RootfsError> {
 pub(super) fn mask(root: BorrowedFd<'_>, path: &Path, null: &OwnedFd) -> Result<(), RootfsError> {
     let fail = |errno| RootfsError::Masked { path: path.into(), errno };
     let Some(target) = open_existing(root, path).map_err(fail)? else { return Ok(()) };
-    let null_path = proc_fd_path(null);
-    match mount_on(Some(Path::new(&null_path)), &target, None, MsFlags::MS_BIND, None) {
-        Ok(()) => Ok(()),
+    let st = nix::sys::stat::fstat(target.as_raw_fd()).map_err(fail)?;
+    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
         // A directory: cover it with an empty read-only tmpfs.
-        Err(Errno::ENOTDIR) => mount_on(
-            Some(Path::new("tmpfs")),
-            &target,
-            Some("tmpfs"),
-            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-            None,
-        )
-        .map_err(fail),
-        Err(errno) => Err(fail(errno)),
+        let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        mount_on(Some(Path::new("tmpfs")), &target, Some("tmpfs"), flags, None).map_err(fail)
+    } else {
+        let null_path = proc_fd_path(null);
+        mount_on(Some(Path::new(&null_path)), &target, None, MsFlags::MS_BIND, None).map_err(fail)
     }
 }
 

@@ -47,7 +47,10 @@ fn run(test: &str, scenario: fn(&Path)) -> Option<tempfile::TempDir> {
     }
     if !nix::unistd::geteuid().is_root() {
         assert!(std::env::var("CI").as_deref() != Ok("true"), "{test} needs root and CI=true");
-        eprintln!("skipped {test}: needs root");
+        #[expect(clippy::print_stderr, reason = "a skipped test says why")]
+        {
+            eprintln!("skipped {test}: needs root");
+        }
         return None;
     }
     let dir = tempfile::Builder::new().prefix("amphi-rootfs-").tempdir().unwrap();
@@ -373,6 +376,26 @@ fn shared_rootfs_propagation_still_pivots() {
         enter(&p).unwrap();
         let root = mount_at("/");
         assert!(root.optional.contains("shared:"), "/ is shared as asked: {root:?}");
+    });
+}
+
+#[test]
+fn unbindable_rootfs_propagation_applies_after_the_pivot() {
+    run("unbindable_rootfs_propagation_applies_after_the_pivot", |dir| {
+        fs::create_dir_all(dir.join("rootfs")).unwrap();
+        let p = plan(
+            dir,
+            &spec(r#"{"destination":"/proc","type":"proc"}"#, r#","rootfsPropagation":"runbindable""#, false),
+            false,
+            false,
+            false,
+        );
+        prepare(&p).unwrap();
+        enter(&p).unwrap();
+        for point in ["/", "/proc"] {
+            let m = mount_at(point);
+            assert!(m.optional.contains("unbindable"), "{point} is unbindable: {m:?}");
+        }
     });
 }
 
