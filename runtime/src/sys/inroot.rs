@@ -147,3 +147,62 @@ fn relative(path: &Path) -> &Path {
     let rel = path.strip_prefix("/").unwrap_or(path);
     if rel.as_os_str().is_empty() { Path::new(".") } else { rel }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::symlink;
+
+    use super::*;
+
+    fn root_of(dir: &Path) -> OwnedFd {
+        std::fs::File::open(dir).map(OwnedFd::from).unwrap()
+    }
+
+    #[test]
+    fn mkdir_all_makes_missing_parents() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = root_of(dir.path());
+        mkdir_all_in_root(root.as_fd(), Path::new("/a/b/c"), 0o755).unwrap();
+        assert!(dir.path().join("a/b/c").is_dir());
+        // Again: already there.
+        mkdir_all_in_root(root.as_fd(), Path::new("a/b/c"), 0o755).unwrap();
+    }
+
+    #[test]
+    fn dangling_symlinks_are_followed_inside_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = format!("/tmp/{}-inroot-outside", dir.path().file_name().unwrap().to_str().unwrap());
+        let root = root_of(dir.path());
+        symlink(&outside, dir.path().join("abs")).unwrap();
+        symlink(format!("../../../../..{outside}-rel"), dir.path().join("rel")).unwrap();
+        // A chain: hop -> /abs (-> outside).
+        symlink("/abs", dir.path().join("hop")).unwrap();
+        mkdir_all_in_root(root.as_fd(), Path::new("/abs/x"), 0o755).unwrap();
+        mkdir_all_in_root(root.as_fd(), Path::new("/rel/y"), 0o755).unwrap();
+        mkdir_all_in_root(root.as_fd(), Path::new("/hop/z"), 0o755).unwrap();
+        let inside = dir.path().join(outside.trim_start_matches('/'));
+        assert!(inside.join("x").is_dir() && inside.join("z").is_dir());
+        assert!(Path::new(&format!("{}-rel/y", inside.display())).is_dir());
+        assert!(!Path::new(&outside).exists() && !Path::new(&format!("{outside}-rel")).exists());
+    }
+
+    #[test]
+    fn symlink_loops_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = root_of(dir.path());
+        symlink("b", dir.path().join("a")).unwrap();
+        symlink("a", dir.path().join("b")).unwrap();
+        let err = mkdir_all_in_root(root.as_fd(), Path::new("/a/x"), 0o755).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ELOOP), "{err}");
+    }
+
+    #[test]
+    fn create_file_makes_a_file_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = root_of(dir.path());
+        create_file_in_root(root.as_fd(), Path::new("/etc/hosts"), 0o644).unwrap();
+        assert!(dir.path().join("etc/hosts").is_file());
+        create_file_in_root(root.as_fd(), Path::new("/etc/hosts"), 0o644).unwrap();
+    }
+}

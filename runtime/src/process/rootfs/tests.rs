@@ -32,6 +32,12 @@ const DIR: &str = "AMPHI_ROOTFS_TEST_DIR";
 /// directory to the outer test for its host-side checks, or `None` in the child
 /// role and when skipped.
 fn run(test: &str, scenario: fn(&Path)) -> Option<tempfile::TempDir> {
+    run_then(test, scenario, |_| {})
+}
+
+/// [`run`], with `cleanup(dir)` run by the outer test once the child is gone,
+/// whether it passed or not (for what the scenario left on the host).
+fn run_then(test: &str, scenario: fn(&Path), cleanup: fn(&Path)) -> Option<tempfile::TempDir> {
     if let Some(role) = std::env::var_os(ROLE) {
         if role == OsStr::new(test) {
             let dir = PathBuf::from(std::env::var_os(DIR).expect("test dir in the environment"));
@@ -61,6 +67,7 @@ fn run(test: &str, scenario: fn(&Path)) -> Option<tempfile::TempDir> {
         .env(DIR, dir.path())
         .output()
         .unwrap();
+    cleanup(dir.path());
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success() && text.contains("1 passed"), "child test {name} failed:\n{text}");
     Some(dir)
@@ -420,6 +427,60 @@ fn cgroup_namespace_shows_own_cgroup_as_root() {
         assert!(cgroups.iter().any(|m| m.point == "/sys/fs/cgroup/unified" && m.fstype == "cgroup2"));
         assert!(Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists());
     });
+}
+
+/// Pretends to be a cgroup v2 host: the unified hierarchy mounted at
+/// /sys/fs/cgroup (in this test's mount namespace only).
+fn v2_host(dir: &Path, cgroup_ns: bool) {
+    nix::mount::mount(Some("cgroup2"), "/sys/fs/cgroup", Some("cgroup2"), MsFlags::empty(), None::<&str>)
+        .expect("mount cgroup2 over /sys/fs/cgroup");
+    fs::create_dir_all(dir.join("rootfs")).unwrap();
+    // Into a cgroup of our own (removed by the outer test), so that the
+    // container's view differs from the hierarchy's root.
+    let own = format!("/{}", test_cgroup(dir));
+    fs::create_dir(format!("/sys/fs/cgroup{own}")).unwrap();
+    fs::write(format!("/sys/fs/cgroup{own}/cgroup.procs"), "0").unwrap();
+    if cgroup_ns {
+        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).unwrap();
+    }
+    let cg = r#"{"destination":"/proc","type":"proc"},
+        {"destination":"/sys/fs/cgroup","type":"cgroup","options":["nosuid","noexec","nodev","ro"]}"#;
+    let p = plan(dir, &spec(cg, "", false), false, cgroup_ns, false);
+    prepare(&p).unwrap();
+    enter(&p).unwrap();
+    let m = mount_at("/sys/fs/cgroup");
+    assert_eq!(m.fstype, "cgroup2");
+    assert_eq!(m.root, if cgroup_ns { "/" } else { own.as_str() }, "{m:?}");
+    assert!(flags("/sys/fs/cgroup").contains(FsFlags::ST_RDONLY | FsFlags::ST_NOSUID | FsFlags::ST_NOEXEC));
+    assert!(Path::new("/sys/fs/cgroup/cgroup.procs").exists());
+}
+
+fn test_cgroup(dir: &Path) -> String {
+    format!("{}-cgroup", dir.file_name().unwrap().to_str().unwrap())
+}
+
+/// Removes the cgroup `v2_host` made in the host's unified hierarchy, once its
+/// last process is gone.
+fn remove_test_cgroup(dir: &Path) {
+    let path = Path::new("/sys/fs/cgroup/unified").join(test_cgroup(dir));
+    for _ in 0..100 {
+        match fs::remove_dir(&path) {
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            other => return other.expect("remove the test cgroup"),
+        }
+    }
+    panic!("{} stayed busy", path.display());
+}
+
+#[test]
+fn v2_host_binds_own_cgroup() {
+    run_then("v2_host_binds_own_cgroup", |dir| v2_host(dir, false), remove_test_cgroup);
+}
+
+#[test]
+fn v2_host_mounts_cgroup2_in_a_cgroup_namespace() {
+    run_then("v2_host_mounts_cgroup2_in_a_cgroup_namespace", |dir| v2_host(dir, true), remove_test_cgroup);
 }
 
 #[test]
