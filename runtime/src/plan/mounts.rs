@@ -65,6 +65,10 @@ pub struct RootfsPlan {
     /// The init has a new cgroup namespace (unshared before the rootfs is
     /// prepared): cgroup filesystems are mounted, not bound.
     pub cgroup_ns: bool,
+    /// The container's cgroup, relative to the hierarchy's root: what a v2 host
+    /// binds when a cgroup namespace may not mount cgroup2 (inside the namespace
+    /// `/proc/self/cgroup` no longer says where that is).
+    pub cgroup_path: PathBuf,
 }
 
 /// One entry of `mounts`.
@@ -247,6 +251,7 @@ impl RootfsPlan {
             readonly_paths,
             user_ns: ctx.new_user_ns || joins_user,
             cgroup_ns: ctx.new_cgroup_ns,
+            cgroup_path: ctx.cgroup_path.clone(),
         })
     }
 

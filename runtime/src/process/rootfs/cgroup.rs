@@ -71,17 +71,21 @@ fn unified(root: BorrowedFd<'_>, m: &MountPlan, plan: &RootfsPlan) -> Result<(),
             Err(errno) => return Err(fail(None)(errno)),
         }
     }
-    let own = read("/proc/self/cgroup").map_err(|e| RootfsError::Cgroup {
-        destination: dest.into(),
-        reason: e.0,
-        errno: Some(e.1),
-    })?;
-    let path = own_cgroup(&own, &[]).ok_or_else(|| RootfsError::Cgroup {
-        destination: dest.into(),
-        reason: "no cgroup2 entry in /proc/self/cgroup".into(),
-        errno: None,
-    })?;
-    let source = Path::new(CGROUP_ROOT).join(path.trim_start_matches('/'));
+    let source = if plan.cgroup_ns {
+        Path::new(CGROUP_ROOT).join(plan.cgroup_path.strip_prefix("/").unwrap_or(&plan.cgroup_path))
+    } else {
+        let own = read("/proc/self/cgroup").map_err(|e| RootfsError::Cgroup {
+            destination: dest.into(),
+            reason: e.0,
+            errno: Some(e.1),
+        })?;
+        let path = own_cgroup(&own, &[]).ok_or_else(|| RootfsError::Cgroup {
+            destination: dest.into(),
+            reason: "no cgroup2 entry in /proc/self/cgroup".into(),
+            errno: None,
+        })?;
+        Path::new(CGROUP_ROOT).join(path.trim_start_matches('/'))
+    };
     mount_on(Some(&source), &target, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)
         .map_err(fail(Some("bind the container's cgroup")))?;
     let attr = SetAttr { recursive: false, attr: attr_from_flags(flags, MsFlags::empty()) };
