@@ -1,10 +1,25 @@
 //! The rootfs plan: which mounts, devices, masked and read-only paths, in order.
+//!
+//! Everything that can be known without the container's mount namespace is
+//! decided and checked here, in the caller, before the first clone: the options
+//! of each mount are parsed ([`options`]), a bind mount's source must exist (a
+//! relative source is read against the bundle directory, as the runtime-spec
+//! says) and tells whether its target is a file or a directory, destinations are
+//! made absolute and clean, and nothing may be mounted inside `/proc` except the
+//! few files that lxcfs-style tools emulate. [`crate::process::rootfs`] carries
+//! the plan out in the container's init.
 
-use std::path::{Path, PathBuf};
+pub mod options;
 
-use oci_spec::runtime::Spec;
+use std::path::{Component, Path, PathBuf};
+
+use nix::mount::MsFlags;
+use oci_spec::runtime::{LinuxDeviceType, LinuxNamespaceType, Spec};
+
+pub use options::{Bind, MountOptions};
 
 use super::PlanError;
+use crate::sys::mount::MountAttr;
 
 /// What the mount plan depends on besides the spec.
 #[derive(Debug, Clone)]
@@ -22,18 +37,637 @@ pub struct MountContext {
 /// The rootfs plan.
 #[derive(Debug, Clone)]
 pub struct RootfsPlan {
+    /// The rootfs on the host (absolute, as the bundle resolved it).
     pub rootfs: PathBuf,
+    /// `root.readonly`: `/` is made read-only last.
     pub readonly: bool,
     pub no_pivot: bool,
+    /// Applied to the whole mount tree before anything is mounted: `MS_SLAVE |
+    /// MS_REC` (like runc) unless `linux.rootfsPropagation` says otherwise.
+    pub propagation: MsFlags,
+    /// `linux.rootfsPropagation` to apply again to the new `/` after the pivot
+    /// (never a private type: the rootfs is private already).
+    pub root_propagation: Option<MsFlags>,
+    /// `mounts`, in spec order.
+    pub mounts: Vec<MountPlan>,
+    /// Whether `/dev` is the runtime's to fill: false when a mount binds `/dev`
+    /// from the host.
+    pub setup_dev: bool,
+    /// `/dev` was asked read-only: it is made so after its devices are created.
+    pub dev_readonly: bool,
+    /// The default devices and `linux.devices` (none when `setup_dev` is false).
+    pub devices: Vec<DevicePlan>,
+    pub masked_paths: Vec<PathBuf>,
+    pub readonly_paths: Vec<PathBuf>,
+    /// The init runs in a user namespace (new or joined): `mknod` is not allowed,
+    /// so device nodes are bind-mounted from the host.
+    pub user_ns: bool,
+    /// The init has a new cgroup namespace (unshared before the rootfs is
+    /// prepared): cgroup filesystems are mounted, not bound.
+    pub cgroup_ns: bool,
+    /// The container's cgroup, relative to the hierarchy's root: what a v2 host
+    /// binds when a cgroup namespace may not mount cgroup2 (inside the namespace
+    /// `/proc/self/cgroup` no longer says where that is).
+    pub cgroup_path: PathBuf,
 }
+
+/// One entry of `mounts`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountPlan {
+    /// Absolute and clean; read inside the rootfs.
+    pub destination: PathBuf,
+    pub kind: MountKind,
+    /// `mount(2)` flags of a filesystem mount; for `cgroup`, those of each
+    /// hierarchy. Never `MS_BIND`/`MS_REC` (see [`MountKind::Bind`]).
+    pub flags: MsFlags,
+    /// Filesystem data (`mode=755,size=65536k`).
+    pub data: Option<String>,
+    /// `mount_setattr` calls on the new mount, in order: a bind's flags, the
+    /// recursive attributes, the propagation types.
+    pub setattr: Vec<SetAttr>,
+}
+
+/// One `mount_setattr(2)` call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SetAttr {
+    /// With `AT_RECURSIVE`: every mount of the tree.
+    pub recursive: bool,
+    pub attr: MountAttr,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountKind {
+    /// `bind`/`rbind` or type `bind`.
+    Bind {
+        /// Absolute path on the host.
+        source: PathBuf,
+        recursive: bool,
+        /// The source is a directory, so the target is one (else a file).
+        source_is_dir: bool,
+    },
+    /// Type `cgroup`: the container's view of the cgroup hierarchies, shaped at
+    /// run time after the host's (v2, or v1/hybrid as a tmpfs of hierarchies).
+    Cgroup,
+    /// Any other filesystem (`proc`, `sysfs`, `tmpfs`, `devpts`, `mqueue`,
+    /// `cgroup2`, `overlay`, ...), mounted with its source and data.
+    Filesystem { fstype: String, source: PathBuf },
+}
+
+/// One device node to make in the rootfs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DevicePlan {
+    /// Absolute path inside the container.
+    pub path: PathBuf,
+    pub kind: DeviceKind,
+    pub major: u64,
+    pub minor: u64,
+    /// Permission bits.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceKind {
+    Char,
+    Block,
+    Fifo,
+}
+
+/// The devices every container gets (runtime-spec, "Default Devices").
+const DEFAULT_DEVICES: [(&str, u64, u64); 6] = [
+    ("/dev/null", 1, 3),
+    ("/dev/zero", 1, 5),
+    ("/dev/full", 1, 7),
+    ("/dev/random", 1, 8),
+    ("/dev/urandom", 1, 9),
+    ("/dev/tty", 5, 0),
+];
+
+/// The only places inside `/proc` a mount may cover: files that tools such as
+/// lxcfs emulate. Anything else could hide what the masked paths protect.
+const PROC_MOUNTS_ALLOWED: &[&str] = &[
+    "/proc/cpuinfo",
+    "/proc/diskstats",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/swaps",
+    "/proc/uptime",
+    "/proc/loadavg",
+    "/proc/slabinfo",
+    "/proc/pressure/cpu",
+    "/proc/pressure/io",
+    "/proc/pressure/memory",
+    "/proc/net/dev",
+    "/proc/sys/kernel/ns_last_pid",
+];
 
 impl RootfsPlan {
     pub fn new(spec: &Spec, rootfs: PathBuf, ctx: &MountContext) -> Result<Self, PlanError> {
         let readonly = spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false);
-        Ok(Self { rootfs, readonly, no_pivot: ctx.no_pivot })
+        let linux = spec.linux().as_ref();
+        let namespaces = linux.and_then(|l| l.namespaces().as_deref()).unwrap_or_default();
+        let is_new = |p: &Option<PathBuf>| p.as_ref().is_none_or(|p| p.as_os_str().is_empty());
+        if !namespaces.iter().any(|n| n.typ() == LinuxNamespaceType::Mount && is_new(n.path())) {
+            return Err(PlanError::new(
+                "linux.namespaces",
+                "a new mount namespace is required (the rootfs is mounted inside it)",
+            ));
+        }
+        let joins_user = namespaces.iter().any(|n| n.typ() == LinuxNamespaceType::User && !is_new(n.path()));
+
+        let (propagation, root_propagation) = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
+            None | Some("") => (MsFlags::MS_SLAVE | MsFlags::MS_REC, None),
+            Some(name) => {
+                let flags = options::propagation(name).ok_or_else(|| {
+                    PlanError::new("linux.rootfsPropagation", format!("unknown propagation type {name:?}"))
+                })?;
+                if flags.contains(MsFlags::MS_UNBINDABLE) {
+                    // An unbindable tree could not bind the rootfs onto itself:
+                    // keep runc's default until the pivot, then apply it to `/`.
+                    (MsFlags::MS_SLAVE | MsFlags::MS_REC, Some(flags))
+                } else {
+                    (flags, (!flags.contains(MsFlags::MS_PRIVATE)).then_some(flags))
+                }
+            }
+        };
+
+        let mut mounts = Vec::new();
+        for (i, m) in spec.mounts().iter().flatten().enumerate() {
+            mounts.push(plan_mount(i, m, ctx)?);
+        }
+        let setup_dev =
+            !mounts.iter().any(|m| m.destination == Path::new("/dev") && matches!(m.kind, MountKind::Bind { .. }));
+        let mut dev_readonly = false;
+        if setup_dev {
+            // Devices are made after the mounts: a read-only /dev becomes so later.
+            for m in mounts.iter_mut().filter(|m| m.destination == Path::new("/dev")) {
+                if m.flags.contains(MsFlags::MS_RDONLY) {
+                    m.flags.remove(MsFlags::MS_RDONLY);
+                    dev_readonly = true;
+                }
+            }
+        }
+
+        // Checked always, made only into a /dev of the runtime's own: a /dev bound
+        // from the host is never written to.
+        let spec_devices = plan_devices(linux.and_then(|l| l.devices().as_deref()).unwrap_or_default())?;
+        let mut devices = Vec::new();
+        if setup_dev {
+            for (path, major, minor) in DEFAULT_DEVICES {
+                if !spec_devices.iter().any(|d| d.path == Path::new(path)) {
+                    devices.push(DevicePlan {
+                        path: PathBuf::from(path),
+                        kind: DeviceKind::Char,
+                        major,
+                        minor,
+                        mode: 0o666,
+                        uid: 0,
+                        gid: 0,
+                    });
+                }
+            }
+            devices.extend(spec_devices);
+        }
+
+        let masked_paths =
+            absolute_paths("linux.maskedPaths", linux.and_then(|l| l.masked_paths().as_deref()).unwrap_or_default())?;
+        let readonly_paths = absolute_paths(
+            "linux.readonlyPaths",
+            linux.and_then(|l| l.readonly_paths().as_deref()).unwrap_or_default(),
+        )?;
+
+        Ok(Self {
+            rootfs,
+            readonly,
+            no_pivot: ctx.no_pivot,
+            propagation,
+            root_propagation,
+            mounts,
+            setup_dev,
+            dev_readonly,
+            devices,
+            masked_paths,
+            readonly_paths,
+            user_ns: ctx.new_user_ns || joins_user,
+            cgroup_ns: ctx.new_cgroup_ns,
+            cgroup_path: ctx.cgroup_path.clone(),
+        })
     }
 
     pub fn rootfs(&self) -> &Path {
         &self.rootfs
+    }
+
+    /// Whether the tree's propagation leaves no shared mount behind (`rslave` or
+    /// `rprivate`): then the rootfs's parent needs no change for `pivot_root`,
+    /// and unmounting the old root cannot reach the host.
+    pub fn nothing_shared(&self) -> bool {
+        self.propagation.contains(MsFlags::MS_REC)
+            && self.propagation.intersects(MsFlags::MS_SLAVE | MsFlags::MS_PRIVATE)
+    }
+}
+
+fn plan_mount(i: usize, m: &oci_spec::runtime::Mount, ctx: &MountContext) -> Result<MountPlan, PlanError> {
+    let field = |name: &str| format!("mounts[{i}].{name}");
+    if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
+        return Err(PlanError::new(field("uidMappings"), "id-mapped mounts are not supported"));
+    }
+    if m.destination().as_os_str().is_empty() {
+        return Err(PlanError::new(field("destination"), "missing"));
+    }
+    let destination = clean_absolute(m.destination());
+    if destination == Path::new("/") {
+        return Err(PlanError::new(field("destination"), "cannot mount over the container's root"));
+    }
+    let opts = MountOptions::parse(m.options().as_deref().unwrap_or_default())
+        .map_err(|reason| PlanError::new(field("options"), reason))?;
+    let typ = m.typ().as_deref().unwrap_or("");
+    let is_bind = opts.bind.is_some() || typ == "bind";
+
+    let kind = if is_bind {
+        let source = m.source().as_ref().filter(|s| !s.as_os_str().is_empty());
+        let source = source.ok_or_else(|| PlanError::new(field("source"), "a bind mount needs a source"))?;
+        let source = if source.is_absolute() { source.clone() } else { ctx.bundle.join(source) };
+        let meta = std::fs::metadata(&source).map_err(|e| {
+            let reason = match e.kind() {
+                std::io::ErrorKind::NotFound => format!("{} does not exist", source.display()),
+                _ => format!("{}: {e}", source.display()),
+            };
+            PlanError::new(field("source"), reason)
+        })?;
+        MountKind::Bind { source, recursive: opts.bind == Some(Bind::Recursive), source_is_dir: meta.is_dir() }
+    } else if typ.is_empty() {
+        return Err(PlanError::new(field("type"), "missing (and the options name no bind)"));
+    } else if typ == "cgroup" {
+        MountKind::Cgroup
+    } else {
+        let source = m.source().clone().filter(|s| !s.as_os_str().is_empty()).unwrap_or_else(|| typ.into());
+        MountKind::Filesystem { fstype: typ.to_owned(), source }
+    };
+    if !matches!(kind, MountKind::Filesystem { .. })
+        && let Some(first) = opts.data.first()
+    {
+        return Err(PlanError::new(field("options"), format!("unknown option {first:?}")));
+    }
+    check_proc_destination(&destination, &kind).map_err(|reason| PlanError::new(field("destination"), reason))?;
+
+    let mut setattr = Vec::new();
+    if matches!(kind, MountKind::Bind { .. }) {
+        let attr = opts.bind_attr();
+        if !attr.is_empty() {
+            setattr.push(SetAttr { recursive: false, attr });
+        }
+    }
+    if !opts.recursive.is_empty() {
+        setattr.push(SetAttr { recursive: true, attr: opts.recursive });
+    }
+    for (n, flags) in opts.propagation.iter().enumerate() {
+        let recursive = flags.contains(MsFlags::MS_REC);
+        let propagation: u64 = (*flags - MsFlags::MS_REC).bits();
+        // A lone propagation type rides along with the attribute call of the same
+        // reach, saving a syscall; several keep their order in calls of their own.
+        let alone = opts.propagation.len() == 1 && n == 0;
+        match setattr.iter_mut().find(|s| alone && s.recursive == recursive) {
+            Some(step) => step.attr.propagation = propagation,
+            None => setattr.push(SetAttr { recursive, attr: MountAttr { propagation, ..MountAttr::default() } }),
+        }
+    }
+
+    let (flags, data) = match kind {
+        MountKind::Bind { .. } => (MsFlags::empty(), None),
+        _ => (opts.flags, opts.data_string()),
+    };
+    Ok(MountPlan { destination, kind, flags, data, setattr })
+}
+
+/// Mounts inside `/proc` could hide the masked paths; only `proc` itself (or a
+/// bind) at `/proc`, and binds of the emulated files below it, are allowed.
+fn check_proc_destination(destination: &Path, kind: &MountKind) -> Result<(), String> {
+    if destination == Path::new("/proc") {
+        return match kind {
+            MountKind::Filesystem { fstype, .. } if fstype != "proc" => {
+                Err(format!("/proc can only be a proc mount, not {fstype}"))
+            }
+            MountKind::Cgroup => Err("/proc can only be a proc mount, not cgroup".into()),
+            _ => Ok(()),
+        };
+    }
+    if destination.starts_with("/proc") && !PROC_MOUNTS_ALLOWED.iter().any(|p| destination == Path::new(p)) {
+        return Err(format!("{} is inside /proc", destination.display()));
+    }
+    Ok(())
+}
+
+fn plan_devices(devices: &[oci_spec::runtime::LinuxDevice]) -> Result<Vec<DevicePlan>, PlanError> {
+    let mut out = Vec::with_capacity(devices.len());
+    for (i, d) in devices.iter().enumerate() {
+        let field = |name: &str| format!("linux.devices[{i}].{name}");
+        let path = d.path();
+        if !path.is_absolute() || clean_absolute(path) == Path::new("/") {
+            return Err(PlanError::new(field("path"), format!("{:?} is not an absolute path to a file", path)));
+        }
+        let kind = match d.typ() {
+            LinuxDeviceType::C | LinuxDeviceType::U => DeviceKind::Char,
+            LinuxDeviceType::B => DeviceKind::Block,
+            LinuxDeviceType::P => DeviceKind::Fifo,
+            LinuxDeviceType::A => return Err(PlanError::new(field("type"), "\"a\" is not a device type")),
+        };
+        let number = |name: &str, n: i64| {
+            u64::try_from(n).map_err(|_| PlanError::new(field(name), format!("{n} is not a device number")))
+        };
+        let (major, minor) = match kind {
+            DeviceKind::Fifo => (0, 0),
+            _ => (number("major", d.major())?, number("minor", d.minor())?),
+        };
+        out.push(DevicePlan {
+            path: clean_absolute(path),
+            kind,
+            major,
+            minor,
+            mode: d.file_mode().map_or(0o666, |m| m & 0o7777),
+            uid: d.uid().unwrap_or(0),
+            gid: d.gid().unwrap_or(0),
+        });
+    }
+    Ok(out)
+}
+
+fn absolute_paths(field: &str, paths: &[String]) -> Result<Vec<PathBuf>, PlanError> {
+    paths
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            if Path::new(p).is_absolute() {
+                Ok(clean_absolute(Path::new(p)))
+            } else {
+                Err(PlanError::new(format!("{field}[{i}]"), format!("{p:?} is not an absolute path")))
+            }
+        })
+        .collect()
+}
+
+/// `path` read from `/`, with `.` and `..` taken out lexically (`..` stops at `/`).
+fn clean_absolute(path: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in path.components() {
+        match c {
+            Component::Normal(name) => out.push(name),
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir | Component::RootDir | Component::Prefix(_) => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(bundle: &Path) -> MountContext {
+        MountContext {
+            bundle: bundle.to_path_buf(),
+            new_user_ns: false,
+            new_cgroup_ns: false,
+            cgroup_path: PathBuf::from("/amphi/test"),
+            no_pivot: false,
+        }
+    }
+
+    /// A spec with a new mount namespace and the given `mounts` and `linux` extras.
+    fn spec(mounts: &str, linux_extra: &str) -> Spec {
+        let json = format!(
+            r#"{{"ociVersion":"1.2.0","mounts":[{mounts}],
+            "linux":{{"namespaces":[{{"type":"mount"}},{{"type":"pid"}}]{linux_extra}}}}}"#
+        );
+        serde_json::from_str(&json).unwrap()
+    }
+
+    fn plan(mounts: &str, linux_extra: &str) -> Result<RootfsPlan, PlanError> {
+        RootfsPlan::new(&spec(mounts, linux_extra), "/rootfs".into(), &ctx(Path::new("/")))
+    }
+
+    #[test]
+    fn default_mounts_keep_spec_order_and_data() {
+        let p = plan(
+            r#"{"destination":"/proc","type":"proc","source":"proc"},
+               {"destination":"/dev","type":"tmpfs","source":"tmpfs","options":["nosuid","strictatime","mode=755","size=65536k"]},
+               {"destination":"/dev/pts","type":"devpts","source":"devpts","options":["nosuid","noexec","newinstance","ptmxmode=0666","mode=0620","gid=5"]},
+               {"destination":"/sys/fs/cgroup","type":"cgroup","source":"cgroup","options":["nosuid","noexec","nodev","relatime","ro"]}"#,
+            "",
+        )
+        .unwrap();
+        let dests: Vec<_> = p.mounts.iter().map(|m| m.destination.to_str().unwrap()).collect();
+        assert_eq!(dests, ["/proc", "/dev", "/dev/pts", "/sys/fs/cgroup"]);
+        assert_eq!(p.mounts[1].data.as_deref(), Some("mode=755,size=65536k"));
+        assert_eq!(p.mounts[1].flags, MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME);
+        assert_eq!(p.mounts[2].data.as_deref(), Some("newinstance,ptmxmode=0666,mode=0620,gid=5"));
+        assert_eq!(p.mounts[3].kind, MountKind::Cgroup);
+        assert!(p.mounts[3].flags.contains(MsFlags::MS_RDONLY));
+        assert!(p.mounts.iter().all(|m| m.setattr.is_empty()));
+        assert!(p.setup_dev);
+        assert_eq!(p.devices.len(), 6);
+        assert!(p.devices.iter().any(|d| d.path == Path::new("/dev/tty") && (d.major, d.minor) == (5, 0)));
+        assert_eq!(p.propagation, MsFlags::MS_SLAVE | MsFlags::MS_REC);
+        assert!(p.nothing_shared());
+        assert_eq!(p.root_propagation, None);
+    }
+
+    #[test]
+    fn bind_source_is_read_against_the_bundle() {
+        let bundle = tempfile::tempdir().unwrap();
+        std::fs::create_dir(bundle.path().join("data")).unwrap();
+        std::fs::write(bundle.path().join("file"), "x").unwrap();
+        let s = spec(
+            r#"{"destination":"data","source":"data","options":["rbind","ro","nosuid"]},
+               {"destination":"/etc/f","type":"bind","source":"file"}"#,
+            "",
+        );
+        let p = RootfsPlan::new(&s, "/rootfs".into(), &ctx(bundle.path())).unwrap();
+        assert_eq!(p.mounts[0].destination, Path::new("/data"), "a relative destination is read from /");
+        assert_eq!(
+            p.mounts[0].kind,
+            MountKind::Bind { source: bundle.path().join("data"), recursive: true, source_is_dir: true }
+        );
+        assert_eq!(
+            p.mounts[0].setattr,
+            vec![SetAttr {
+                recursive: false,
+                attr: MountAttr { set: libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NOSUID, ..MountAttr::default() }
+            }]
+        );
+        assert_eq!(
+            p.mounts[1].kind,
+            MountKind::Bind { source: bundle.path().join("file"), recursive: false, source_is_dir: false }
+        );
+        assert!(p.mounts[1].setattr.is_empty(), "a bind without options is one mount call");
+    }
+
+    #[test]
+    fn missing_bind_source_names_the_field() {
+        let err =
+            plan(r#"{"destination":"/x"},{"destination":"/data","source":"/nonexistent/src","options":["bind"]}"#, "")
+                .unwrap_err()
+                .to_string();
+        // The first entry has no type and no bind option.
+        assert!(err.contains("mounts[0].type"), "{err}");
+        let err = plan(r#"{"destination":"/data","source":"/nonexistent/src","options":["bind"]}"#, "")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "config.json: mounts[0].source: /nonexistent/src does not exist");
+    }
+
+    #[test]
+    fn unknown_option_on_a_bind_is_refused() {
+        let err =
+            plan(r#"{"destination":"/d","type":"bind","source":"/","options":["rbind","mode=755"]}"#, "").unwrap_err();
+        assert_eq!(err.field, "mounts[0].options");
+        assert!(err.reason.contains("mode=755"), "{err}");
+        let err = plan(r#"{"destination":"/d","type":"tmpfs","options":["tmpcopyup"]}"#, "").unwrap_err();
+        assert_eq!(err.field, "mounts[0].options");
+    }
+
+    #[test]
+    fn destinations_are_cleaned_and_root_is_refused() {
+        let p = plan(r#"{"destination":"/a/./b/../c//","type":"tmpfs"}"#, "").unwrap();
+        assert_eq!(p.mounts[0].destination, Path::new("/a/c"));
+        let err = plan(r#"{"destination":"/x/..","type":"tmpfs"}"#, "").unwrap_err();
+        assert_eq!(err.field, "mounts[0].destination");
+    }
+
+    #[test]
+    fn nothing_but_proc_inside_proc() {
+        let err = plan(r#"{"destination":"/proc/sys","type":"tmpfs"}"#, "").unwrap_err();
+        assert!(err.reason.contains("inside /proc"), "{err}");
+        let err = plan(r#"{"destination":"/proc","type":"tmpfs"}"#, "").unwrap_err();
+        assert_eq!(err.field, "mounts[0].destination");
+        plan(r#"{"destination":"/proc/meminfo","type":"bind","source":"/proc/meminfo"}"#, "").unwrap();
+        plan(r#"{"destination":"/proc","type":"proc"}"#, "").unwrap();
+    }
+
+    #[test]
+    fn a_lone_propagation_rides_with_the_attributes() {
+        let p =
+            plan(r#"{"destination":"/d","type":"bind","source":"/","options":["rbind","ro","rprivate"]}"#, "").unwrap();
+        // ro is non-recursive, rprivate recursive: two calls.
+        assert_eq!(p.mounts[0].setattr.len(), 2);
+        assert!(p.mounts[0].setattr[1].recursive);
+        assert_eq!(p.mounts[0].setattr[1].attr.propagation, libc::MS_PRIVATE);
+        let p =
+            plan(r#"{"destination":"/d","type":"bind","source":"/","options":["rbind","ro","private"]}"#, "").unwrap();
+        assert_eq!(p.mounts[0].setattr.len(), 1);
+        assert_eq!(p.mounts[0].setattr[0].attr.propagation, libc::MS_PRIVATE);
+        assert_eq!(p.mounts[0].setattr[0].attr.set, libc::MOUNT_ATTR_RDONLY);
+        let p = plan(r#"{"destination":"/d","type":"tmpfs","options":["rshared","slave"]}"#, "").unwrap();
+        let props: Vec<_> = p.mounts[0].setattr.iter().map(|s| (s.recursive, s.attr.propagation)).collect();
+        assert_eq!(props, [(true, libc::MS_SHARED), (false, libc::MS_SLAVE)]);
+    }
+
+    #[test]
+    fn bound_dev_means_no_devices() {
+        let p = plan(
+            r#"{"destination":"/dev","type":"bind","source":"/dev","options":["rbind"]}"#,
+            r#","devices":[{"path":"/dev/fuse","type":"c","major":10,"minor":229}]"#,
+        )
+        .unwrap();
+        assert!(!p.setup_dev);
+        assert!(p.devices.is_empty());
+    }
+
+    #[test]
+    fn read_only_dev_is_deferred() {
+        let p = plan(r#"{"destination":"/dev","type":"tmpfs","options":["ro","nosuid"]}"#, "").unwrap();
+        assert!(p.dev_readonly);
+        assert_eq!(p.mounts[0].flags, MsFlags::MS_NOSUID);
+    }
+
+    #[test]
+    fn spec_devices_override_defaults() {
+        let p = plan(
+            "",
+            r#","devices":[{"path":"/dev/null","type":"c","major":1,"minor":3,"fileMode":8630,"uid":5,"gid":6},
+                {"path":"/dev/fuse","type":"c","major":10,"minor":229},
+                {"path":"/dev/sda","type":"b","major":8,"minor":0,"fileMode":432},
+                {"path":"/dev/fifo","type":"p"}]"#,
+        )
+        .unwrap();
+        let null: Vec<_> = p.devices.iter().filter(|d| d.path == Path::new("/dev/null")).collect();
+        assert_eq!(null.len(), 1);
+        // 8630 = 0o20666: the type bits are dropped.
+        assert_eq!((null[0].mode, null[0].uid, null[0].gid), (0o666, 5, 6));
+        let fuse = p.devices.iter().find(|d| d.path == Path::new("/dev/fuse")).unwrap();
+        assert_eq!((fuse.kind, fuse.major, fuse.minor, fuse.mode), (DeviceKind::Char, 10, 229, 0o666));
+        let sda = p.devices.iter().find(|d| d.path == Path::new("/dev/sda")).unwrap();
+        assert_eq!((sda.kind, sda.mode), (DeviceKind::Block, 0o660));
+        assert_eq!(p.devices.iter().find(|d| d.path == Path::new("/dev/fifo")).unwrap().kind, DeviceKind::Fifo);
+        assert_eq!(p.devices.len(), 5 + 4);
+    }
+
+    #[test]
+    fn bad_devices_name_the_field() {
+        let err = plan("", r#","devices":[{"path":"dev/x","type":"c","major":1,"minor":1}]"#).unwrap_err();
+        assert_eq!(err.field, "linux.devices[0].path");
+        let err = plan("", r#","devices":[{"path":"/dev/x","type":"a"}]"#).unwrap_err();
+        assert_eq!(err.field, "linux.devices[0].type");
+        let err = plan("", r#","devices":[{"path":"/dev/x","type":"c","major":-1,"minor":1}]"#).unwrap_err();
+        assert_eq!(err.field, "linux.devices[0].major");
+    }
+
+    #[test]
+    fn propagation_of_the_rootfs() {
+        let p = plan("", r#","rootfsPropagation":"rshared""#).unwrap();
+        assert_eq!(p.propagation, MsFlags::MS_SHARED | MsFlags::MS_REC);
+        assert_eq!(p.root_propagation, Some(MsFlags::MS_SHARED | MsFlags::MS_REC));
+        assert!(!p.nothing_shared());
+        let p = plan("", r#","rootfsPropagation":"rprivate""#).unwrap();
+        assert_eq!(p.root_propagation, None);
+        assert!(p.nothing_shared());
+        let p = plan("", r#","rootfsPropagation":"slave""#).unwrap();
+        assert!(!p.nothing_shared(), "a non-recursive slave leaves the rest as it was");
+        let p = plan("", r#","rootfsPropagation":"runbindable""#).unwrap();
+        assert_eq!(p.propagation, MsFlags::MS_SLAVE | MsFlags::MS_REC, "the rootfs must stay bindable until the pivot");
+        assert_eq!(p.root_propagation, Some(MsFlags::MS_UNBINDABLE | MsFlags::MS_REC));
+        let err = plan("", r#","rootfsPropagation":"sideways""#).unwrap_err();
+        assert_eq!(err.field, "linux.rootfsPropagation");
+    }
+
+    #[test]
+    fn masked_and_readonly_paths_must_be_absolute() {
+        let p = plan("", r#","maskedPaths":["/proc/kcore"],"readonlyPaths":["/proc/sys"]"#).unwrap();
+        assert_eq!(p.masked_paths, [PathBuf::from("/proc/kcore")]);
+        assert_eq!(p.readonly_paths, [PathBuf::from("/proc/sys")]);
+        let err = plan("", r#","maskedPaths":["/ok","proc/kcore"]"#).unwrap_err();
+        assert_eq!(err.field, "linux.maskedPaths[1]");
+    }
+
+    #[test]
+    fn a_mount_namespace_is_required() {
+        let s: Spec =
+            serde_json::from_str(r#"{"ociVersion":"1.2.0","linux":{"namespaces":[{"type":"pid"}]}}"#).unwrap();
+        let err = RootfsPlan::new(&s, "/r".into(), &ctx(Path::new("/"))).unwrap_err();
+        assert_eq!(err.field, "linux.namespaces");
+    }
+
+    #[test]
+    fn joined_user_namespace_counts_as_user_namespace() {
+        let s: Spec = serde_json::from_str(
+            r#"{"ociVersion":"1.2.0","linux":{"namespaces":[{"type":"mount"},{"type":"user","path":"/proc/1/ns/user"}]}}"#,
+        )
+        .unwrap();
+        assert!(RootfsPlan::new(&s, "/r".into(), &ctx(Path::new("/"))).unwrap().user_ns);
+        assert!(!plan("", "").unwrap().user_ns);
+    }
+
+    #[test]
+    fn id_mapped_mounts_are_refused() {
+        let err = plan(
+            r#"{"destination":"/d","type":"bind","source":"/","options":["rbind"],
+                "uidMappings":[{"containerID":0,"hostID":1,"size":1}],"gidMappings":[{"containerID":0,"hostID":1,"size":1}]}"#,
+            "",
+        )
+        .unwrap_err();
+        assert_eq!(err.field, "mounts[0].uidMappings");
     }
 }

@@ -12,7 +12,7 @@ use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Component, Path};
+use std::path::Path;
 
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
@@ -63,32 +63,51 @@ pub fn openat2(dir: BorrowedFd<'_>, path: &Path, flags: OFlag, mode: Mode, resol
 /// returns the last one opened `O_PATH`. Each prefix is resolved from the root with
 /// `RESOLVE_IN_ROOT` (so `/var/run -> /run` style symlinks work as they will in the
 /// container) and each missing component is made with `mkdirat` on the directory
-/// that prefix resolved to, which cannot follow a symlink.
+/// that prefix resolved to, which cannot follow a symlink. A dangling symlink on
+/// the way is followed inside the root: its target is made there, as the
+/// container would see it.
+///
+/// The existing part is found from the end: a path whose parent exists costs
+/// three calls (open, mkdirat, open).
 pub fn mkdir_all_in_root(root: BorrowedFd<'_>, path: &Path, mode: u32) -> io::Result<OwnedFd> {
-    let dir_flags = OFlag::O_PATH | OFlag::O_DIRECTORY;
-    let mut current = open_in_root(root, Path::new("."), dir_flags)?;
-    let mut prefix = std::path::PathBuf::new();
-    for component in relative(path).components() {
-        let name = match component {
-            Component::Normal(name) => name,
-            Component::ParentDir => std::ffi::OsStr::new(".."),
-            Component::CurDir | Component::RootDir | Component::Prefix(_) => continue,
-        };
-        prefix.push(name);
-        current = match open_in_root(root, &prefix, dir_flags) {
-            Ok(fd) => fd,
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) && component != Component::ParentDir => {
-                match nix::sys::stat::mkdirat(Some(current.as_raw_fd()), name, Mode::from_bits_truncate(mode)) {
-                    Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
-                    Err(e) => return Err(e.into()),
-                }
-                open_in_root(root, &prefix, dir_flags)?
-            }
-            Err(e) => return Err(e),
-        };
-    }
-    Ok(current)
+    mkdir_all(root, relative(path), mode, 0)
 }
+
+fn mkdir_all(root: BorrowedFd<'_>, path: &Path, mode: u32, links: usize) -> io::Result<OwnedFd> {
+    let dir_flags = OFlag::O_PATH | OFlag::O_DIRECTORY;
+    match open_in_root(root, path, dir_flags) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+        other => return other,
+    }
+    // Only a last component that names something can be made (`a/..` cannot).
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(io::Error::from_raw_os_error(libc::ENOENT));
+    };
+    let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
+    let dir = mkdir_all(root, parent, mode, links)?;
+    match nix::sys::stat::mkdirat(Some(dir.as_raw_fd()), name, Mode::from_bits_truncate(mode)) {
+        Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+        Err(e) => return Err(e.into()),
+    }
+    match open_in_root(root, path, dir_flags) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+            // `name` exists yet leads nowhere: a dangling symlink. Make its
+            // target, read against the root (absolute) or the parent.
+            let target = nix::fcntl::readlinkat(Some(dir.as_raw_fd()), name).map_err(|_| e)?;
+            if links >= MAX_SYMLINKS {
+                return Err(io::Error::from_raw_os_error(libc::ELOOP));
+            }
+            let target = Path::new(&target);
+            let next = if target.is_absolute() { relative(target).to_path_buf() } else { parent.join(target) };
+            mkdir_all(root, &next, mode, links + 1)?;
+            open_in_root(root, path, dir_flags)
+        }
+        other => other,
+    }
+}
+
+/// As many symlinks as the kernel follows in one lookup (`MAXSYMLINKS`).
+const MAX_SYMLINKS: usize = 40;
 
 /// Makes sure a regular file exists at `path` inside `root` (its parent
 /// directories are made as needed) and returns it opened `O_PATH`: the target of a
@@ -127,4 +146,63 @@ pub fn proc_fd_path(fd: &impl AsRawFd) -> String {
 fn relative(path: &Path) -> &Path {
     let rel = path.strip_prefix("/").unwrap_or(path);
     if rel.as_os_str().is_empty() { Path::new(".") } else { rel }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::symlink;
+
+    use super::*;
+
+    fn root_of(dir: &Path) -> OwnedFd {
+        std::fs::File::open(dir).map(OwnedFd::from).unwrap()
+    }
+
+    #[test]
+    fn mkdir_all_makes_missing_parents() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = root_of(dir.path());
+        mkdir_all_in_root(root.as_fd(), Path::new("/a/b/c"), 0o755).unwrap();
+        assert!(dir.path().join("a/b/c").is_dir());
+        // Again: already there.
+        mkdir_all_in_root(root.as_fd(), Path::new("a/b/c"), 0o755).unwrap();
+    }
+
+    #[test]
+    fn dangling_symlinks_are_followed_inside_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = format!("/tmp/{}-inroot-outside", dir.path().file_name().unwrap().to_str().unwrap());
+        let root = root_of(dir.path());
+        symlink(&outside, dir.path().join("abs")).unwrap();
+        symlink(format!("../../../../..{outside}-rel"), dir.path().join("rel")).unwrap();
+        // A chain: hop -> /abs (-> outside).
+        symlink("/abs", dir.path().join("hop")).unwrap();
+        mkdir_all_in_root(root.as_fd(), Path::new("/abs/x"), 0o755).unwrap();
+        mkdir_all_in_root(root.as_fd(), Path::new("/rel/y"), 0o755).unwrap();
+        mkdir_all_in_root(root.as_fd(), Path::new("/hop/z"), 0o755).unwrap();
+        let inside = dir.path().join(outside.trim_start_matches('/'));
+        assert!(inside.join("x").is_dir() && inside.join("z").is_dir());
+        assert!(Path::new(&format!("{}-rel/y", inside.display())).is_dir());
+        assert!(!Path::new(&outside).exists() && !Path::new(&format!("{outside}-rel")).exists());
+    }
+
+    #[test]
+    fn symlink_loops_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = root_of(dir.path());
+        symlink("b", dir.path().join("a")).unwrap();
+        symlink("a", dir.path().join("b")).unwrap();
+        let err = mkdir_all_in_root(root.as_fd(), Path::new("/a/x"), 0o755).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ELOOP), "{err}");
+    }
+
+    #[test]
+    fn create_file_makes_a_file_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = root_of(dir.path());
+        create_file_in_root(root.as_fd(), Path::new("/etc/hosts"), 0o644).unwrap();
+        assert!(dir.path().join("etc/hosts").is_file());
+        create_file_in_root(root.as_fd(), Path::new("/etc/hosts"), 0o644).unwrap();
+    }
 }
