@@ -21,6 +21,12 @@ pub(crate) fn run(
     init_from_parent: Receiver<ToInit>,
 ) -> i32 {
     let _ = nix::sys::prctl::set_name(c"amphi:mid");
+    for fd in &request.close_in_child {
+        let _ = nix::unistd::close(*fd);
+    }
+    if !matches!(from_parent.recv(), Ok(ToIntermediate::Go)) {
+        return 1;
+    }
     match build(&request, &to_parent, &from_parent) {
         Ok(()) => {}
         Err(failure) => {
@@ -79,6 +85,7 @@ fn build(
         to_parent.send(&FromIntermediate::NeedMaps).map_err(|e| fail("user namespace", None, e.to_string()))?;
         match from_parent.recv() {
             Ok(ToIntermediate::MapsWritten) => {}
+            Ok(other) => return Err(fail("user namespace", None, format!("unexpected message {other:?}"))),
             Err(e) => return Err(fail("user namespace", None, e.to_string())),
         }
         become_root_in_userns();

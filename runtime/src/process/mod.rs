@@ -56,6 +56,9 @@ impl StageFailure {
 /// Caller → intermediate.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum ToIntermediate {
+    /// The intermediate is in the container's cgroup (so its children will be):
+    /// go on.
+    Go,
     /// The intermediate's uid/gid maps are written.
     MapsWritten,
 }

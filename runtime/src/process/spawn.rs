@@ -119,8 +119,10 @@ pub fn spawn(
     };
     drop((mid_to_parent, mid_from_parent, init_to_parent, init_from_parent));
     let mid_guard = KillOnDrop(Some(mid));
-    // The init inherits the intermediate's cgroup: place the intermediate.
+    // The init inherits the intermediate's cgroup: place the intermediate
+    // before it may clone.
     place(mid).map_err(SpawnError::Caller)?;
+    to_mid.send(&ToIntermediate::Go)?;
     let init_pid = loop {
         match from_mid.recv() {
             Ok(FromIntermediate::NeedMaps) => {
