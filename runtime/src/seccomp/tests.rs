@@ -466,26 +466,31 @@ fn receive_state(conn: RawFd) -> Option<(Value, RawFd)> {
     Some((serde_json::from_slice(&bytes).ok()?, fd?))
 }
 
-/// Runs `/bin/sh` under `profile`: the shell forks `ls` and `grep` (dynamically
-/// linked, so the loader's syscalls are exercised too) and prints its seccomp mode.
+/// Runs `/bin/sh` under `profile`: the shell forks `ls`, `unshare` and `grep`
+/// (dynamically linked, so the loader's syscalls are exercised too) and prints
+/// its seccomp mode.
 fn run_shell_under(test: &str, profile: &str) -> Output {
-    in_child(test, profile, |_, profile| {
-        let profile = match profile {
+    in_child(test, profile, |_, case| {
+        let profile = match case {
             "containerd" => seccomp(CONTAINERD_DEFAULT),
             "docker" => docker_profile(DEFAULT_CAPS),
             "docker-all-caps" => docker_profile(&all_caps().iter().map(String::as_str).collect::<Vec<_>>()),
             _ => return 97,
         };
         let Ok(plan) = SeccompPlan::new(&profile) else { return 98 };
-        let argv: Vec<CString> =
-            ["sh", "-c", "ls / >/dev/null && grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status && echo shell-ran"]
-                .iter()
-                .map(|a| CString::new(*a).unwrap())
-                .collect();
+        let script = shell_script(case);
+        let argv: Vec<CString> = ["sh", "-c", &script].iter().map(|a| CString::new(*a).unwrap()).collect();
         restrict(&plan);
         let _ = nix::unistd::execv(c"/bin/sh", &argv);
         99
     })
+}
+
+/// The shell's work. Under the unprivileged profiles `unshare` (CAP_SYS_ADMIN
+/// only) must be refused, which shows the filter denies as well as allows.
+fn shell_script(case: &str) -> String {
+    let denied = if case == "docker-all-caps" { "" } else { "! unshare -U true 2>/dev/null && " };
+    format!("ls / >/dev/null && {denied}grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status && echo shell-ran")
 }
 
 fn assert_shell_ran(out: &Output) {
