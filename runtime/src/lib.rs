@@ -45,6 +45,7 @@ pub mod executor;
 pub mod id;
 pub mod plan;
 pub mod process;
+pub mod seccomp;
 pub mod state;
 pub mod sys;
 pub mod timestamp;

@@ -15,5 +15,6 @@ pub mod keyring;
 pub mod mount;
 pub mod pidfd;
 pub mod proc;
+pub mod seccomp;
 pub mod signal;
 pub mod uts;
