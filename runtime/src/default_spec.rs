@@ -411,4 +411,3 @@ mod tests {
         assert_eq!(config["linux"]["gidMappings"][0]["hostID"], nix::unistd::getegid().as_raw());
     }
 }
-

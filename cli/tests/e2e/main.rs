@@ -3,4 +3,5 @@
 //! outside (`/proc`, cgroup files, the state dir). They need root.
 
 mod lifecycle;
+mod seccomp;
 mod support;

@@ -144,11 +144,6 @@ impl Case {
         self.work.path().join(format!("{id}.stderr"))
     }
 
-    /// The container's stdout so far (for create/start flows).
-    pub fn container_stdout(&self, id: &str) -> String {
-        fs::read_to_string(self.stdout_path(id)).unwrap_or_default()
-    }
-
     /// `state` as JSON.
     pub fn state(&self, id: &str) -> Value {
         serde_json::from_str(&self.ok(&["state", id])).expect("state is JSON")

@@ -115,12 +115,27 @@ fn build(
         paused: false,
     };
     locked.write(&record)?;
+    if let Some(fd) = made.spawned.as_mut().and_then(|s| s.seccomp_notify.take()) {
+        hand_to_seccomp_listener(plan, record.clone(), fd)?;
+    }
     if let Some(path) = &options.pid_file {
         write_pid_file(path, pid)?;
     }
     made.spawned.take().expect("set above").commit()?;
     tracing::debug!(pid = pid.as_raw(), executor = executor_name, "created");
     Ok(Created { pid })
+}
+
+/// Hands the seccomp notify descriptor to the profile's listener, with the
+/// container's state (runtime-spec "container process state").
+fn hand_to_seccomp_listener(plan: &ContainerPlan, record: Record, fd: std::os::fd::OwnedFd) -> Result<(), Error> {
+    use std::os::fd::AsFd;
+    let Some(listener) = plan.process.seccomp.as_ref().and_then(|s| s.listener()) else { return Ok(()) };
+    let pid = record.pid;
+    let state = super::ContainerState::from_record(record, crate::state::Status::Created);
+    let state = serde_json::to_value(&state).unwrap_or_default();
+    crate::seccomp::send_to_listener(&listener.path, &listener.metadata, &state, pid, fd.as_fd())?;
+    Ok(())
 }
 
 /// What `create` has made so far, removed again unless the create succeeds.

@@ -44,6 +44,8 @@ pub enum Error {
     Cgroup(#[from] crate::cgroups::CgroupError),
     #[error(transparent)]
     Spawn(#[from] crate::process::spawn::SpawnError),
+    #[error(transparent)]
+    Seccomp(#[from] crate::seccomp::SeccompError),
     #[error("container {id} is {status}: cannot {verb} it{hint}")]
     BadStatus { id: ContainerId, status: Status, verb: &'static str, hint: &'static str },
     #[error("container {id}: {what}: {source}")]

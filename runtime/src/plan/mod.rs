@@ -62,7 +62,7 @@ impl ContainerPlan {
     ) -> Result<Self, PlanError> {
         let namespaces = NamespacePlan::new(spec)?;
         let process = spec.process().as_ref().ok_or_else(|| PlanError::new("process", "missing"))?;
-        let process_plan = ProcessPlan::new(process)?;
+        let process_plan = ProcessPlan::new(process, spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()))?;
         let linux = spec.linux().as_ref();
         let ctx = MountContext {
             bundle,
@@ -79,9 +79,7 @@ impl ContainerPlan {
         }
         let mut sysctl: Vec<(PathBuf, String)> = linux
             .and_then(|l| l.sysctl().as_ref())
-            .map(|map| {
-                map.iter().map(|(k, v)| (PathBuf::from("/proc/sys").join(sysctl_path(k)), v.clone())).collect()
-            })
+            .map(|map| map.iter().map(|(k, v)| (PathBuf::from("/proc/sys").join(sysctl_path(k)), v.clone())).collect())
             .unwrap_or_default();
         sysctl.sort();
         Ok(Self {

@@ -10,7 +10,7 @@
 //! `readonlyPaths` make the container's `/proc/sys` read-only; the identity change
 //! comes last because it drops the privileges every other step needs.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use nix::sched::CloneFlags;
 
@@ -33,14 +33,20 @@ pub(crate) fn run(request: InitRequest<'_>, ends: InitEnds) -> ! {
     }
     let InitRequest { plan, spec, mut executor, barrier: barrier_fd, preserve_fds, .. } = request;
 
-    let built = build(plan, spec, executor.as_mut());
-    if let Err(failure) = built {
-        let _ = ends.to_parent.send(&FromInit::Failed(failure));
+    let notify = match build(plan, spec, executor.as_mut()) {
+        Ok(notify) => notify,
+        Err(failure) => {
+            let _ = ends.to_parent.send(&FromInit::Failed(failure));
+            exit_now(1);
+        }
+    };
+    // The seccomp notify descriptor travels with Ready: the caller hands it to
+    // the profile's listener once the state exists.
+    let fds: Vec<i32> = notify.iter().map(|fd| fd.as_raw_fd()).collect();
+    if ends.to_parent.send_with_fds(&FromInit::Ready, &fds).is_err() {
         exit_now(1);
     }
-    if ends.to_parent.send(&FromInit::Ready).is_err() {
-        exit_now(1);
-    }
+    drop(notify);
     match ends.from_parent.recv() {
         Ok(ToInit::Commit) => {}
         Ok(ToInit::Go) | Err(ChannelError::Closed | ChannelError::Sys(_) | ChannelError::Decode(_)) => exit_now(1),
@@ -57,12 +63,13 @@ pub(crate) fn run(request: InitRequest<'_>, ends: InitEnds) -> ! {
     workload::run(executor, process, spec, preserve_fds)
 }
 
-/// Everything between Go and Ready.
+/// Everything between Go and Ready. Returns the seccomp notify descriptor when
+/// the profile has one.
 fn build(
     plan: &crate::plan::ContainerPlan,
     spec: &oci_spec::runtime::Spec,
     executor: &mut dyn crate::executor::Executor,
-) -> Result<(), StageFailure> {
+) -> Result<Option<OwnedFd>, StageFailure> {
     let fail = |step: &str, errno: Option<i32>, msg: String| StageFailure::new(Stage::Init, step, errno, msg);
     let ns = &plan.namespaces;
 

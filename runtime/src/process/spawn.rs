@@ -56,6 +56,8 @@ pub(crate) struct InitEnds {
 #[derive(Debug)]
 pub struct Spawned {
     pub pid: Pid,
+    /// The seccomp user-notification descriptor, when the profile has one.
+    pub seccomp_notify: Option<OwnedFd>,
     to_init: Sender<ToInit>,
     from_init: Receiver<FromInit>,
 }
@@ -152,12 +154,12 @@ fn finish(
 ) -> Result<Spawned, SpawnError> {
     let pid = guard.0.expect("guard holds the init");
     to_init.send(&ToInit::Go)?;
-    match from_init.recv() {
-        Ok(FromInit::Ready) => {
+    match from_init.recv_with_fds() {
+        Ok((FromInit::Ready, mut fds)) => {
             guard.0 = None;
-            Ok(Spawned { pid, to_init, from_init })
+            Ok(Spawned { pid, seccomp_notify: fds.pop(), to_init, from_init })
         }
-        Ok(FromInit::Failed(failure)) => Err(failure.into()),
+        Ok((FromInit::Failed(failure), _)) => Err(failure.into()),
         Err(ChannelError::Closed) => {
             guard.0 = None;
             let status = reap(pid);

@@ -2,6 +2,7 @@
 //! the container around them exists — LSM labels, rlimits, cwd, identity — and,
 //! after the last word with the caller, the hand-over to the executor.
 
+use std::os::fd::OwnedFd;
 use std::path::Path;
 
 use oci_spec::runtime::{Process, Spec};
@@ -45,18 +46,34 @@ pub(crate) fn apply_lsm_labels(plan: &ProcessPlan, stage: Stage) -> Result<(), S
     Ok(())
 }
 
-/// rlimits, cwd, then the identity change that drops the privileges every
-/// earlier step needed. Runs inside the container's mount namespace, after
-/// pivot_root.
-pub(crate) fn become_process(plan: &ProcessPlan, stage: Stage) -> Result<(), StageFailure> {
+/// rlimits, cwd, the identity change that drops the privileges every earlier
+/// step needed, and the seccomp filter. Runs inside the container's mount
+/// namespace, after pivot_root. Returns the seccomp notify descriptor when the
+/// profile has one, for the caller to hand to its listener.
+///
+/// The filter is the last step when `noNewPrivileges` is set; without it the
+/// kernel wants CAP_SYS_ADMIN to load a filter, so (as runc does) it goes in
+/// just before the capabilities are dropped.
+pub(crate) fn become_process(plan: &ProcessPlan, stage: Stage) -> Result<Option<OwnedFd>, StageFailure> {
     let fail = |step: &str, errno, msg| StageFailure::new(stage, step, errno, msg);
+    let load_seccomp = || match &plan.seccomp {
+        Some(seccomp) => crate::seccomp::load(seccomp).map_err(|e| fail("seccomp", e.errno(), e.to_string())),
+        None => Ok(None),
+    };
     identity::apply_rlimits(&plan.identity.rlimits).map_err(|e| fail("rlimits", e.errno(), e.to_string()))?;
     nix::unistd::chdir(&plan.cwd)
         .map_err(|e| fail("cwd", Some(e as i32), format!("process.cwd {}: {e}", plan.cwd.display())))?;
+    let mut notify = None;
+    if !plan.identity.no_new_privileges {
+        notify = load_seccomp()?;
+    }
     let setgroups_allowed = std::fs::read_to_string("/proc/self/setgroups").map(|s| s.trim() != "deny").unwrap_or(true);
     identity::become_user(&plan.identity, setgroups_allowed)
         .map_err(|e| fail("identity", e.errno(), format!("process.user: {e}")))?;
-    Ok(())
+    if plan.identity.no_new_privileges {
+        notify = load_seccomp()?;
+    }
+    Ok(notify)
 }
 
 /// Hands the process over to the executor. Nothing the runtime holds may reach
