@@ -116,7 +116,6 @@ fn rootfs_of(dir: &Path, config: &Value) -> Result<PathBuf, Error> {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
 
     use super::*;
 

@@ -86,14 +86,18 @@ fn an_unknown_syscall_name_fails_create_and_names_it() {
         });
     });
     let out = case.create(&bundle, &id, &[]);
-    assert!(!out.status.success());
-    if support::runtime().is_amphi {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-        assert!(
-            stderr.contains("linux.seccomp.syscalls[0].names[0]") && stderr.contains("no_such_syscall"),
-            "{stderr}"
-        );
+    if !support::runtime().is_amphi {
+        // Documented exception: runc logs and ignores a syscall name it does not
+        // know; amphi refuses a name that no architecture has.
+        if out.status.success() {
+            case.ok(&["delete", "--force", &id]);
+        }
+        case.assert_all_gone();
+        return;
     }
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("linux.seccomp.syscalls[0].names[0]") && stderr.contains("no_such_syscall"), "{stderr}");
     case.assert_all_gone();
 }
