@@ -76,6 +76,12 @@ fn build(
     let spec = &bundle.spec;
     let locked = made.locked.as_ref().expect("held until disarmed");
     let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
+    let config_copy = locked.dir().join(super::exec::CONFIG);
+    std::fs::copy(bundle.dir.join("config.json"), &config_copy).map_err(|source| Error::Io {
+        id: id.clone(),
+        what: format!("copy config.json to {}", config_copy.display()),
+        source,
+    })?;
     let cgroup = made.cgroup.insert(Cgroup::create(cgroup_path, resources)?);
     let barrier = barrier::create(locked.dir()).map_err(|source| Error::Io {
         id: id.clone(),

@@ -6,6 +6,7 @@
 
 mod create;
 mod delete;
+mod exec;
 mod kill;
 mod list;
 mod run;
@@ -18,6 +19,7 @@ use nix::unistd::Pid;
 
 pub use create::{CreateOptions, Created, create};
 pub use delete::delete;
+pub use exec::{ChooseExecutor, ExecOptions, exec, exec_process};
 pub use kill::kill;
 pub use list::{ListEntry, list};
 pub use run::{RunOptions, run};
@@ -50,6 +52,9 @@ pub enum Error {
     BadStatus { id: ContainerId, status: Status, verb: &'static str, hint: &'static str },
     #[error("container {id}: {what}: {source}")]
     Io { id: ContainerId, what: String, source: std::io::Error },
+    /// A flag of `exec` that cannot be carried out.
+    #[error("exec: {0}")]
+    Exec(String),
     #[error("pid file {path}: {source}")]
     PidFile { path: PathBuf, source: std::io::Error },
     /// The main failure, and a failure of the cleanup that followed it.

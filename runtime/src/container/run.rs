@@ -66,7 +66,7 @@ fn run_blocked(
 }
 
 /// Waits for `pid` to end, forwarding every other signal to it.
-fn wait_forwarding(pid: Pid) -> Result<i32, nix::Error> {
+pub(crate) fn wait_forwarding(pid: Pid) -> Result<i32, nix::Error> {
     let all = SigSet::all();
     loop {
         if let Some(code) = reap(pid)? {

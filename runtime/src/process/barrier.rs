@@ -10,11 +10,10 @@
 
 use std::fs;
 use std::io::{self, Read, Write};
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
 const FIFO: &str = "exec.fifo";
@@ -33,9 +32,9 @@ pub fn is_up(state_dir: &Path) -> bool {
 pub fn create(state_dir: &Path) -> io::Result<OwnedFd> {
     let fifo = path(state_dir);
     nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o600))?;
-    let fd = nix::fcntl::open(&fifo, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())?;
-    // SAFETY: open returned a fresh descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    // Read-write: the open does not wait for a writer, and reads never see EOF.
+    let file = fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_CLOEXEC).open(&fifo)?;
+    Ok(OwnedFd::from(file))
 }
 
 /// In the init: sleeps until `start` writes its byte.

@@ -7,13 +7,11 @@
 //! A closed peer reads as [`ChannelError::Closed`], which is how a stage learns that
 //! the other one died.
 
-use std::io::{IoSlice, IoSliceMut};
+use std::io::IoSlice;
 use std::marker::PhantomData;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
-use nix::sys::socket::{
-    AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, recvmsg, sendmsg, socketpair,
-};
+use nix::sys::socket::{AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, sendmsg, socketpair};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -83,25 +81,10 @@ impl<M: DeserializeOwned> Receiver<M> {
     /// Receives a message and the descriptors sent with it.
     pub fn recv_with_fds(&self) -> Result<(M, Vec<OwnedFd>), ChannelError> {
         let mut buf = vec![0u8; MAX_MESSAGE];
-        let mut cmsg = nix::cmsg_space!([RawFd; MAX_FDS]);
-        let (len, fds) = loop {
-            let mut iov = [IoSliceMut::new(&mut buf)];
-            match recvmsg::<()>(self.fd.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC) {
-                Ok(msg) => {
-                    let mut fds = Vec::new();
-                    for c in msg.cmsgs()? {
-                        if let ControlMessageOwned::ScmRights(raw) = c {
-                            // SAFETY: SCM_RIGHTS hands us new descriptors that nothing
-                            // else in this process owns.
-                            fds.extend(raw.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
-                        }
-                    }
-                    break (msg.bytes, fds);
-                }
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(nix::errno::Errno::ECONNRESET) => return Err(ChannelError::Closed),
-                Err(e) => return Err(e.into()),
-            }
+        let (len, fds) = match crate::sys::fd::recv_with_fds(self.fd.as_fd(), &mut buf, MAX_FDS) {
+            Ok(received) => received,
+            Err(nix::errno::Errno::ECONNRESET) => return Err(ChannelError::Closed),
+            Err(e) => return Err(e.into()),
         };
         if len == 0 {
             return Err(ChannelError::Closed);

@@ -31,12 +31,8 @@ impl IdentityError {
 /// Applies the spec's rlimits.
 pub fn apply_rlimits(rlimits: &[Rlimit]) -> Result<(), IdentityError> {
     for limit in rlimits {
-        let value = libc::rlimit { rlim_cur: limit.soft, rlim_max: limit.hard };
-        // SAFETY: setrlimit reads one rlimit struct that lives on our stack.
-        let ret = unsafe { libc::setrlimit(limit.resource, &value) };
-        if ret != 0 {
-            return Err(IdentityError::Rlimit { name: rlimit_name(limit.resource), source: nix::Error::last() });
-        }
+        crate::sys::rlimit::set(limit.resource, limit.soft, limit.hard)
+            .map_err(|source| IdentityError::Rlimit { name: rlimit_name(limit.resource), source })?;
     }
     Ok(())
 }

@@ -19,6 +19,7 @@
 
 pub mod barrier;
 pub mod channel;
+pub mod exec;
 pub mod identity;
 mod init;
 mod intermediate;

@@ -147,7 +147,7 @@ pub fn spawn(
 }
 
 /// Sends Go and waits for the init's verdict.
-fn finish(
+pub(crate) fn finish(
     mut guard: KillOnDrop,
     to_init: Sender<ToInit>,
     from_init: Receiver<FromInit>,
@@ -185,11 +185,11 @@ fn sys(step: impl Into<String>, source: io::Error) -> SpawnError {
 }
 
 /// Kills and reaps a child unless disarmed.
-struct KillOnDrop(Option<Pid>);
+pub(crate) struct KillOnDrop(pub(crate) Option<Pid>);
 
 impl KillOnDrop {
     /// Waits for a child that exits by itself (the intermediate), then disarms.
-    fn reap(mut self) {
+    pub(crate) fn reap(mut self) {
         if let Some(pid) = self.0.take() {
             reap(pid);
         }
@@ -210,7 +210,7 @@ fn kill_and_reap(pid: Pid) {
 }
 
 /// Reaps a child, describing how it ended.
-fn reap(pid: Pid) -> String {
+pub(crate) fn reap(pid: Pid) -> String {
     loop {
         match waitpid(pid, None) {
             Ok(WaitStatus::Exited(_, code)) => return format!("exit status {code}"),

@@ -22,8 +22,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::{Flock, FlockArg, OFlag, open};
-use nix::sys::stat::Mode;
+use nix::fcntl::{Flock, FlockArg};
 
 pub use record::Record;
 pub use status::Status;
@@ -128,13 +127,11 @@ pub struct Locked {
 
 impl Locked {
     fn acquire(id: &ContainerId, dir: PathBuf) -> Result<Self, StateError> {
-        let fd = match open(&dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty()) {
-            Ok(fd) => fd,
-            Err(nix::errno::Errno::ENOENT) => return Err(StateError::NotFound(id.clone())),
-            Err(e) => return Err(StateError::Io { id: id.clone(), path: dir, source: e.into() }),
+        let fd = match fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC).open(&dir) {
+            Ok(file) => OwnedFd::from(file),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StateError::NotFound(id.clone())),
+            Err(e) => return Err(StateError::Io { id: id.clone(), path: dir, source: e }),
         };
-        // SAFETY: open returned a fresh descriptor that nothing else owns.
-        let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
         let lock = Flock::lock(fd, FlockArg::LockExclusive).map_err(|(_, e)| StateError::Io {
             id: id.clone(),
             path: dir.clone(),

@@ -15,6 +15,7 @@ pub mod keyring;
 pub mod mount;
 pub mod pidfd;
 pub mod proc;
+pub mod rlimit;
 pub mod seccomp;
 pub mod signal;
 pub mod uts;

@@ -13,6 +13,12 @@ use nix::unistd::Pid;
 #[derive(Debug)]
 pub struct PidFd(OwnedFd);
 
+impl AsFd for PidFd {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
 impl PidFd {
     /// Opens a pidfd for `pid`. Fails with `ESRCH` when no such process exists.
     pub fn open(pid: Pid) -> io::Result<Self> {

@@ -1,0 +1,251 @@
+//! `exec`: runs a new process inside a running container.
+
+use std::path::PathBuf;
+
+use nix::sys::signal::{SigSet, SigmaskHow, sigprocmask};
+use oci_spec::runtime::{Capability, Process, Spec};
+
+use super::create::write_pid_file;
+use super::kill::init_pidfd;
+use super::{Error, status_of};
+use crate::cgroups::Cgroup;
+use crate::executor::Executor;
+use crate::id::ContainerId;
+use crate::plan::ProcessPlan;
+use crate::process::exec::{ExecRequest, namespaces_to_join, spawn_exec};
+use crate::state::{Status, Store};
+
+/// The flags of `exec`. Without `process`, the new process is the container's
+/// own `process` with `args` and the overrides applied (as runc builds it).
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    /// A whole Process (`--process FILE`).
+    pub process: Option<Process>,
+    pub args: Vec<String>,
+    /// `KEY=VALUE` entries added to (or replacing) the container's env.
+    pub env: Vec<String>,
+    pub cwd: Option<PathBuf>,
+    /// `--user UID[:GID]`.
+    pub user: Option<(u32, Option<u32>)>,
+    pub additional_gids: Vec<u32>,
+    /// Capabilities added to every set (`CAP_NET_ADMIN` or `NET_ADMIN`).
+    pub caps: Vec<String>,
+    pub no_new_privs: bool,
+    pub tty: bool,
+    pub detach: bool,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub preserve_fds: u32,
+}
+
+/// Chooses the executor for the exec'd process (decided again for every
+/// process: a native tool may be exec'd into a wasm container and back).
+pub type ChooseExecutor<'a> = &'a dyn Fn(&Spec, &Process) -> Box<dyn Executor>;
+
+/// Runs a process in container `id`. Returns its exit status (128+N when a
+/// signal N ended it), or 0 with `detach` once it runs.
+pub fn exec(store: &Store, id: &ContainerId, options: &ExecOptions, choose: ChooseExecutor<'_>) -> Result<i32, Error> {
+    let span = tracing::debug_span!("exec", id = %id);
+    let _enter = span.enter();
+    let locked = store.lock(id)?;
+    let record = locked.read()?;
+    let status = status_of(&record, locked.dir());
+    if !matches!(status, Status::Created | Status::Running) {
+        return Err(Error::BadStatus { id: id.clone(), status, verb: "exec in", hint: "" });
+    }
+    let config_path = locked.dir().join(CONFIG);
+    let spec = Spec::load(&config_path).map_err(|e| Error::Io {
+        id: id.clone(),
+        what: format!("read {}", config_path.display()),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    let process = match &options.process {
+        Some(process) => process.clone(),
+        None => {
+            let base = spec.process().clone().unwrap_or_default();
+            exec_process(&base, options)?
+        }
+    };
+    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+        return Err(Error::Exec("process.args is empty: name a command to run".into()));
+    }
+    let plan = ProcessPlan::new(&process, spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()))?;
+    let init = init_pidfd(&record).ok_or_else(|| Error::BadStatus {
+        id: id.clone(),
+        status: Status::Stopped,
+        verb: "exec in",
+        hint: "",
+    })?;
+    let io = |what: &str| {
+        let what = what.to_owned();
+        let id = id.clone();
+        move |source| Error::Io { id, what, source }
+    };
+    let join = namespaces_to_join(nix::unistd::Pid::from_raw(record.pid)).map_err(io("read the init's namespaces"))?;
+    let cgroup = Cgroup::open(&record.cgroup_path)?;
+    let executor = choose(&spec, &process);
+
+    // As for `run`: no signal may be lost between the clone and the wait.
+    let mut old = SigSet::empty();
+    if !options.detach {
+        sigprocmask(SigmaskHow::SIG_BLOCK, Some(&SigSet::all()), Some(&mut old))
+            .map_err(|e| io("block signals")(e.into()))?;
+    }
+    let result = (|| {
+        let request = ExecRequest {
+            init: &init,
+            join,
+            process: &process,
+            plan: &plan,
+            spec: &spec,
+            executor,
+            close_in_child: vec![locked.raw_fd()],
+            preserve_fds: options.preserve_fds,
+        };
+        let mut spawned = spawn_exec(request, &mut |pid| cgroup.add_process(pid).map_err(|e| e.to_string()))?;
+        let pid = spawned.pid;
+        if let Some(fd) = spawned.seccomp_notify.take()
+            && let Some(listener) = plan.seccomp.as_ref().and_then(|s| s.listener())
+        {
+            let state = super::ContainerState::from_record(record.clone(), status);
+            let state = serde_json::to_value(&state).unwrap_or_default();
+            use std::os::fd::AsFd;
+            if let Err(e) =
+                crate::seccomp::send_to_listener(&listener.path, &listener.metadata, &state, pid.as_raw(), fd.as_fd())
+            {
+                spawned.abort();
+                return Err(e.into());
+            }
+        }
+        if let Some(path) = &options.pid_file
+            && let Err(e) = write_pid_file(path, pid)
+        {
+            spawned.abort();
+            return Err(e);
+        }
+        spawned.commit()?;
+        // The lock guards the container's state, not the process's life: a
+        // `kill` or `delete` must not wait for an exec to end.
+        drop(locked);
+        if options.detach {
+            return Ok(0);
+        }
+        super::run::wait_forwarding(pid).map_err(|e| io("wait for the process")(e.into()))
+    })();
+    if !options.detach {
+        let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
+    }
+    result
+}
+
+/// The name of the container's config, copied into its state directory at
+/// create: what `exec` builds processes from, whatever happens to the bundle.
+pub(crate) const CONFIG: &str = "config.json";
+
+/// The container's process changed as runc's `exec` flags change it.
+pub fn exec_process(base: &Process, options: &ExecOptions) -> Result<Process, Error> {
+    let mut process = base.clone();
+    process.set_args(Some(options.args.clone()));
+    process.set_terminal(Some(options.tty));
+    let mut env = base.env().clone().unwrap_or_default();
+    for entry in &options.env {
+        let Some((key, _)) = entry.split_once('=') else {
+            return Err(Error::Exec(format!("--env {entry:?}: not KEY=VALUE")));
+        };
+        env.retain(|e| e.split_once('=').map(|(k, _)| k) != Some(key));
+        env.push(entry.clone());
+    }
+    process.set_env(Some(env));
+    if let Some(cwd) = &options.cwd {
+        process.set_cwd(cwd.clone());
+    }
+    let mut user = process.user().clone();
+    if let Some((uid, gid)) = options.user {
+        user.set_uid(uid);
+        user.set_gid(gid.unwrap_or(0));
+    }
+    if !options.additional_gids.is_empty() {
+        user.set_additional_gids(Some(options.additional_gids.clone()));
+    }
+    process.set_user(user);
+    if options.no_new_privs {
+        process.set_no_new_privileges(Some(true));
+    }
+    if !options.caps.is_empty() {
+        let mut caps = process.capabilities().clone().unwrap_or_default();
+        for name in &options.caps {
+            let cap: Capability = serde_json::from_value(serde_json::Value::String(name.clone()))
+                .map_err(|_| Error::Exec(format!("--cap {name:?}: unknown capability")))?;
+            let add = |set: &Option<oci_spec::runtime::Capabilities>| {
+                let mut set = set.clone().unwrap_or_default();
+                set.insert(cap);
+                Some(set)
+            };
+            caps.set_bounding(add(caps.bounding()));
+            caps.set_effective(add(caps.effective()));
+            caps.set_permitted(add(caps.permitted()));
+            caps.set_inheritable(add(caps.inheritable()));
+            caps.set_ambient(add(caps.ambient()));
+        }
+        process.set_capabilities(Some(caps));
+    }
+    Ok(process)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Process {
+        serde_json::from_str(
+            r#"{"cwd":"/srv","user":{"uid":5,"gid":6},"args":["/init"],"env":["PATH=/bin","A=1"],
+            "capabilities":{"bounding":["CAP_KILL"],"effective":["CAP_KILL"],"permitted":["CAP_KILL"]}}"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn flags_override_the_container_process() {
+        let options = ExecOptions {
+            args: vec!["/bin/sh".into(), "-c".into(), "id".into()],
+            env: vec!["A=2".into(), "B=3".into()],
+            cwd: Some("/tmp".into()),
+            user: Some((1000, Some(100))),
+            additional_gids: vec![7],
+            caps: vec!["NET_ADMIN".into()],
+            no_new_privs: true,
+            tty: true,
+            ..Default::default()
+        };
+        let p = exec_process(&base(), &options).unwrap();
+        assert_eq!(p.args().as_deref().unwrap(), ["/bin/sh", "-c", "id"]);
+        assert_eq!(p.env().as_deref().unwrap(), ["PATH=/bin", "A=2", "B=3"]);
+        assert_eq!(p.cwd(), std::path::Path::new("/tmp"));
+        assert_eq!((p.user().uid(), p.user().gid()), (1000, 100));
+        assert_eq!(p.user().additional_gids().as_deref(), Some(&[7][..]));
+        assert_eq!(p.no_new_privileges(), Some(true));
+        assert_eq!(p.terminal(), Some(true));
+        let caps = p.capabilities().as_ref().unwrap();
+        for set in [caps.bounding(), caps.effective(), caps.permitted(), caps.inheritable(), caps.ambient()] {
+            assert!(set.as_ref().unwrap().contains(&Capability::NetAdmin));
+        }
+        assert!(caps.bounding().as_ref().unwrap().contains(&Capability::Kill));
+    }
+
+    #[test]
+    fn without_flags_the_container_process_is_kept() {
+        let options = ExecOptions { args: vec!["/bin/true".into()], ..Default::default() };
+        let p = exec_process(&base(), &options).unwrap();
+        assert_eq!(p.cwd(), std::path::Path::new("/srv"));
+        assert_eq!(p.user().uid(), 5);
+        assert_eq!(p.env().as_deref().unwrap(), ["PATH=/bin", "A=1"]);
+    }
+
+    #[test]
+    fn bad_flags_are_named() {
+        let bad_env = ExecOptions { args: vec!["x".into()], env: vec!["NOEQUALS".into()], ..Default::default() };
+        assert!(exec_process(&base(), &bad_env).unwrap_err().to_string().contains("--env"));
+        let bad_cap = ExecOptions { args: vec!["x".into()], caps: vec!["CAP_NOPE".into()], ..Default::default() };
+        assert!(exec_process(&base(), &bad_cap).unwrap_err().to_string().contains("--cap \"CAP_NOPE\""));
+    }
+}

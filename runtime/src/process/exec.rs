@@ -1,0 +1,201 @@
+//! Building a process inside a running container (`exec`).
+//!
+//! ```text
+//! caller (amphi exec)           intermediate                   exec'd process
+//! fork ───────────────────────▶ waits for Go
+//! cgroup add, Go ─────────────▶ setns(pidfd of the init, every
+//!                               namespace that differs), clone
+//!                               with CLONE_PARENT ────────────▶ waits for Go
+//! ◀── pid ──────────────────── exits
+//! Go ─────────────────────────────────────────────────────────▶ prepare, identity, seccomp ─▶ Ready
+//! pid file, Commit ───────────────────────────────────────────▶ Executor::exec
+//! ```
+//! One `setns` on the init's pidfd joins all of its namespaces at once, and no
+//! path under `/proc` is walked after the first one is joined. Joining a pid
+//! namespace only affects children, hence the intermediate; `CLONE_PARENT` keeps
+//! the exec'd process a child of the caller, so that `exec` without `--detach`
+//! can wait for it and, with `--detach`, the subreaper above the caller
+//! (containerd's shim) inherits and reaps it as it does the init.
+
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use nix::sched::CloneFlags;
+use nix::unistd::Pid;
+use oci_spec::runtime::{Process, Spec};
+
+use super::channel::{ChannelError, Receiver, Sender, channel};
+use super::spawn::{KillOnDrop, SpawnError, Spawned, finish, reap};
+use super::{FromInit, FromIntermediate, Stage, StageFailure, ToInit, ToIntermediate, workload};
+use crate::executor::{Executor, PrepareContext};
+use crate::plan::ProcessPlan;
+use crate::plan::namespaces::Kind;
+use crate::sys::clone::{Forked, clone_fork, exit_now};
+use crate::sys::pidfd::PidFd;
+
+/// What the exec'd process needs, moved into it by the clones.
+#[derive(Debug)]
+pub struct ExecRequest<'a> {
+    /// The container's init, whose namespaces the process joins.
+    pub init: &'a PidFd,
+    /// The namespaces to join (those that differ from the caller's).
+    pub join: CloneFlags,
+    pub process: &'a Process,
+    pub plan: &'a ProcessPlan,
+    pub spec: &'a Spec,
+    pub executor: Box<dyn Executor>,
+    /// Descriptors the children must close at once (the state lock).
+    pub close_in_child: Vec<RawFd>,
+    pub preserve_fds: u32,
+}
+
+/// The namespaces of `init_pid` that differ from the caller's: what an exec'd
+/// process must join. A namespace the kernel lacks is skipped.
+pub fn namespaces_to_join(init_pid: Pid) -> std::io::Result<CloneFlags> {
+    use std::os::unix::fs::MetadataExt;
+    let mut flags = CloneFlags::empty();
+    for kind in [Kind::User, Kind::Mount, Kind::Pid, Kind::Network, Kind::Ipc, Kind::Uts, Kind::Cgroup, Kind::Time] {
+        let theirs = match std::fs::metadata(format!("/proc/{init_pid}/ns/{}", kind.proc_name())) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && kind == Kind::Time => continue,
+            Err(e) => return Err(e),
+        };
+        let ours = std::fs::metadata(format!("/proc/self/ns/{}", kind.proc_name()))?;
+        if (theirs.dev(), theirs.ino()) != (ours.dev(), ours.ino()) {
+            flags |= CloneFlags::from_bits_retain(kind.flag());
+        }
+    }
+    Ok(flags)
+}
+
+/// Builds the exec'd process; returns once it is ready (the caller then writes
+/// the pid file and calls [`Spawned::commit`]). On failure everything cloned is
+/// killed and reaped.
+pub fn spawn_exec(
+    request: ExecRequest<'_>,
+    place: &mut dyn FnMut(Pid) -> Result<(), String>,
+) -> Result<Spawned, SpawnError> {
+    let (to_child, child_from_parent) = channel::<ToInit>()?;
+    let (child_to_parent, from_child) = channel::<FromInit>()?;
+    let (to_mid, mid_from_parent) = channel::<ToIntermediate>()?;
+    let (mid_to_parent, from_mid) = channel::<FromIntermediate>()?;
+
+    let mid = match clone_fork(0).map_err(|source| SpawnError::Sys { step: "clone".into(), source })? {
+        Forked::Child => {
+            drop((to_child, from_child, to_mid, from_mid));
+            let ends = ChildEnds { to_parent: child_to_parent, from_parent: child_from_parent };
+            exit_now(intermediate(request, mid_to_parent, mid_from_parent, ends))
+        }
+        Forked::Parent(pid) => pid,
+    };
+    drop((mid_to_parent, mid_from_parent, child_to_parent, child_from_parent));
+    let mid_guard = KillOnDrop(Some(mid));
+    place(mid).map_err(SpawnError::Caller)?;
+    to_mid.send(&ToIntermediate::Go)?;
+    let pid = match from_mid.recv() {
+        Ok(FromIntermediate::InitPid(pid)) => Pid::from_raw(pid),
+        Ok(FromIntermediate::Failed(failure)) => return Err(failure.into()),
+        Ok(FromIntermediate::NeedMaps) => {
+            return Err(SpawnError::Caller("exec: unexpected request for id maps".into()));
+        }
+        Err(ChannelError::Closed) => {
+            let mut guard = mid_guard;
+            let status = guard.0.take().map(reap).unwrap_or_default();
+            return Err(SpawnError::Died { stage: Stage::Intermediate, status });
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let guard = KillOnDrop(Some(pid));
+    mid_guard.reap();
+    finish(guard, to_child, from_child)
+}
+
+struct ChildEnds {
+    to_parent: Sender<FromInit>,
+    from_parent: Receiver<ToInit>,
+}
+
+/// The intermediate: joins the container's namespaces and clones the process.
+fn intermediate(
+    request: ExecRequest<'_>,
+    to_parent: Sender<FromIntermediate>,
+    from_parent: Receiver<ToIntermediate>,
+    ends: ChildEnds,
+) -> i32 {
+    let _ = nix::sys::prctl::set_name(c"amphi:exec-mid");
+    for fd in &request.close_in_child {
+        let _ = nix::unistd::close(*fd);
+    }
+    if !matches!(from_parent.recv(), Ok(ToIntermediate::Go)) {
+        return 1;
+    }
+    if let Err(e) = nix::sched::setns(request.init.as_fd(), request.join) {
+        let failure = StageFailure::new(
+            Stage::Intermediate,
+            "join namespaces",
+            Some(e as i32),
+            format!("join the container's namespaces: {e}"),
+        );
+        let _ = to_parent.send(&FromIntermediate::Failed(failure));
+        return 1;
+    }
+    match clone_fork(libc::CLONE_PARENT) {
+        Ok(Forked::Child) => {
+            drop((to_parent, from_parent));
+            child(request, ends)
+        }
+        Ok(Forked::Parent(pid)) => i32::from(to_parent.send(&FromIntermediate::InitPid(pid.as_raw())).is_err()),
+        Err(e) => {
+            let failure = StageFailure::new(Stage::Intermediate, "clone", e.raw_os_error(), format!("clone: {e}"));
+            let _ = to_parent.send(&FromIntermediate::Failed(failure));
+            1
+        }
+    }
+}
+
+/// The exec'd process, inside every namespace of the container.
+fn child(request: ExecRequest<'_>, ends: ChildEnds) -> ! {
+    let _ = nix::sys::prctl::set_name(c"amphi:exec");
+    if !matches!(ends.from_parent.recv(), Ok(ToInit::Go)) {
+        exit_now(1);
+    }
+    let ExecRequest { process, plan, spec, mut executor, preserve_fds, .. } = request;
+    let notify = match build(process, plan, spec, executor.as_mut()) {
+        Ok(notify) => notify,
+        Err(failure) => {
+            let _ = ends.to_parent.send(&FromInit::Failed(failure));
+            exit_now(1);
+        }
+    };
+    let fds: Vec<i32> = notify.iter().map(|fd| fd.as_raw_fd()).collect();
+    if ends.to_parent.send_with_fds(&FromInit::Ready, &fds).is_err() {
+        exit_now(1);
+    }
+    drop(notify);
+    if !matches!(ends.from_parent.recv(), Ok(ToInit::Commit)) {
+        exit_now(1);
+    }
+    drop(ends);
+    workload::run(executor, process, spec, preserve_fds)
+}
+
+fn build(
+    process: &Process,
+    plan: &ProcessPlan,
+    spec: &Spec,
+    executor: &mut dyn Executor,
+) -> Result<Option<std::os::fd::OwnedFd>, StageFailure> {
+    let fail = |step: &str, errno, msg: String| StageFailure::new(Stage::Init, step, errno, msg);
+    // setns into the mount namespace made its root ours: "/" is the container's.
+    let root = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+        .open("/")
+        .map_err(|e| fail("rootfs", e.raw_os_error(), format!("open the container's root: {e}")))?;
+    let ctx = PrepareContext { rootfs: Path::new("/"), rootfs_fd: root.as_fd(), process, spec };
+    executor.prepare(&ctx).map_err(|e| fail("prepare", None, workload::error_chain(e.as_ref())))?;
+    drop(root);
+    workload::apply_lsm_labels(plan, Stage::Init)?;
+    workload::become_process(plan, Stage::Init)
+}
