@@ -1,1 +1,4 @@
 //! amphi executors.
+
+pub mod cache;
+pub mod wasm;
