@@ -4,7 +4,8 @@
 //!   `wat/hello.wat` is also copied as text (`hello.wat`), for the text path.
 //! - `c/*.c` → `NAME.wasm` with Debian's clang for `wasm32-wasi` (WASI preview 1,
 //!   wasi-libc). `$CLANG` overrides the compiler.
-//! - components: `hello-component.wasm` and `probe-component.wasm` are the C
+//! - components: `hello-component.wasm`, `probe-component.wasm` and
+//!   `exit-code-component.wasm` are the C
 //!   modules wrapped by `wit-component` with the preview-1 command adapter;
 //!   `tcp-server-component.wasm` also embeds the `wit/tcp-server.wit` world for
 //!   its direct wasi:sockets imports.
@@ -43,6 +44,7 @@ fn main() {
 
     componentize(&out.join("hello-c.wasm"), None, &out.join("hello-component.wasm"));
     componentize(&out.join("probe.wasm"), None, &out.join("probe-component.wasm"));
+    componentize(&out.join("exit-code.wasm"), None, &out.join("exit-code-component.wasm"));
     // The sockets server's core module is not runnable on its own (it imports
     // wasi:sockets functions), so it stays in `core/`.
     let tcp_core = out.join("tcp-server.wasm");

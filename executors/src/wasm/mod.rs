@@ -167,6 +167,7 @@ impl WasmExecutor {
         let linked = run::link(&compiled).map_err(|reason| WasmError::Link { path: path.clone(), reason })?;
         let preopens = wasi::preopens(ctx.spec, ctx.process)?;
         check_preopens(&preopens, ctx)?;
+        wasi::seed_random();
         tracing::debug!(path, cache = ?outcome, elapsed_us = started.elapsed().as_micros() as u64, "wasm workload prepared");
         self.prepared =
             Some(Prepared { linked, preopens, ceiling: settings.memory_ceiling, path, cache: outcome, trap_handlers });

@@ -5,7 +5,7 @@
 //! |---|---|
 //! | returns from `_start` / `wasi:cli/run` returns `ok` | 0 |
 //! | `wasi:cli/run` returns `err` | 1 |
-//! | `proc_exit(n)`, `wasi:cli/exit` (`exit-with-code(n)`, or `exit(err)` → 1) | n (the kernel keeps the low 8 bits, as for `exit(3)`) |
+//! | `proc_exit(n)`, `wasi:cli/exit` (`exit-with-code(n)`, or `exit(err)` → 1) | n, any value (the kernel keeps the low 8 bits, as for `exit(3)`); wasmtime-wasi alone would turn 126 and above into a trap |
 //! | traps (`unreachable`, out-of-bounds access, stack overflow, …) | [`TRAP_STATUS`] (134), the trap and its wasm backtrace on stderr |
 //! | SIGTERM / SIGINT / SIGHUP | 128 + signal (see `signals`) |
 
@@ -130,6 +130,14 @@ pub fn link(compiled: &Compiled) -> Result<Linked, String> {
             let mut linker = wasmtime::Linker::new(module.engine());
             wasmtime_wasi::p1::add_to_linker_async(&mut linker, |state: &mut ModuleState| &mut state.wasi)
                 .map_err(reason)?;
+            // wasmtime-wasi refuses statuses of 126 and above (a trap); a native
+            // `exit(255)` leaves 255, and so does amphi's guest.
+            linker.allow_shadowing(true);
+            linker
+                .func_wrap("wasi_snapshot_preview1", "proc_exit", |status: i32| -> wasmtime::Result<()> {
+                    Err(I32Exit(status).into())
+                })
+                .map_err(reason)?;
             linker.instantiate_pre(module).map(Linked::Module).map_err(reason)
         }
         Compiled::Component(component) => {
@@ -223,7 +231,9 @@ fn report_trap(error: &wasmtime::Error) {
     let mut text = String::new();
     match error.downcast_ref::<Trap>() {
         Some(trap) => text.push_str(&format!("wasm trap: {trap}\n")),
-        None => text.push_str(&format!("wasm guest failed: {error:#}\n")),
+        // A host function failed: its own message (the backtrace context that
+        // wraps it is printed below).
+        None => text.push_str(&format!("wasm guest failed: {}\n", error.root_cause())),
     }
     if let Some(backtrace) = error.downcast_ref::<WasmBacktrace>() {
         text.push_str(&format!("wasm backtrace:\n{backtrace}"));

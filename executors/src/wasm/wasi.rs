@@ -12,8 +12,15 @@
 //!
 //! ## Preopens
 //!
-//! By default the guest gets the container's `/` as `/` and the process's cwd as
-//! `.`, both read-only when `root.readonly` is set. The annotation
+//! By default the guest gets the process's cwd as `.` and the container's `/` as
+//! `/`, both read-only when `root.readonly` is set. The order matters to
+//! wasi-libc (C, and Rust's std): it strips the leading `/` or `./` of preopen
+//! names, so `.` and `/` both become the empty prefix, and of equal prefixes the
+//! last preopen wins. With `/` last, absolute paths reach the container's root
+//! as they should. wasi-libc resolves a relative path against its own cwd, which
+//! starts at `/` (it cannot be set from outside), so for such guests a relative
+//! path is read from the root too; guests that use the `.` preopen directly, and
+//! WASI 0.2 guests that read `initial-cwd`, see the real cwd. The annotation
 //! `org.amphi.wasm.preopens` narrows or extends that set:
 //!
 //! ```text
@@ -65,8 +72,8 @@ pub fn preopens(spec: &Spec, process: &Process) -> Result<Vec<Preopen>, WasmErro
     let cwd = process.cwd();
     let defaults = || {
         vec![
-            Preopen { path: PathBuf::from("/"), guest: "/".to_owned(), read_only: root_read_only },
             Preopen { path: cwd.clone(), guest: ".".to_owned(), read_only: root_read_only },
+            Preopen { path: PathBuf::from("/"), guest: "/".to_owned(), read_only: root_read_only },
         ]
     };
     let annotation = spec.annotations().as_ref().and_then(|map: &HashMap<String, String>| map.get(PREOPENS_ANNOTATION));
@@ -104,6 +111,16 @@ fn parse_entry(entry: &str, cwd: &Path) -> Result<Preopen, WasmError> {
     };
     let guest = if guest.is_empty() { default_guest } else { guest };
     Ok(Preopen { path, guest: guest.to_owned(), read_only })
+}
+
+/// Seeds this thread's random generator now, in `prepare`, while the host's
+/// `/dev/urandom` is reachable. wasmtime-wasi seeds every WASI context from it;
+/// in a static binary the `getrandom` crate cannot find glibc's `getrandom`
+/// through `dlsym` and reads `/dev/urandom` instead (keeping the descriptor open
+/// for later reseeds), which a container without that device would lack at
+/// `exec`.
+pub fn seed_random() {
+    drop(wasmtime_wasi::random::thread_rng());
 }
 
 /// Splits `process.env` into pairs.
@@ -246,7 +263,7 @@ mod tests {
         let (spec, process) = spec(false, None);
         assert_eq!(
             preopens(&spec, &process).expect("preopens"),
-            vec![preopen("/", "/", false), preopen("/work", ".", false)]
+            vec![preopen("/work", ".", false), preopen("/", "/", false)]
         );
     }
 

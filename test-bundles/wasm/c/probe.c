@@ -3,8 +3,9 @@
  *   args, env              the WASI arguments and environment
  *   cwd                    getcwd() as wasi-libc reports it
  *   preopens               every preopened directory: its fd, its guest name and
- *                          the sorted names it contains
- *   cwd_entries            the names in "." (a relative path, so through the cwd)
+ *                          the sorted names it contains (read from the preopen's
+ *                          own fd with fd_readdir, not through a path)
+ *   cwd_entries            the names in "." through wasi-libc's path resolution
  *   proc_self_status       /proc/self/status, read through the "/" preopen
  *   proc_self_cgroup       /proc/self/cgroup
  *   hostname               /proc/sys/kernel/hostname, without the newline
@@ -67,6 +68,8 @@ static int compare_names(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+static void json_names(char **names, size_t count);
+
 static void json_dir_entries(const char *path) {
     DIR *dir = opendir(path);
     if (dir == NULL) {
@@ -87,6 +90,11 @@ static void json_dir_entries(const char *path) {
         names[count++] = strdup(entry->d_name);
     }
     closedir(dir);
+    json_names(names, count);
+    free(names);
+}
+
+static void json_names(char **names, size_t count) {
     qsort(names, count, sizeof *names, compare_names);
     putchar('[');
     for (size_t i = 0; i < count; i++) {
@@ -97,6 +105,38 @@ static void json_dir_entries(const char *path) {
         free(names[i]);
     }
     putchar(']');
+}
+
+/* Lists a directory fd with WASI's fd_readdir directly (one 64 KiB batch). */
+static void json_fd_entries(__wasi_fd_t fd) {
+    static uint8_t buf[65536];
+    __wasi_size_t used = 0;
+    if (__wasi_fd_readdir(fd, buf, sizeof buf, 0, &used) != 0) {
+        fputs("null", stdout);
+        return;
+    }
+    size_t count = 0, cap = 16, pos = 0;
+    char **names = malloc(cap * sizeof *names);
+    while (pos + sizeof(__wasi_dirent_t) <= used) {
+        __wasi_dirent_t entry;
+        memcpy(&entry, buf + pos, sizeof entry);
+        pos += sizeof entry;
+        if (pos + entry.d_namlen > used) {
+            break;
+        }
+        char *name = strndup((const char *)buf + pos, entry.d_namlen);
+        pos += entry.d_namlen;
+        if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
+            free(name);
+            continue;
+        }
+        if (count == cap) {
+            cap *= 2;
+            names = realloc(names, cap * sizeof *names);
+        }
+        names[count++] = name;
+    }
+    json_names(names, count);
     free(names);
 }
 
@@ -139,7 +179,7 @@ int main(int argc, char **argv) {
         printf("{\"fd\":%u,\"name\":", (unsigned)fd);
         json_string(name);
         fputs(",\"entries\":", stdout);
-        json_dir_entries(name);
+        json_fd_entries(fd);
         putchar('}');
         free(name);
     }

@@ -50,8 +50,8 @@ extern void pollable_drop(int32_t self);
 IMPORT(IO("streams"), "[method]output-stream.blocking-write-and-flush")
 extern void output_blocking_write_and_flush(int32_t self, const void *ptr, int32_t len, void *ret);
 
-/* The error-code enum's value for would-block. */
-#define ERROR_WOULD_BLOCK 11
+/* The error-code enum's value for would-block (its 9th case). */
+#define ERROR_WOULD_BLOCK 8
 
 /* A result<T, error-code> as the canonical ABI lays it out: the discriminant
  * byte, then the payload at the payload's alignment (4 for handles). */

@@ -24,6 +24,7 @@
 //! | `probe.wasm` | `c/probe.c` | prints JSON: args, env, cwd, preopens, /proc/self/status, hostname |
 //! | `hello-component.wasm` | `hello-c.wasm` + adapter | the C hello as a `wasi:cli/run` component |
 //! | `probe-component.wasm` | `probe.wasm` + adapter | the probe as a component |
+//! | `exit-code-component.wasm` | `exit-code.wasm` + adapter | exit-code as a component (the adapter's `proc_exit` decides what status reaches the host) |
 //! | `tcp-server-component.wasm` | `c/tcp-server.c` + `wit/` + adapter | `PORT [IPV4]`: prints `listening on PORT`, serves one connection a line, exits 0 |
 
 use std::path::PathBuf;
@@ -46,6 +47,7 @@ pub const NAMES: &[&str] = &[
     "probe.wasm",
     "hello-component.wasm",
     "probe-component.wasm",
+    "exit-code-component.wasm",
     "tcp-server-component.wasm",
 ];
 
