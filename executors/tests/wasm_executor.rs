@@ -125,7 +125,7 @@ fn play_init(case: &Case) -> i32 {
         amphi_runtime::sys::signal::reset_for_workload().expect("reset signals");
     }
     nix::unistd::chroot(&case.rootfs).expect("chroot");
-    nix::unistd::chdir(&*process.cwd()).expect("chdir");
+    nix::unistd::chdir(process.cwd()).expect("chdir");
     match executor.exec(&ExecContext { process: &process, spec: &spec }) {
         Ok(status) => status,
         Err(e) => {
@@ -168,8 +168,12 @@ fn spec_for(case: &Case) -> Spec {
     args.extend(case.args.iter().cloned());
     let mut process = ProcessBuilder::default().args(args).env(case.env.clone()).cwd(&case.cwd);
     if let Some(bytes) = case.spec_rlimit_as {
-        let rlimit =
-            PosixRlimitBuilder::default().typ(PosixRlimitType::RlimitAs).soft(bytes).hard(bytes).build().expect("rlimit");
+        let rlimit = PosixRlimitBuilder::default()
+            .typ(PosixRlimitType::RlimitAs)
+            .soft(bytes)
+            .hard(bytes)
+            .build()
+            .expect("rlimit");
         process = process.rlimits(vec![rlimit]);
     }
     let mut resources = LinuxResourcesBuilder::default();
@@ -209,7 +213,10 @@ impl Outcome {
 fn sandbox(fixture: &str) -> Option<Sandbox> {
     if !nix::unistd::geteuid().is_root() {
         assert!(std::env::var("CI").as_deref() != Ok("true"), "the wasm executor tests need root (chroot) in CI");
-        eprintln!("skipping: the wasm executor tests need root (chroot)");
+        #[expect(clippy::print_stderr, reason = "a skipped test says why")]
+        {
+            eprintln!("skipping: the wasm executor tests need root (chroot)");
+        }
         return None;
     }
     let temp = tempfile::tempdir().expect("tempdir");
@@ -512,10 +519,10 @@ fn preopens_annotation_narrows_and_sets_modes() {
     let Some(mut sandbox) = sandbox("files.wasm") else { return };
     fs::create_dir_all(sandbox.case.rootfs.join("data")).expect("mkdir data");
     fs::create_dir_all(sandbox.case.rootfs.join("ro")).expect("mkdir ro");
-    sandbox.case.annotations.insert(
-        amphi_executors::wasm::PREOPENS_ANNOTATION.to_owned(),
-        "/data:/data:rw,/ro:/ro:ro".to_owned(),
-    );
+    sandbox
+        .case
+        .annotations
+        .insert(amphi_executors::wasm::PREOPENS_ANNOTATION.to_owned(), "/data:/data:rw,/ro:/ro:ro".to_owned());
     sandbox.case.args = vec!["/data/out.txt".to_owned(), "written by wasm".to_owned()];
     let out = sandbox.run();
     assert_eq!(out.code(), Some(0), "stderr: {}", out.stderr);
@@ -679,6 +686,7 @@ fn tcp_component_serves_a_request() {
 /// measure -- --ignored --nocapture`.
 #[test]
 #[ignore = "a measurement, not a check"]
+#[expect(clippy::print_stderr, reason = "the measurement is the output")]
 fn measure_prepare_and_run() {
     let Some(mut sandbox) = sandbox("hello.wasm") else { return };
     sandbox.case.cache = Some(sandbox.cache_dir());

@@ -111,7 +111,9 @@ fn componentize(module: &Path, world: Option<(&Path, &str)>, output: &Path) {
     let component = wit_component::ComponentEncoder::default()
         .validate(true)
         .module(&bytes)
-        .and_then(|encoder| encoder.adapter(WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME, WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER))
+        .and_then(|encoder| {
+            encoder.adapter(WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME, WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER)
+        })
         .and_then(|mut encoder| encoder.encode())
         .unwrap_or_else(|e| panic!("componentize {}: {e:#}", module.display()));
     write(output, &component);

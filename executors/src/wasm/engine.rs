@@ -34,7 +34,8 @@ pub struct EngineSettings {
 }
 
 impl EngineSettings {
-    /// Reads `linux.resources.memory.limit` and `process.rlimits` (`RLIMIT_AS`).
+    /// Reads `linux.resources.memory.limit` and the `RLIMIT_AS` of `process` (the
+    /// process to run: the init's, or an exec'd one).
     ///
     /// - The ceiling is the memory limit less [`HOST_RESERVE`], but never below
     ///   half the limit (a small limit still leaves the guest something).
@@ -44,8 +45,6 @@ impl EngineSettings {
     ///   it (bounds-checked code, a little slower), and the ceiling is at most a
     ///   quarter of the address space: moving a memory briefly needs both its
     ///   old and its new copy, and the process has its own mappings.
-    /// `process` is the process to run (the init's or an exec'd one): its
-    /// rlimits apply.
     pub fn from_spec(spec: &Spec, process: &Process) -> Self {
         let limit = spec
             .linux()
@@ -211,7 +210,8 @@ fn compile(engine: &Engine, path: &str, format: Format, bytes: &[u8]) -> Result<
     let binary;
     let (format, bytes) = match format {
         Format::Text => {
-            binary = wat::parse_bytes(bytes).map_err(|e| WasmError::Invalid { path: path.to_owned(), reason: e.to_string() })?;
+            binary = wat::parse_bytes(bytes)
+                .map_err(|e| WasmError::Invalid { path: path.to_owned(), reason: e.to_string() })?;
             let format = detect(&binary).ok_or_else(|| WasmError::NotWasm { path: path.to_owned() })?;
             (format, &binary[..])
         }
@@ -256,8 +256,12 @@ mod tests {
         let linux = LinuxBuilder::default().resources(resources.build().expect("resources")).build().expect("linux");
         let mut process = ProcessBuilder::default().args(vec!["/app.wasm".to_owned()]);
         if let Some(bytes) = rlimit_as {
-            let rlimit =
-                PosixRlimitBuilder::default().typ(PosixRlimitType::RlimitAs).soft(bytes).hard(bytes).build().expect("rl");
+            let rlimit = PosixRlimitBuilder::default()
+                .typ(PosixRlimitType::RlimitAs)
+                .soft(bytes)
+                .hard(bytes)
+                .build()
+                .expect("rl");
             process = process.rlimits(vec![rlimit]);
         }
         SpecBuilder::default().linux(linux).process(process.build().expect("process")).build().expect("spec")

@@ -145,8 +145,7 @@ impl WasmExecutor {
         ctx: &PrepareContext<'_>,
     ) -> Result<(), WasmError> {
         let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)
-            .map_err(|source| WasmError::Open { path: container_path.to_owned(), source })?;
+        file.read_to_end(&mut bytes).map_err(|source| WasmError::Open { path: container_path.to_owned(), source })?;
         self.prepare_from_bytes(&bytes, container_path, ctx)
     }
 

@@ -124,7 +124,9 @@ pub fn link(compiled: &Compiled) -> Result<Linked, String> {
         Compiled::Module(module) => {
             match module.get_export("_start") {
                 Some(wasmtime::ExternType::Func(ty)) if ty.params().len() == 0 && ty.results().len() == 0 => {}
-                Some(_) => return Err("its `_start` export is not a function of no arguments and no results".to_owned()),
+                Some(_) => {
+                    return Err("its `_start` export is not a function of no arguments and no results".to_owned());
+                }
                 None => return Err("it exports no `_start` function (not a WASI command)".to_owned()),
             }
             let mut linker = wasmtime::Linker::new(module.engine());

@@ -143,23 +143,22 @@ pub fn context(process: &Process, preopens: &[Preopen]) -> Result<WasiCtxBuilder
     builder.args(process.args().as_deref().unwrap_or_default());
     builder.envs(&env_pairs(process));
     if let Some(stdin) = HostStdio::dup(std::io::stdin().as_fd()) {
-        builder.stdin(Stdin(stdin.into_stream(|file| InputFile::new(file))));
+        builder.stdin(Stdin(stdin.into_stream(InputFile::new)));
     }
     if let Some(stdout) = HostStdio::dup(std::io::stdout().as_fd()) {
-        builder.stdout(Stdout(stdout.into_stream(|file| OutputFile::new(file))));
+        builder.stdout(Stdout(stdout.into_stream(OutputFile::new)));
     }
     if let Some(stderr) = HostStdio::dup(std::io::stderr().as_fd()) {
-        builder.stderr(Stdout(stderr.into_stream(|file| OutputFile::new(file))));
+        builder.stderr(Stdout(stderr.into_stream(OutputFile::new)));
     }
     // File operations block this thread instead of a tokio blocking-pool thread:
     // the workload stays single-threaded.
     builder.allow_blocking_current_thread(true);
     for preopen in preopens {
         let perms = if preopen.read_only { FsPerms::ReadOnly } else { FsPerms::ReadWrite };
-        builder.preopened_dir(&preopen.path, &preopen.guest, perms).map_err(|e| WasmError::OpenPreopen {
-            path: preopen.path.clone(),
-            reason: format!("{e:#}"),
-        })?;
+        builder
+            .preopened_dir(&preopen.path, &preopen.guest, perms)
+            .map_err(|e| WasmError::OpenPreopen { path: preopen.path.clone(), reason: format!("{e:#}") })?;
     }
     builder.initial_cwd(process.cwd().to_string_lossy());
     builder.inherit_network();
@@ -298,11 +297,7 @@ mod tests {
 
     #[test]
     fn bad_entries_are_named() {
-        for (value, reason) in [
-            ("data", "absolute"),
-            ("/data:/d:rx", "ro or rw"),
-            ("/data:/d:ro:extra", "too many"),
-        ] {
+        for (value, reason) in [("data", "absolute"), ("/data:/d:rx", "ro or rw"), ("/data:/d:ro:extra", "too many")] {
             let (spec, process) = spec(false, Some(value));
             let err = preopens(&spec, &process).expect_err(value).to_string();
             assert!(err.contains(PREOPENS_ANNOTATION) && err.contains(reason), "{value}: {err}");
@@ -314,11 +309,7 @@ mod tests {
         let (_, process) = spec(false, None);
         assert_eq!(
             env_pairs(&process),
-            vec![
-                ("A".to_owned(), "1".to_owned()),
-                ("B".to_owned(), "x=y".to_owned()),
-                ("C".to_owned(), String::new())
-            ]
+            vec![("A".to_owned(), "1".to_owned()), ("B".to_owned(), "x=y".to_owned()), ("C".to_owned(), String::new())]
         );
     }
 }
