@@ -461,6 +461,28 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_stores_of_one_key_leave_a_whole_entry() {
+        let (_temp, cache) = open_temp();
+        let key = key(b"shared module");
+        let artifact: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    for _ in 0..25 {
+                        cache.store(&key, ArtifactKind::Module, &artifact).expect("store");
+                        // A reader never sees a partial entry: Corrupt would fail here.
+                        let (_, loaded) = cache.load(&key).expect("load").expect("hit");
+                        assert_eq!(loaded.len(), artifact.len());
+                    }
+                });
+            }
+        });
+        let names: Vec<_> =
+            fs::read_dir(cache.dir()).expect("read dir").map(|e| e.expect("entry").file_name()).collect();
+        assert_eq!(names.len(), 1, "no temporary file is left behind: {names:?}");
+    }
+
+    #[test]
     fn truncated_entry_is_reported_corrupt() {
         let (_temp, cache) = open_temp();
         let key = key(b"m");
