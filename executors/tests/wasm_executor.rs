@@ -635,6 +635,13 @@ fn component_runs() {
 }
 
 #[test]
+fn component_exit_with_code_passes_through() {
+    let Some(sandbox) = sandbox("exit-with-code-component.wasm") else { return };
+    let out = sandbox.run();
+    assert_eq!(out.code(), Some(7), "stderr: {} {:?}", out.stderr, out.report.prepare_error);
+}
+
+#[test]
 fn componentized_exit_status_is_what_the_adapter_reports() {
     // The preview-1 adapter turns `proc_exit(n)` into `wasi:cli/exit.exit(err)`
     // for every n != 0, so the host sees 1: a limit of componentized preview-1

@@ -6,6 +6,7 @@
 //! | returns from `_start` / `wasi:cli/run` returns `ok` | 0 |
 //! | `wasi:cli/run` returns `err` | 1 |
 //! | `proc_exit(n)`, `wasi:cli/exit` (`exit-with-code(n)`, or `exit(err)` → 1) | n, any value (the kernel keeps the low 8 bits, as for `exit(3)`); wasmtime-wasi alone would turn 126 and above into a trap |
+//! | a preview-1 program componentized with wasmtime's adapter calls `proc_exit(n)`, n ≠ 0 | 1: the adapter maps every failure to `exit(err)` |
 //! | traps (`unreachable`, out-of-bounds access, stack overflow, …) | [`TRAP_STATUS`] (134), the trap and its wasm backtrace on stderr |
 //! | SIGTERM / SIGINT / SIGHUP | 128 + signal (see `signals`) |
 

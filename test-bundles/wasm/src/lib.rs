@@ -17,6 +17,7 @@
 //! | `missing-import.wasm` | `wat/missing-import.wat` | imports a WASI function that does not exist |
 //! | `no-start.wasm` | `wat/no-start.wat` | a module without `_start` |
 //! | `unsupported-world.wasm` | `wat/unsupported-world.wat` | a component importing `amphi:nope/thing` |
+//! | `exit-with-code-component.wasm` | `wat/exit-with-code-component.wat` | a component (in component text) whose `wasi:cli/run` calls `exit-with-code(7)` |
 //! | `exit-code.wasm` | `c/exit-code.c` | exits with the status in `argv[1]` |
 //! | `hello-c.wasm` | `c/hello-c.c` | prints `hello from wasm` (through wasi-libc) |
 //! | `memory-grow.wasm` | `c/memory-grow.c` | grows memory 1 MiB at a time until it fails, prints JSON |
@@ -40,6 +41,7 @@ pub const NAMES: &[&str] = &[
     "missing-import.wasm",
     "no-start.wasm",
     "unsupported-world.wasm",
+    "exit-with-code-component.wasm",
     "exit-code.wasm",
     "hello-c.wasm",
     "memory-grow.wasm",
@@ -98,5 +100,6 @@ mod tests {
         assert_eq!(&bytes("hello-component.wasm")[6..8], &[1, 0]);
         assert_eq!(&bytes("tcp-server-component.wasm")[6..8], &[1, 0]);
         assert_eq!(&bytes("unsupported-world.wasm")[6..8], &[1, 0]);
+        assert_eq!(&bytes("exit-with-code-component.wasm")[6..8], &[1, 0]);
     }
 }
