@@ -66,6 +66,16 @@ struct Report {
     prepare_us: u64,
     /// Debug-level `tracing` output of `prepare`.
     log: String,
+    /// The child's thread count before and after `prepare`.
+    threads_before: u64,
+    threads_after: u64,
+}
+
+/// The `Threads:` count of `/proc/<pid>/status`.
+fn threads(pid: &str) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
+    let line = status.lines().find_map(|l| l.strip_prefix("Threads:")).expect("Threads line");
+    line.trim().parse().expect("thread count")
 }
 
 /// The child's side: play the container's init for one case, never return.
@@ -106,9 +116,15 @@ fn play_init(case: &Case) -> i32 {
         .finish();
     let cache = case.cache.clone().map_or_else(CacheConfig::disabled, CacheConfig::at);
     let mut executor = Box::new(WasmExecutor::new(WasmOptions { cache }));
+    let threads_before = threads("self");
     let started = Instant::now();
     let prepared = tracing::subscriber::with_default(subscriber, || executor.prepare(&ctx));
-    let mut report = Report { prepare_us: started.elapsed().as_micros() as u64, ..Report::default() };
+    let mut report = Report {
+        prepare_us: started.elapsed().as_micros() as u64,
+        threads_before,
+        threads_after: threads("self"),
+        ..Report::default()
+    };
     report.log = log.text();
     match prepared {
         Ok(()) => report.cache = executor.cache_outcome().map(|o| format!("{o:?}")),
@@ -304,6 +320,7 @@ fn hello_module_prints_and_exits_zero() {
     let out = sandbox.run();
     assert_eq!(out.code(), Some(0), "stderr: {}", out.stderr);
     assert_eq!(out.stdout, "hello from wasm\n");
+    assert_eq!(out.report.threads_before, out.report.threads_after, "prepare (a compilation) started a thread");
 }
 
 #[test]
@@ -678,6 +695,10 @@ fn tcp_component_serves_a_request() {
     sandbox.case.args = vec![port.to_string(), "127.0.0.1".to_owned()];
     let mut child = sandbox.spawn();
     wait_for(&sandbox.case.stdout, "listening on", &mut child);
+    // The guest now waits in accept, inside exec: the WASI host (tokio, sockets)
+    // must not have started a thread.
+    let report: Report = serde_json::from_slice(&fs::read(&sandbox.case.report).expect("report")).expect("json");
+    assert_eq!(threads(&child.id().to_string()), report.threads_after, "exec started a thread");
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
     stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
     let mut line = String::new();
