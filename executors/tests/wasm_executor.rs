@@ -50,6 +50,8 @@ struct Case {
     /// `RLIMIT_AS` the child sets on itself before `prepare`.
     apply_rlimit_as: Option<u64>,
     cache: Option<PathBuf>,
+    /// The file on the guest's stdin (`/dev/null` when absent).
+    stdin: Option<PathBuf>,
     stdout: PathBuf,
     stderr: PathBuf,
     report: PathBuf,
@@ -91,8 +93,8 @@ fn child_entry() {
 fn play_init(case: &Case) -> i32 {
     let stdout = fs::File::create(&case.stdout).expect("stdout file");
     let stderr = fs::File::create(&case.stderr).expect("stderr file");
-    let devnull = fs::File::open("/dev/null").expect("/dev/null");
-    nix::unistd::dup2(devnull.as_raw_fd(), 0).expect("dup2 stdin");
+    let stdin = fs::File::open(case.stdin.as_deref().unwrap_or(Path::new("/dev/null"))).expect("stdin file");
+    nix::unistd::dup2(stdin.as_raw_fd(), 0).expect("dup2 stdin");
     nix::unistd::dup2(stdout.as_raw_fd(), 1).expect("dup2 stdout");
     nix::unistd::dup2(stderr.as_raw_fd(), 2).expect("dup2 stderr");
 
@@ -329,6 +331,18 @@ fn wat_text_is_compiled_from_source() {
     let out = sandbox.run();
     assert_eq!(out.code(), Some(0), "stderr: {} {:?}", out.stderr, out.report.prepare_error);
     assert_eq!(out.stdout, "hello from wasm\n");
+}
+
+#[test]
+fn stdin_and_stdout_are_the_process_fds() {
+    let Some(mut sandbox) = sandbox("cat.wasm") else { return };
+    let input = sandbox.temp.path().join("input");
+    let text: String = (0..2000).map(|i| format!("line {i}\n")).collect();
+    fs::write(&input, &text).expect("write input");
+    sandbox.case.stdin = Some(input);
+    let out = sandbox.run();
+    assert_eq!(out.code(), Some(0), "stderr: {}", out.stderr);
+    assert_eq!(out.stdout, text);
 }
 
 #[test]

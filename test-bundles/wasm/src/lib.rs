@@ -11,6 +11,7 @@
 //! | `hello.wasm` | `wat/hello.wat` | prints `hello from wasm`, returns (status 0) |
 //! | `hello.wat` | `wat/hello.wat` | the same module as text |
 //! | `proc-exit.wasm` | `wat/proc-exit.wat` | `proc_exit(42)` |
+//! | `cat.wasm` | `wat/cat.wat` | copies stdin to stdout |
 //! | `trap.wasm` | `wat/trap.wat` | prints `about to trap`, then `unreachable` in `$crash_here` |
 //! | `out-of-bounds.wasm` | `wat/out-of-bounds.wat` | loads past the end of its memory (a SIGSEGV-based trap) |
 //! | `loop-forever.wasm` | `wat/loop-forever.wat` | prints `looping`, then spins forever |
@@ -35,6 +36,7 @@ pub const NAMES: &[&str] = &[
     "hello.wasm",
     "hello.wat",
     "proc-exit.wasm",
+    "cat.wasm",
     "trap.wasm",
     "out-of-bounds.wasm",
     "loop-forever.wasm",
