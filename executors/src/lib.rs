@@ -6,6 +6,8 @@
 //! - [`native`]: finds the entrypoint inside the rootfs (PATH lookup with the
 //!   container's own PATH) in `prepare`, so a missing binary fails `create`, and
 //!   `execve`s it in `exec`.
+//! - [`wasm`]: compiles (or loads from [`cache`]) a wasm module or component in
+//!   `prepare`, and runs it in-process with wasmtime and WASI in `exec`.
 //! - [`select`]: decides which executor runs a workload, once per process.
 //!
 //! The shared first step of every executor, resolving `process.args[0]` inside
@@ -14,9 +16,11 @@
 //! Executors run inside the container's init: they never print (a failure is an
 //! error value the runtime reports) and never start a thread before `exec`.
 
+pub mod cache;
 pub mod entrypoint;
 pub mod native;
 pub mod select;
+pub mod wasm;
 
 pub use native::NativeExecutor;
 pub use select::select;

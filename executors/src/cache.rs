@@ -1,0 +1,573 @@
+//! The compiled-module cache: a content-addressed store of precompiled wasm.
+//!
+//! Compiling a module with Cranelift costs milliseconds to seconds; loading a
+//! precompiled artifact costs a read and an mmap. The wasm executor compiles in
+//! `prepare` (during `create`) and stores the artifact here, so the next `create`
+//! of the same module, in any container, only loads it, and `start` only
+//! instantiates.
+//!
+//! ## Keys
+//!
+//! An entry is named `<module>-<engine>.cwasm`: `module` is the sha256 of the
+//! module's bytes as they sit in the rootfs (binary or text), `engine` the first
+//! 64 bits of a sha256 over the engine's
+//! [`precompile_compatibility_hash`](wasmtime::Engine::precompile_compatibility_hash)
+//! (wasmtime version, target, compiler flags and the tunables amphi derives from
+//! the spec, such as the memory reservation under an `RLIMIT_AS`). An artifact is
+//! therefore only ever loaded by an engine that can run it.
+//!
+//! ## Trust
+//!
+//! Deserializing an artifact is `unsafe` in wasmtime's terms: the bytes become
+//! machine code. Three things keep a bad artifact out:
+//!
+//! - the directory must be owned by the caller's effective uid (root) and not
+//!   writable by group or others ([`Cache::open`] refuses it otherwise, with the
+//!   reason), and is created `0700`;
+//! - every entry carries a header with the artifact's length and sha256, checked
+//!   before the bytes reach wasmtime, so a truncated or corrupt file (a full disk,
+//!   a crash, a stray edit) is detected, removed and recompiled;
+//! - an entry must be a regular file owned by the caller, opened without
+//!   following a symlink.
+//!
+//! ## Writes
+//!
+//! An entry is written to a temporary file in the same directory and renamed into
+//! place, so a reader sees a whole entry or none. Two containers compiling the
+//! same module at once both write and both rename: the last rename wins and both
+//! entries are valid. A failed store only costs the next `create` a compilation;
+//! the caller logs it and goes on.
+//!
+//! ## Last use
+//!
+//! A hit sets the entry's modification time to now, so [`Cache::list`] shows the
+//! last use and [`Cache::prune`] can drop entries unused for a while.
+
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use sha2::{Digest, Sha256};
+
+/// The cache directory when neither the flag nor the environment names one.
+pub const DEFAULT_DIR: &str = "/var/lib/amphi/cache";
+
+/// The environment variable that moves the cache (the CLI flag wins over it).
+pub const ENV_VAR: &str = "AMPHI_WASM_CACHE";
+
+const MAGIC: &[u8; 8] = b"AMPHIWC1";
+const HEADER_LEN: usize = 8 + 8 + 8 + 32 + 32;
+const ENTRY_SUFFIX: &str = ".cwasm";
+const TMP_PREFIX: &str = ".tmp-";
+/// Temporary files older than this are leftovers of a crashed writer.
+const STALE_TMP: Duration = Duration::from_secs(600);
+
+/// Where the cache lives, or that there is none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheConfig {
+    /// `None` disables the cache: every `prepare` compiles.
+    pub dir: Option<PathBuf>,
+}
+
+impl CacheConfig {
+    /// The cache at `dir`.
+    pub fn at(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: Some(dir.into()) }
+    }
+
+    /// No cache.
+    pub fn disabled() -> Self {
+        Self { dir: None }
+    }
+
+    /// The directory the CLI should use: its `flag` if given, else `$AMPHI_WASM_CACHE`
+    /// if set and non-empty, else [`DEFAULT_DIR`].
+    pub fn resolve(flag: Option<PathBuf>) -> Self {
+        let from_env = std::env::var_os(ENV_VAR).filter(|v| !v.is_empty()).map(PathBuf::from);
+        Self::at(flag.or(from_env).unwrap_or_else(|| PathBuf::from(DEFAULT_DIR)))
+    }
+}
+
+/// What an artifact is: wasmtime serializes modules and components differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArtifactKind {
+    Module,
+    Component,
+}
+
+impl ArtifactKind {
+    fn byte(self) -> u8 {
+        match self {
+            Self::Module => 0,
+            Self::Component => 1,
+        }
+    }
+
+    fn from_byte(byte: u8) -> Option<Self> {
+        match byte {
+            0 => Some(Self::Module),
+            1 => Some(Self::Component),
+            _ => None,
+        }
+    }
+}
+
+/// The key of one entry: what module, compiled by what engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheKey {
+    /// sha256 of the module's bytes, lowercase hex.
+    pub module: String,
+    /// The engine's compatibility fingerprint, 16 lowercase hex digits.
+    pub engine: String,
+}
+
+impl CacheKey {
+    /// The key of `module_bytes` for `engine`.
+    pub fn new(engine: &wasmtime::Engine, module_bytes: &[u8]) -> Self {
+        Self { module: hex(&Sha256::digest(module_bytes)), engine: engine_fingerprint(engine) }
+    }
+
+    fn file_name(&self) -> String {
+        format!("{}-{}{ENTRY_SUFFIX}", self.module, self.engine)
+    }
+}
+
+/// The engine's compatibility hash, as 16 hex digits. The hash is fed into sha256
+/// (not a `DefaultHasher`, whose output may change between Rust releases).
+pub fn engine_fingerprint(engine: &wasmtime::Engine) -> String {
+    use std::hash::Hash;
+    let mut hasher = Sha256Hasher(Sha256::new());
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    hex(&hasher.0.finalize()[..8])
+}
+
+struct Sha256Hasher(Sha256);
+
+impl std::hash::Hasher for Sha256Hasher {
+    fn finish(&self) -> u64 {
+        let digest = self.0.clone().finalize();
+        u64::from_le_bytes(digest[..8].try_into().expect("a sha256 digest has 32 bytes"))
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A cache failure, naming the directory or entry.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("wasm cache {}: {source}", dir.display())]
+    Create { dir: PathBuf, source: io::Error },
+    #[error("wasm cache {}: is not a directory", dir.display())]
+    NotADirectory { dir: PathBuf },
+    #[error("wasm cache {}: owned by uid {owner}, not by uid {expected}: refusing to load code from it", dir.display())]
+    ForeignOwner { dir: PathBuf, owner: u32, expected: u32 },
+    #[error("wasm cache {}: mode {mode:04o} lets group or others write: refusing to load code from it (chmod 0700)", dir.display())]
+    Writable { dir: PathBuf, mode: u32 },
+    #[error("wasm cache entry {}: {source}", path.display())]
+    Io { path: PathBuf, source: io::Error },
+    #[error("wasm cache entry {}: {reason}", path.display())]
+    Corrupt { path: PathBuf, reason: &'static str },
+}
+
+/// One entry as [`Cache::list`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheEntry {
+    pub path: PathBuf,
+    /// sha256 of the module's bytes (hex).
+    pub module: String,
+    /// The engine fingerprint the entry was compiled for.
+    pub engine: String,
+    /// Module or component; `None` when the header cannot be read.
+    pub kind: Option<ArtifactKind>,
+    /// Size of the file in bytes.
+    pub size: u64,
+    /// The last hit (or the write, if never hit).
+    pub last_used: SystemTime,
+    /// Whether the header is whole and the length matches (the checksum is only
+    /// verified on load).
+    pub intact: bool,
+}
+
+/// What [`Cache::prune`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    pub removed: usize,
+    pub freed_bytes: u64,
+}
+
+/// An opened, checked cache directory.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    dir: PathBuf,
+}
+
+impl Cache {
+    /// Opens the cache at `dir`, creating it (and its parents) `0700` when
+    /// missing. Refuses a directory owned by another uid or writable by group or
+    /// others: code is loaded from it.
+    pub fn open(dir: &Path) -> Result<Self, CacheError> {
+        match DirBuilder::new().recursive(true).mode(0o700).create(dir) {
+            Ok(()) => {}
+            Err(source) => return Err(CacheError::Create { dir: dir.to_owned(), source }),
+        }
+        let meta = fs::metadata(dir).map_err(|source| CacheError::Create { dir: dir.to_owned(), source })?;
+        if !meta.is_dir() {
+            return Err(CacheError::NotADirectory { dir: dir.to_owned() });
+        }
+        let expected = nix::unistd::geteuid().as_raw();
+        if meta.uid() != expected {
+            return Err(CacheError::ForeignOwner { dir: dir.to_owned(), owner: meta.uid(), expected });
+        }
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o022 != 0 {
+            return Err(CacheError::Writable { dir: dir.to_owned(), mode });
+        }
+        Ok(Self { dir: dir.to_owned() })
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The path of `key`'s entry.
+    pub fn entry_path(&self, key: &CacheKey) -> PathBuf {
+        self.dir.join(key.file_name())
+    }
+
+    /// Reads and verifies `key`'s entry: `Ok(None)` when there is none,
+    /// [`CacheError::Corrupt`] when its header or checksum do not hold (the
+    /// caller removes it with [`Cache::remove`] and recompiles). A hit refreshes
+    /// the entry's last-use time.
+    pub fn load(&self, key: &CacheKey) -> Result<Option<(ArtifactKind, Vec<u8>)>, CacheError> {
+        let path = self.entry_path(key);
+        let io_err = |source| CacheError::Io { path: path.clone(), source };
+        let mut file = match OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                return Err(CacheError::Corrupt { path, reason: "is a symlink" });
+            }
+            Err(e) => return Err(io_err(e)),
+        };
+        let meta = file.metadata().map_err(io_err)?;
+        if !meta.is_file() {
+            return Err(CacheError::Corrupt { path, reason: "is not a regular file" });
+        }
+        if meta.uid() != nix::unistd::geteuid().as_raw() {
+            return Err(CacheError::Corrupt { path, reason: "is owned by another user" });
+        }
+        let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+        file.read_to_end(&mut bytes).map_err(io_err)?;
+        let (kind, artifact) = verify(&bytes).map_err(|reason| CacheError::Corrupt { path: path.clone(), reason })?;
+        // The last use is advisory (list and prune); failing to record it is harmless.
+        let _ = file.set_modified(SystemTime::now());
+        let artifact = artifact.to_vec();
+        Ok(Some((kind, artifact)))
+    }
+
+    /// Stores `artifact` (a wasmtime serialization of `kind`) under `key`,
+    /// atomically: a temporary file in the cache directory, renamed into place.
+    pub fn store(&self, key: &CacheKey, kind: ArtifactKind, artifact: &[u8]) -> Result<PathBuf, CacheError> {
+        let path = self.entry_path(key);
+        let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+        let tmp = self.dir.join(format!("{TMP_PREFIX}{}-{}-{nanos}", key.file_name(), std::process::id()));
+        let io_err = |source| CacheError::Io { path: tmp.clone(), source };
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)
+            .map_err(io_err)?;
+        let module = decode_hex(&key.module).unwrap_or([0; 32]);
+        let written = file
+            .write_all(&header(kind, artifact, &module))
+            .and_then(|()| file.write_all(artifact))
+            .and_then(|()| file.flush());
+        drop(file);
+        if let Err(e) = written.and_then(|()| fs::rename(&tmp, &path)) {
+            let _ = fs::remove_file(&tmp);
+            return Err(io_err(e));
+        }
+        Ok(path)
+    }
+
+    /// Removes `key`'s entry (a corrupt one, before recompiling); a missing entry
+    /// is not an error.
+    pub fn remove(&self, key: &CacheKey) -> Result<(), CacheError> {
+        let path = self.entry_path(key);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(CacheError::Io { path, source }),
+        }
+    }
+
+    /// Every entry, most recently used first.
+    pub fn list(&self) -> Result<Vec<CacheEntry>, CacheError> {
+        let mut entries = Vec::new();
+        for (path, name, meta) in self.files()? {
+            let Some(stem) = name.strip_suffix(ENTRY_SUFFIX) else { continue };
+            let Some((module, engine)) = stem.rsplit_once('-') else { continue };
+            let mut head = [0u8; HEADER_LEN];
+            let header_ok = File::open(&path).and_then(|mut f| f.read_exact(&mut head)).is_ok();
+            let parsed = if header_ok { parse_header(&head) } else { None };
+            let intact = parsed.is_some_and(|(_, len)| HEADER_LEN as u64 + len == meta.len());
+            entries.push(CacheEntry {
+                path,
+                module: module.to_owned(),
+                engine: engine.to_owned(),
+                kind: parsed.map(|(kind, _)| kind),
+                size: meta.len(),
+                last_used: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                intact,
+            });
+        }
+        entries.sort_by(|a, b| b.last_used.cmp(&a.last_used).then_with(|| a.path.cmp(&b.path)));
+        Ok(entries)
+    }
+
+    /// Removes every entry (`older_than: None`) or those not used for
+    /// `older_than`, and any temporary file a crashed writer left behind.
+    pub fn prune(&self, older_than: Option<Duration>) -> Result<PruneReport, CacheError> {
+        let now = SystemTime::now();
+        let mut report = PruneReport::default();
+        for (path, name, meta) in self.files()? {
+            let age = now.duration_since(meta.modified().unwrap_or(SystemTime::UNIX_EPOCH)).unwrap_or(Duration::ZERO);
+            let remove = if name.starts_with(TMP_PREFIX) {
+                age >= STALE_TMP
+            } else if name.ends_with(ENTRY_SUFFIX) {
+                older_than.is_none_or(|limit| age >= limit)
+            } else {
+                false
+            };
+            if !remove {
+                continue;
+            }
+            match fs::remove_file(&path) {
+                Ok(()) => {
+                    report.removed += 1;
+                    report.freed_bytes += meta.len();
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(source) => return Err(CacheError::Io { path, source }),
+            }
+        }
+        Ok(report)
+    }
+
+    fn files(&self) -> Result<Vec<(PathBuf, String, fs::Metadata)>, CacheError> {
+        let io_err = |source| CacheError::Io { path: self.dir.clone(), source };
+        let mut files = Vec::new();
+        for entry in fs::read_dir(&self.dir).map_err(io_err)? {
+            let entry = entry.map_err(io_err)?;
+            let Ok(name) = entry.file_name().into_string() else { continue };
+            let meta = match entry.metadata() {
+                Ok(meta) if meta.is_file() => meta,
+                Ok(_) => continue,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(source) => return Err(CacheError::Io { path: entry.path(), source }),
+            };
+            files.push((entry.path(), name, meta));
+        }
+        Ok(files)
+    }
+}
+
+/// The entry header: magic, kind (padded to 8), artifact length, artifact sha256,
+/// module sha256.
+fn header(kind: ArtifactKind, artifact: &[u8], module: &[u8; 32]) -> Vec<u8> {
+    let mut head = Vec::with_capacity(HEADER_LEN);
+    head.extend_from_slice(MAGIC);
+    head.extend_from_slice(&[kind.byte(), 0, 0, 0, 0, 0, 0, 0]);
+    head.extend_from_slice(&(artifact.len() as u64).to_le_bytes());
+    head.extend_from_slice(&Sha256::digest(artifact));
+    head.extend_from_slice(module);
+    head
+}
+
+fn parse_header(head: &[u8]) -> Option<(ArtifactKind, u64)> {
+    if head.len() < HEADER_LEN || &head[..8] != MAGIC {
+        return None;
+    }
+    let kind = ArtifactKind::from_byte(head[8])?;
+    let len = u64::from_le_bytes(head[16..24].try_into().ok()?);
+    Some((kind, len))
+}
+
+/// Checks an entry's bytes and returns the artifact they carry.
+fn verify(bytes: &[u8]) -> Result<(ArtifactKind, &[u8]), &'static str> {
+    let (kind, len) = parse_header(bytes).ok_or("bad header")?;
+    let artifact = &bytes[HEADER_LEN..];
+    if artifact.len() as u64 != len {
+        return Err("truncated or overlong (length does not match its header)");
+    }
+    if Sha256::digest(artifact).as_slice() != &bytes[24..56] {
+        return Err("checksum mismatch");
+    }
+    Ok((kind, artifact))
+}
+
+fn decode_hex(text: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if text.len() != 64 {
+        return None;
+    }
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(module: &[u8]) -> CacheKey {
+        CacheKey { module: hex(&Sha256::digest(module)), engine: "0123456789abcdef".to_owned() }
+    }
+
+    fn open_temp() -> (tempfile::TempDir, Cache) {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let cache = Cache::open(&temp.path().join("cache")).expect("open cache");
+        (temp, cache)
+    }
+
+    #[test]
+    fn open_creates_a_private_directory() {
+        let (_temp, cache) = open_temp();
+        let mode = fs::metadata(cache.dir()).expect("stat").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+    }
+
+    #[test]
+    fn store_then_load_round_trips() {
+        let (_temp, cache) = open_temp();
+        let key = key(b"module");
+        assert_eq!(cache.load(&key).expect("load"), None);
+        cache.store(&key, ArtifactKind::Component, b"artifact bytes").expect("store");
+        let (kind, bytes) = cache.load(&key).expect("load").expect("hit");
+        assert_eq!(kind, ArtifactKind::Component);
+        assert_eq!(bytes, b"artifact bytes");
+    }
+
+    #[test]
+    fn concurrent_stores_of_one_key_leave_a_whole_entry() {
+        let (_temp, cache) = open_temp();
+        let key = key(b"shared module");
+        let artifact: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    for _ in 0..25 {
+                        cache.store(&key, ArtifactKind::Module, &artifact).expect("store");
+                        // A reader never sees a partial entry: Corrupt would fail here.
+                        let (_, loaded) = cache.load(&key).expect("load").expect("hit");
+                        assert_eq!(loaded.len(), artifact.len());
+                    }
+                });
+            }
+        });
+        let names: Vec<_> =
+            fs::read_dir(cache.dir()).expect("read dir").map(|e| e.expect("entry").file_name()).collect();
+        assert_eq!(names.len(), 1, "no temporary file is left behind: {names:?}");
+    }
+
+    #[test]
+    fn truncated_entry_is_reported_corrupt() {
+        let (_temp, cache) = open_temp();
+        let key = key(b"m");
+        let path = cache.store(&key, ArtifactKind::Module, &[7u8; 1000]).expect("store");
+        let len = fs::metadata(&path).expect("stat").len();
+        OpenOptions::new().write(true).open(&path).expect("open").set_len(len - 10).expect("truncate");
+        assert!(matches!(cache.load(&key), Err(CacheError::Corrupt { .. })));
+        cache.remove(&key).expect("remove");
+        assert_eq!(cache.load(&key).expect("load"), None);
+    }
+
+    #[test]
+    fn flipped_byte_fails_the_checksum() {
+        let (_temp, cache) = open_temp();
+        let key = key(b"m");
+        let path = cache.store(&key, ArtifactKind::Module, &[7u8; 100]).expect("store");
+        let mut bytes = fs::read(&path).expect("read");
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        fs::write(&path, &bytes).expect("write");
+        match cache.load(&key) {
+            Err(CacheError::Corrupt { reason, .. }) => assert_eq!(reason, "checksum mismatch"),
+            other => panic!("expected a checksum mismatch, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn group_writable_directory_is_refused() {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let dir = temp.path().join("cache");
+        fs::create_dir(&dir).expect("mkdir");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o770)).expect("chmod");
+        let err = Cache::open(&dir).expect_err("a group-writable cache must be refused");
+        assert!(matches!(err, CacheError::Writable { mode: 0o770, .. }), "{err}");
+        assert!(err.to_string().contains(&dir.display().to_string()), "{err}");
+    }
+
+    #[test]
+    fn foreign_owned_directory_is_refused() {
+        if !nix::unistd::geteuid().is_root() {
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "CI runs as root: chown needs it");
+            return;
+        }
+        let temp = tempfile::tempdir().expect("tempdir");
+        let dir = temp.path().join("cache");
+        DirBuilder::new().mode(0o700).create(&dir).expect("mkdir");
+        std::os::unix::fs::chown(&dir, Some(65534), None).expect("chown");
+        let err = Cache::open(&dir).expect_err("a foreign-owned cache must be refused");
+        assert!(matches!(err, CacheError::ForeignOwner { owner: 65534, .. }), "{err}");
+    }
+
+    #[test]
+    fn list_and_prune() {
+        let (_temp, cache) = open_temp();
+        let a = key(b"a");
+        let b = key(b"b");
+        cache.store(&a, ArtifactKind::Module, b"aaaa").expect("store a");
+        let b_path = cache.store(&b, ArtifactKind::Component, b"bbbbbbbb").expect("store b");
+        let old = SystemTime::now() - Duration::from_secs(3600);
+        File::options().write(true).open(&b_path).expect("open").set_modified(old).expect("age b");
+        fs::write(cache.dir().join("unrelated.txt"), b"x").expect("write stray");
+
+        let listed = cache.list().expect("list");
+        assert_eq!(listed.len(), 2);
+        assert_eq!(listed[0].module, a.module, "most recently used first");
+        assert_eq!(listed[1].kind, Some(ArtifactKind::Component));
+        assert!(listed.iter().all(|e| e.intact && e.engine == "0123456789abcdef"));
+        assert_eq!(listed[0].size, HEADER_LEN as u64 + 4);
+
+        let pruned = cache.prune(Some(Duration::from_secs(60))).expect("prune old");
+        assert_eq!(pruned, PruneReport { removed: 1, freed_bytes: HEADER_LEN as u64 + 8 });
+        assert_eq!(cache.list().expect("list").len(), 1);
+        assert_eq!(cache.prune(None).expect("prune all").removed, 1);
+        assert!(cache.list().expect("list").is_empty());
+        assert!(cache.dir().join("unrelated.txt").exists(), "prune only removes cache files");
+    }
+
+    #[test]
+    fn resolve_prefers_flag_then_env_then_default() {
+        assert_eq!(CacheConfig::resolve(Some(PathBuf::from("/x"))).dir, Some(PathBuf::from("/x")));
+        // The environment is process-wide: only read it here, never set it.
+        let expected = std::env::var_os(ENV_VAR)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DIR));
+        assert_eq!(CacheConfig::resolve(None).dir, Some(expected));
+    }
+}

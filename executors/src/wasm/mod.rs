@@ -1,0 +1,224 @@
+//! The wasm executor: the container's process runs a WebAssembly module or
+//! component in-process with wasmtime, after the same isolation as a native one.
+//!
+//! ## The life of a wasm workload
+//!
+//! 1. **`prepare`** (during `create`, before the start barrier, still privileged,
+//!    the container's mounts in place): the entrypoint is opened inside the
+//!    rootfs (no symlink leads out of it) and read; the engine is configured from
+//!    the spec ([`engine::EngineSettings`]: memory ceiling, `RLIMIT_AS`); the
+//!    program is loaded from the compile [cache](crate::cache) or compiled
+//!    (single-threaded) and stored there; it is linked against WASI
+//!    (`InstancePre`), so a missing import, a module without `_start` or a
+//!    component that is not a `wasi:cli/run` command fails `create`; the preopens
+//!    ([`wasi`]) are parsed and checked to exist. A `tracing` debug event with
+//!    `cache = "hit"` or `cache = "miss"` tells which way it went.
+//! 2. **`exec`** (during `start`, after pivot_root, identity, capabilities and
+//!    seccomp): the handlers for SIGTERM, SIGINT and SIGHUP are installed
+//!    ([`signals`]), the WASI context is built from the spec ([`wasi`]), and the
+//!    program is instantiated and run on this thread. Its exit status becomes the
+//!    process's ([`run`]). `start` costs an instantiation, never a compilation.
+//!
+//! ## What it accepts
+//!
+//! Core modules with WASI preview 1 (`wasi_snapshot_preview1`, entry `_start`),
+//! components exporting `wasi:cli/run` (WASI 0.2), and either as WebAssembly text
+//! (a file whose first token is `(`).
+//!
+//! ## Threads
+//!
+//! None are started by compilation (`parallel_compilation(false)`) or by the
+//! WASI host: it runs on a current-thread tokio runtime and performs file
+//! operations on the calling thread. Name lookup (`wasi:sockets/ip-name-lookup`)
+//! is the exception: wasmtime-wasi resolves names on a tokio blocking thread,
+//! started on first use, after every isolation step, so it inherits the seccomp
+//! filter, the capabilities and the namespaces of the init.
+//!
+//! ## Limits
+//!
+//! `linux.resources.memory.limit` becomes a ceiling on the guest's linear
+//! memories together (less [`engine::HOST_RESERVE`] for the engine itself):
+//! `memory.grow` past it returns -1 in the guest instead of the cgroup killing
+//! the container. Under an `RLIMIT_AS` in `process.rlimits`, memories are
+//! allocated to size instead of reserving 4 GiB of address space each, and the
+//! ceiling is at most a quarter of the address space. Tables,
+//! memories and instances per store have fixed caps ([`engine`]).
+
+pub mod engine;
+pub mod run;
+pub mod signals;
+pub mod wasi;
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use amphi_runtime::executor::{ExecContext, Executor, ExecutorError, PrepareContext};
+use amphi_runtime::sys::inroot::open_in_root;
+use nix::fcntl::OFlag;
+use oci_spec::runtime::Process;
+
+use crate::cache::{Cache, CacheConfig, CacheError};
+use engine::{CacheOutcome, EngineSettings};
+use run::Linked;
+use wasi::Preopen;
+
+pub use run::TRAP_STATUS;
+pub use wasi::PREOPENS_ANNOTATION;
+
+/// A failure of the wasm executor; the message names the file, field or entry.
+#[derive(Debug, thiserror::Error)]
+pub enum WasmError {
+    #[error("config.json: process.args is empty: no wasm entrypoint")]
+    NoEntrypoint,
+    #[error("wasm entrypoint {}: {source}", path.display())]
+    Open { path: PathBuf, source: io::Error },
+    #[error("{path}: not a wasm module, component or text (.wat) file")]
+    NotWasm { path: String },
+    #[error("{path}: invalid wasm: {reason}")]
+    Invalid { path: String, reason: String },
+    #[error("{path}: cannot be instantiated: {reason}")]
+    Link { path: String, reason: String },
+    #[error("{path}: instantiate: {reason}")]
+    Instantiate { path: String, reason: String },
+    #[error("wasm engine: {reason}")]
+    Engine { reason: String },
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    #[error("annotation {}: entry {entry:?}: {reason}", wasi::PREOPENS_ANNOTATION)]
+    Preopen { entry: String, reason: String },
+    #[error("wasm preopen {}: {reason}", path.display())]
+    OpenPreopen { path: PathBuf, reason: String },
+    #[error("wasm: start the async runtime: {source}")]
+    AsyncRuntime { source: io::Error },
+    #[error("wasm: install the signal handlers: {source}")]
+    Signals { source: nix::Error },
+    #[error("wasm: the engine's trap handlers: {source}")]
+    TrapHandlers { source: io::Error },
+    #[error("wasm executor: exec called before a successful prepare")]
+    NotPrepared,
+}
+
+/// How the executor is set up by the CLI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WasmOptions {
+    /// Where compiled programs are cached ([`CacheConfig::resolve`] for the CLI).
+    pub cache: CacheConfig,
+}
+
+/// The in-process wasm executor.
+#[derive(Debug)]
+pub struct WasmExecutor {
+    options: WasmOptions,
+    prepared: Option<Prepared>,
+}
+
+/// What `prepare` leaves for `exec`.
+#[derive(Debug)]
+struct Prepared {
+    linked: Linked,
+    preopens: Vec<Preopen>,
+    ceiling: Option<u64>,
+    path: String,
+    cache: CacheOutcome,
+    trap_handlers: signals::TrapHandlers,
+}
+
+impl WasmExecutor {
+    pub fn new(options: WasmOptions) -> Self {
+        Self { options, prepared: None }
+    }
+
+    /// Whether the last `prepare` loaded the program from the cache (`None` before
+    /// a successful `prepare`).
+    pub fn cache_outcome(&self) -> Option<CacheOutcome> {
+        self.prepared.as_ref().map(|prepared| prepared.cache)
+    }
+
+    /// `prepare` for an entrypoint already resolved and opened inside the rootfs:
+    /// `container_path` names it in messages.
+    pub fn prepare_from_file(
+        &mut self,
+        mut file: File,
+        container_path: &Path,
+        ctx: &PrepareContext<'_>,
+    ) -> Result<(), WasmError> {
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(|source| WasmError::Open { path: container_path.to_owned(), source })?;
+        self.prepare_from_bytes(&bytes, container_path, ctx)
+    }
+
+    /// `prepare` for the program's bytes (binary or text).
+    pub fn prepare_from_bytes(
+        &mut self,
+        bytes: &[u8],
+        container_path: &Path,
+        ctx: &PrepareContext<'_>,
+    ) -> Result<(), WasmError> {
+        let started = Instant::now();
+        let path = container_path.display().to_string();
+        let settings = EngineSettings::from_spec(ctx.spec, ctx.process);
+        let engine = settings.engine()?;
+        let trap_handlers = signals::TrapHandlers::save().map_err(|source| WasmError::TrapHandlers { source })?;
+        let cache = self.options.cache.dir.as_deref().map(Cache::open).transpose()?;
+        let (compiled, outcome) = engine::load(&engine, cache.as_ref(), &path, bytes)?;
+        let linked = run::link(&compiled).map_err(|reason| WasmError::Link { path: path.clone(), reason })?;
+        let preopens = wasi::preopens(ctx.spec, ctx.process)?;
+        check_preopens(&preopens, ctx)?;
+        wasi::seed_random();
+        tracing::debug!(path, cache = ?outcome, elapsed_us = started.elapsed().as_micros() as u64, "wasm workload prepared");
+        self.prepared =
+            Some(Prepared { linked, preopens, ceiling: settings.memory_ceiling, path, cache: outcome, trap_handlers });
+        Ok(())
+    }
+
+    /// `exec` without the signal handlers: builds the WASI context for `process`,
+    /// instantiates and runs the program, and returns its exit status.
+    pub fn run(self, process: &Process) -> Result<i32, WasmError> {
+        let prepared = self.prepared.ok_or(WasmError::NotPrepared)?;
+        prepared.trap_handlers.restore().map_err(|source| WasmError::TrapHandlers { source })?;
+        let wasi = wasi::context(process, &prepared.preopens)?;
+        run::run(&prepared.linked, wasi, prepared.ceiling, &prepared.path)
+    }
+}
+
+/// Every preopen named by the annotation must be a directory in the container.
+/// The cwd is exempt: the runtime creates it, as runc does.
+fn check_preopens(preopens: &[Preopen], ctx: &PrepareContext<'_>) -> Result<(), WasmError> {
+    for preopen in preopens.iter().filter(|p| p.path != *ctx.process.cwd()) {
+        if let Err(e) = open_in_root(ctx.rootfs_fd, &preopen.path, OFlag::O_PATH | OFlag::O_DIRECTORY) {
+            return Err(WasmError::Preopen {
+                entry: preopen.path.display().to_string(),
+                reason: format!("not a directory in the container: {e}"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The entrypoint `process.args[0]`, as a path in the container: absolute, or
+/// relative to `process.cwd`.
+pub fn entrypoint_path(process: &Process) -> Result<PathBuf, WasmError> {
+    let arg0 = process.args().as_ref().and_then(|args| args.first()).ok_or(WasmError::NoEntrypoint)?;
+    let arg0 = Path::new(arg0);
+    Ok(if arg0.is_absolute() { arg0.to_owned() } else { process.cwd().join(arg0) })
+}
+
+impl Executor for WasmExecutor {
+    fn name(&self) -> &'static str {
+        "wasm"
+    }
+
+    fn prepare(&mut self, ctx: &PrepareContext<'_>) -> Result<(), ExecutorError> {
+        let path = entrypoint_path(ctx.process)?;
+        let file = open_in_root(ctx.rootfs_fd, &path, OFlag::O_RDONLY)
+            .map_err(|source| WasmError::Open { path: path.clone(), source })?;
+        Ok(self.prepare_from_file(File::from(file), &path, ctx)?)
+    }
+
+    fn exec(self: Box<Self>, ctx: &ExecContext<'_>) -> Result<i32, ExecutorError> {
+        signals::install().map_err(|source| WasmError::Signals { source })?;
+        Ok(self.run(ctx.process)?)
+    }
+}

@@ -1,0 +1,249 @@
+//! Linking (at `prepare`) and running (at `exec`) a compiled program, and the
+//! exit status it leaves.
+//!
+//! | the guest | exit status |
+//! |---|---|
+//! | returns from `_start` / `wasi:cli/run` returns `ok` | 0 |
+//! | `wasi:cli/run` returns `err` | 1 |
+//! | `proc_exit(n)`, `wasi:cli/exit` (`exit-with-code(n)`, or `exit(err)` → 1) | n, any value (the kernel keeps the low 8 bits, as for `exit(3)`); wasmtime-wasi alone would turn 126 and above into a trap |
+//! | a preview-1 program componentized with wasmtime's adapter calls `proc_exit(n)`, n ≠ 0 | 1: the adapter maps every failure to `exit(err)` |
+//! | traps (`unreachable`, out-of-bounds access, stack overflow, …) | [`TRAP_STATUS`] (134), the trap and its wasm backtrace on stderr |
+//! | SIGTERM / SIGINT / SIGHUP | 128 + signal (see `signals`) |
+
+use std::io::Write;
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{InstancePre, ResourceLimiter, Store, Trap, WasmBacktrace};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p2::bindings::CommandPre;
+use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::WasmError;
+use super::engine::{Compiled, MAX_INSTANCES, MAX_MEMORIES, MAX_TABLE_ELEMENTS, MAX_TABLES};
+
+/// The status of a process whose guest trapped: 128 + SIGABRT, what a native
+/// program that aborts leaves (and what `wasmtime run` reports), and outside the
+/// range programs use for their own codes.
+pub const TRAP_STATUS: i32 = 134;
+
+/// The store's limits: the guest's linear memories together stay under the
+/// ceiling; tables, instances and memories have fixed caps.
+#[derive(Debug)]
+pub struct GuestLimits {
+    ceiling: Option<u64>,
+    used: u64,
+}
+
+impl GuestLimits {
+    pub fn new(ceiling: Option<u64>) -> Self {
+        Self { ceiling, used: 0 }
+    }
+}
+
+impl ResourceLimiter for GuestLimits {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if maximum.is_some_and(|maximum| desired > maximum) {
+            return Ok(false);
+        }
+        let grow = desired.saturating_sub(current) as u64;
+        if self.ceiling.is_some_and(|ceiling| self.used.saturating_add(grow) > ceiling) {
+            return Ok(false);
+        }
+        self.used += grow;
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS && maximum.is_none_or(|maximum| desired <= maximum))
+    }
+
+    fn instances(&self) -> usize {
+        MAX_INSTANCES
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
+    }
+}
+
+/// The store data of a core module: the preview-1 context.
+pub struct ModuleState {
+    wasi: WasiP1Ctx,
+    limits: GuestLimits,
+}
+
+/// The store data of a component: the WASI 0.2 context and its resources.
+pub struct ComponentState {
+    ctx: WasiCtx,
+    table: ResourceTable,
+    limits: GuestLimits,
+}
+
+impl std::fmt::Debug for ModuleState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModuleState").field("limits", &self.limits).finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for ComponentState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ComponentState").field("limits", &self.limits).finish_non_exhaustive()
+    }
+}
+
+impl WasiView for ComponentState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.ctx, table: &mut self.table }
+    }
+}
+
+/// A program linked against WASI, every import resolved: what `exec` instantiates.
+pub enum Linked {
+    Module(InstancePre<ModuleState>),
+    Component(CommandPre<ComponentState>),
+}
+
+impl std::fmt::Debug for Linked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Module(_) => "Linked::Module",
+            Self::Component(_) => "Linked::Component",
+        })
+    }
+}
+
+/// Links `compiled` against WASI: a module must import only WASI preview 1 and
+/// export `_start: () -> ()`; a component may import any WASI 0.2 interface amphi
+/// provides and must export `wasi:cli/run`. The error says what is missing.
+pub fn link(compiled: &Compiled) -> Result<Linked, String> {
+    let reason = |e: wasmtime::Error| format!("{e:#}");
+    match compiled {
+        Compiled::Module(module) => {
+            match module.get_export("_start") {
+                Some(wasmtime::ExternType::Func(ty)) if ty.params().len() == 0 && ty.results().len() == 0 => {}
+                Some(_) => {
+                    return Err("its `_start` export is not a function of no arguments and no results".to_owned());
+                }
+                None => return Err("it exports no `_start` function (not a WASI command)".to_owned()),
+            }
+            let mut linker = wasmtime::Linker::new(module.engine());
+            wasmtime_wasi::p1::add_to_linker_async(&mut linker, |state: &mut ModuleState| &mut state.wasi)
+                .map_err(reason)?;
+            // wasmtime-wasi refuses statuses of 126 and above (a trap); a native
+            // `exit(255)` leaves 255, and so does amphi's guest.
+            linker.allow_shadowing(true);
+            linker
+                .func_wrap("wasi_snapshot_preview1", "proc_exit", |status: i32| -> wasmtime::Result<()> {
+                    Err(I32Exit(status).into())
+                })
+                .map_err(reason)?;
+            linker.instantiate_pre(module).map(Linked::Module).map_err(reason)
+        }
+        Compiled::Component(component) => {
+            let mut linker = wasmtime::component::Linker::new(component.engine());
+            wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(reason)?;
+            let pre = linker.instantiate_pre(component).map_err(reason)?;
+            CommandPre::new(pre).map(Linked::Component).map_err(|e| format!("not a wasi:cli/run command: {e:#}"))
+        }
+    }
+}
+
+/// Instantiates and runs `linked` with `wasi` on this thread and returns the exit
+/// status; only a failure to instantiate for a reason other than a trap is an error.
+pub fn run(linked: &Linked, wasi: WasiCtxBuilder, ceiling: Option<u64>, path: &str) -> Result<i32, WasmError> {
+    // A current-thread runtime: wasmtime-wasi's I/O (sockets, timers) is driven by
+    // this thread's `block_on`, and no worker thread is started.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .map_err(|source| WasmError::AsyncRuntime { source })?;
+    runtime.block_on(async {
+        match linked {
+            Linked::Module(pre) => run_module(pre, wasi, ceiling, path).await,
+            Linked::Component(pre) => run_component(pre, wasi, ceiling, path).await,
+        }
+    })
+}
+
+async fn run_module(
+    pre: &InstancePre<ModuleState>,
+    mut wasi: WasiCtxBuilder,
+    ceiling: Option<u64>,
+    path: &str,
+) -> Result<i32, WasmError> {
+    let state = ModuleState { wasi: wasi.build_p1(), limits: GuestLimits::new(ceiling) };
+    let mut store = Store::new(pre.module().engine(), state);
+    store.limiter(|state| &mut state.limits);
+    let instance = match pre.instantiate_async(&mut store).await {
+        Ok(instance) => instance,
+        Err(e) => return instantiate_failure(e, path),
+    };
+    let start = instance
+        .get_typed_func::<(), ()>(&mut store, "_start")
+        .map_err(|e| WasmError::Instantiate { path: path.to_owned(), reason: format!("{e:#}") })?;
+    Ok(exit_status(start.call_async(&mut store, ()).await))
+}
+
+async fn run_component(
+    pre: &CommandPre<ComponentState>,
+    mut wasi: WasiCtxBuilder,
+    ceiling: Option<u64>,
+    path: &str,
+) -> Result<i32, WasmError> {
+    let state = ComponentState { ctx: wasi.build(), table: ResourceTable::new(), limits: GuestLimits::new(ceiling) };
+    let mut store = Store::new(pre.engine(), state);
+    store.limiter(|state| &mut state.limits);
+    let command = match pre.instantiate_async(&mut store).await {
+        Ok(command) => command,
+        Err(e) => return instantiate_failure(e, path),
+    };
+    Ok(match command.wasi_cli_run().call_run(&mut store).await {
+        Ok(Ok(())) => 0,
+        Ok(Err(())) => 1,
+        Err(e) => exit_status(Err(e)),
+    })
+}
+
+/// A trap while instantiating (a start function, an out-of-bounds data segment)
+/// is the guest's failure; anything else (a limit, the address space) is ours.
+fn instantiate_failure(e: wasmtime::Error, path: &str) -> Result<i32, WasmError> {
+    if e.downcast_ref::<Trap>().is_some() || e.downcast_ref::<I32Exit>().is_some() {
+        return Ok(exit_status(Err(e)));
+    }
+    Err(WasmError::Instantiate { path: path.to_owned(), reason: format!("{e:#}") })
+}
+
+/// The process exit status for the end of a guest call.
+pub fn exit_status(result: wasmtime::Result<()>) -> i32 {
+    let Err(error) = result else { return 0 };
+    if let Some(exit) = error.downcast_ref::<I32Exit>() {
+        return exit.0;
+    }
+    report_trap(&error);
+    TRAP_STATUS
+}
+
+/// Writes the trap and its wasm backtrace to the process's stderr (fd 2), as the
+/// guest's own last words: this is the workload's output, not a runtime log.
+fn report_trap(error: &wasmtime::Error) {
+    let mut text = String::new();
+    match error.downcast_ref::<Trap>() {
+        Some(trap) => text.push_str(&format!("wasm trap: {trap}\n")),
+        // A host function failed: its own message (the backtrace context that
+        // wraps it is printed below).
+        None => text.push_str(&format!("wasm guest failed: {}\n", error.root_cause())),
+    }
+    if let Some(backtrace) = error.downcast_ref::<WasmBacktrace>() {
+        text.push_str(&format!("wasm backtrace:\n{backtrace}"));
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+    }
+    // Nowhere else to report a failing stderr: the status still says "trap".
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
