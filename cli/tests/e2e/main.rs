@@ -2,6 +2,8 @@
 //! `AMPHI_E2E_RUNTIME=runc`, by runc), looked at from inside (the probe) and from
 //! outside (`/proc`, cgroup files, the state dir). They need root.
 
+mod bad_input;
+mod isolation;
 mod lifecycle;
 mod seccomp;
 mod support;
