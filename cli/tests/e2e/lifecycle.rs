@@ -245,6 +245,11 @@ fn list_shows_every_container() {
 #[test]
 fn starts_of_one_container_serialize() {
     let Some(case) = support::case("starts_serialize") else { return };
+    if !support::runtime().is_amphi {
+        // Documented exception: runc's losing `start` calls block forever on
+        // the exec fifo the winner already consumed.
+        return;
+    }
     let id = case.id("c");
     let bundle = case.probe_bundle(&id, SLEEP, |_| {});
     assert!(case.create(&bundle, &id, &[]).status.success());

@@ -156,6 +156,11 @@ impl Case {
         self.work.path().join(format!("{}.stderr", file_name_for(id)))
     }
 
+    /// The container's stdout so far (for create/start flows).
+    pub fn container_stdout(&self, id: &str) -> String {
+        fs::read_to_string(self.stdout_path(id)).unwrap_or_default()
+    }
+
     /// `state` as JSON.
     pub fn state(&self, id: &str) -> Value {
         serde_json::from_str(&self.ok(&["state", id])).expect("state is JSON")

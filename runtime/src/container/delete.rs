@@ -21,11 +21,16 @@ pub fn delete(store: &Store, id: &ContainerId, force: bool) -> Result<(), Error>
                 return Err(e.into());
             }
             tracing::warn!(id = %id, error = %e, "deleting a container whose state cannot be read");
-            // Without a record the cgroup is unknown; the default one is tried.
-            if let Ok(path) = Cgroup::resolve_path(None, id.as_str(), false)
+            // Without a record, the config copied at create still names the
+            // cgroup; everything in it (the init included) is killed with it.
+            let config = locked.dir().join(super::exec::CONFIG);
+            let spec_path = oci_spec::runtime::Spec::load(&config)
+                .ok()
+                .and_then(|spec| spec.linux().as_ref().and_then(|l| l.cgroups_path().clone()));
+            if let Ok(path) = Cgroup::resolve_path(spec_path.as_deref(), id.as_str(), false)
                 && let Ok(cgroup) = Cgroup::open(&path)
             {
-                let _ = cgroup.remove();
+                cgroup.remove()?;
             }
             locked.remove()?;
             return Ok(());

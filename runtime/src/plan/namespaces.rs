@@ -55,6 +55,20 @@ impl Kind {
         }
     }
 
+    /// The name config.json uses (`network`, `mount`...).
+    pub fn spec_name(self) -> &'static str {
+        match self {
+            Kind::User => "user",
+            Kind::Mount => "mount",
+            Kind::Pid => "pid",
+            Kind::Network => "network",
+            Kind::Ipc => "ipc",
+            Kind::Uts => "uts",
+            Kind::Cgroup => "cgroup",
+            Kind::Time => "time",
+        }
+    }
+
     fn from_spec(typ: LinuxNamespaceType) -> Self {
         match typ {
             LinuxNamespaceType::User => Kind::User,
@@ -96,7 +110,7 @@ impl NamespacePlan {
             if seen.contains(&kind) {
                 return Err(PlanError::new(
                     format!("linux.namespaces[{i}]"),
-                    format!("duplicate namespace type {:?}", kind.proc_name()),
+                    format!("duplicate namespace type {:?}", kind.spec_name()),
                 ));
             }
             seen.push(kind);

@@ -40,6 +40,9 @@ pub(crate) fn run(request: InitRequest<'_>, ends: InitEnds) -> ! {
             exit_now(1);
         }
     };
+    // From Ready on the container counts as created, and `kill` of a created
+    // container must work: the handlers go in before the caller can return.
+    let _ = crate::sys::signal::exit_on_terminating_signals();
     // The seccomp notify descriptor travels with Ready: the caller hands it to
     // the profile's listener once the state exists.
     let fds: Vec<i32> = notify.iter().map(|fd| fd.as_raw_fd()).collect();
@@ -54,7 +57,6 @@ pub(crate) fn run(request: InitRequest<'_>, ends: InitEnds) -> ! {
     drop(ends);
 
     // Sleep until `start`. Killing the container before then ends us here.
-    let _ = crate::sys::signal::exit_on_terminating_signals();
     if barrier::wait(barrier_fd).is_err() {
         exit_now(1);
     }

@@ -267,10 +267,7 @@ mod tests {
         let held = store.reserve(&id("c")).unwrap();
         let dir = held.dir().to_owned();
         // A separate open file description cannot take the lock while it is held.
-        let fd =
-            nix::fcntl::open(&dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty()).unwrap();
-        // SAFETY: open returned a fresh descriptor that nothing else owns.
-        let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        let fd = OwnedFd::from(fs::File::open(&dir).unwrap());
         let fd = match Flock::lock(fd, FlockArg::LockExclusiveNonblock) {
             Err((fd, e)) => {
                 assert_eq!(e, nix::errno::Errno::EWOULDBLOCK);
