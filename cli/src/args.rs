@@ -25,6 +25,10 @@ pub struct Cli {
     /// Use systemd to manage cgroups (needs a running systemd).
     #[arg(long, global = true)]
     pub systemd_cgroup: bool,
+    /// Where compiled wasm modules are cached (default: $AMPHI_WASM_CACHE, else
+    /// /var/lib/amphi/cache).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub wasm_cache: Option<PathBuf>,
     /// Rootless mode: true, false or auto.
     #[arg(long, global = true, value_name = "BOOL", default_value = "auto")]
     pub rootless: String,
@@ -54,6 +58,72 @@ pub enum Command {
     List(ListArgs),
     /// Write a default config.json.
     Spec(SpecArgs),
+    /// Run a new process inside a running container.
+    Exec(ExecArgs),
+    /// List or prune the compiled-wasm cache.
+    WasmCache(WasmCacheArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExecArgs {
+    /// A Process JSON file describing the whole process (as containerd passes).
+    #[arg(short, long, value_name = "FILE")]
+    pub process: Option<PathBuf>,
+    /// Return once the process runs.
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Write the process's pid to this file.
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// A unix socket that receives the master of the process's pty.
+    #[arg(long, value_name = "SOCK")]
+    pub console_socket: Option<PathBuf>,
+    /// Give the process a terminal.
+    #[arg(short, long)]
+    pub tty: bool,
+    /// The working directory inside the container.
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
+    /// Set an environment variable (repeatable).
+    #[arg(short, long, value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// UID[:GID] to run as.
+    #[arg(short, long, value_name = "UID[:GID]")]
+    pub user: Option<String>,
+    /// An additional group id (repeatable).
+    #[arg(short = 'g', long, value_name = "GID")]
+    pub additional_gids: Vec<u32>,
+    /// Add a capability to every set (repeatable).
+    #[arg(short, long, value_name = "CAP")]
+    pub cap: Vec<String>,
+    /// Set no_new_privs for the process.
+    #[arg(long)]
+    pub no_new_privs: bool,
+    /// Pass this many extra descriptors (from fd 3) to the process.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub preserve_fds: u32,
+    pub id: String,
+    /// The command and its arguments (unless --process is given).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WasmCacheArgs {
+    #[command(subcommand)]
+    pub action: WasmCacheAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WasmCacheAction {
+    /// List the cached compiled modules.
+    List,
+    /// Remove cached modules: all of them, or those unused for a while.
+    Prune {
+        /// Only entries not used for this long (e.g. 30s, 10m, 12h, 7d).
+        #[arg(long, value_name = "DURATION")]
+        older_than: Option<String>,
+    },
 }
 
 #[derive(Debug, clap::Args)]

@@ -65,21 +65,56 @@ const TMP_PREFIX: &str = ".tmp-";
 const STALE_TMP: Duration = Duration::from_secs(600);
 
 /// Where the cache lives, or that there is none.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct CacheConfig {
     /// `None` disables the cache: every `prepare` compiles.
     pub dir: Option<PathBuf>,
+    /// The directory opened by the caller ([`CacheConfig::opened`]): `dir` then
+    /// names it through `/proc/self/fd`, which reaches it from any mount
+    /// namespace the process later joins.
+    handle: Option<std::sync::Arc<std::os::fd::OwnedFd>>,
 }
+
+impl PartialEq for CacheConfig {
+    fn eq(&self, other: &Self) -> bool {
+        self.dir == other.dir
+    }
+}
+
+impl Eq for CacheConfig {}
 
 impl CacheConfig {
     /// The cache at `dir`.
     pub fn at(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: Some(dir.into()) }
+        Self { dir: Some(dir.into()), handle: None }
     }
 
     /// No cache.
     pub fn disabled() -> Self {
-        Self { dir: None }
+        Self { dir: None, handle: None }
+    }
+
+    /// Whether the directory was checked and opened by the caller.
+    pub fn is_opened(&self) -> bool {
+        self.handle.is_some()
+    }
+
+    /// Checks the cache directory here, in the caller's mount namespace (making
+    /// it if missing, refusing a foreign-owned or group/world-writable one), and
+    /// keeps it open for the container processes this caller forks: they reach
+    /// it through `/proc/self/fd/N` even after joining the container's mount
+    /// namespace, where the host path does not exist.
+    pub fn opened(&self) -> Result<Self, CacheError> {
+        let Some(dir) = &self.dir else { return Ok(self.clone()) };
+        let cache = Cache::open(dir)?;
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+            .open(cache.dir())
+            .map_err(|source| CacheError::Create { dir: dir.clone(), source })?;
+        let fd = std::os::fd::OwnedFd::from(file);
+        let path = PathBuf::from(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd)));
+        Ok(Self { dir: Some(path), handle: Some(std::sync::Arc::new(fd)) })
     }
 
     /// The directory the CLI should use: its `flag` if given, else `$AMPHI_WASM_CACHE`

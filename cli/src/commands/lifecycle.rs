@@ -26,7 +26,7 @@ pub fn create(store: &Store, globals: &Globals, args: CreateArgs) -> anyhow::Res
     let id = ContainerId::new(&args.id)?;
     let options = create_options(&args.flags, globals);
     let bundle = Bundle::load(&args.flags.bundle)?;
-    let executor = amphi_executors::select(&bundle.spec);
+    let executor = amphi_executors::select(&bundle.spec, &globals.executors);
     container::create(store, &id, &bundle, executor, &options)?;
     Ok(0)
 }
@@ -35,9 +35,9 @@ pub fn run(store: &Store, globals: &Globals, args: RunArgs) -> anyhow::Result<u8
     let id = ContainerId::new(&args.id)?;
     let options = RunOptions { create: create_options(&args.flags, globals), detach: args.detach };
     let bundle = Bundle::load(&args.flags.bundle)?;
-    let executor = amphi_executors::select(&bundle.spec);
+    let executor = amphi_executors::select(&bundle.spec, &globals.executors);
     let code = container::run(store, &id, &bundle, executor, &options)?;
-    Ok(u8::try_from(code & 0xff).unwrap_or(u8::MAX))
+    Ok(exit_status(code))
 }
 
 pub fn start(store: &Store, args: IdArg) -> anyhow::Result<u8> {
@@ -70,4 +70,9 @@ pub fn delete(store: &Store, args: DeleteArgs) -> anyhow::Result<u8> {
         Err(container::Error::State(StateError::NotFound(_))) if args.force => Ok(0),
         Err(e) => Err(e.into()),
     }
+}
+
+/// A process status as the command's own exit status (0..=255).
+pub fn exit_status(code: i32) -> u8 {
+    u8::try_from(code & 0xff).unwrap_or(u8::MAX)
 }

@@ -1,9 +1,13 @@
 //! One function per subcommand: flags → validated options → library call.
 
+mod exec;
 mod lifecycle;
 mod list;
 mod spec;
+mod wasm_cache;
 
+use amphi_executors::cache::CacheConfig;
+use amphi_executors::select::SelectOptions;
 use amphi_runtime::state::Store;
 
 use crate::args::{Cli, Command};
@@ -14,7 +18,13 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         anyhow::bail!("--systemd-cgroup: systemd is not running on this host");
     }
     let store = Store::new(&cli.root);
-    let globals = Globals { systemd_cgroup: cli.systemd_cgroup };
+    let mut cache = CacheConfig::resolve(cli.wasm_cache.clone());
+    // Commands that make container processes hand them the wasm cache opened
+    // here, on the host: an exec'd process cannot reach its path.
+    if matches!(cli.command, Command::Create(_) | Command::Run(_) | Command::Exec(_)) {
+        cache = cache.opened()?;
+    }
+    let globals = Globals { systemd_cgroup: cli.systemd_cgroup, executors: SelectOptions { cache } };
     match cli.command {
         Command::Create(args) => lifecycle::create(&store, &globals, args),
         Command::Start(args) => lifecycle::start(&store, args),
@@ -24,6 +34,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Run(args) => lifecycle::run(&store, &globals, args),
         Command::List(args) => list::list(&store, args),
         Command::Spec(args) => spec::spec(args),
+        Command::Exec(args) => exec::exec(&store, &globals, args),
+        Command::WasmCache(args) => wasm_cache::wasm_cache(&globals, args),
     }
 }
 
@@ -31,4 +43,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
 #[derive(Debug)]
 pub struct Globals {
     pub systemd_cgroup: bool,
+    /// What every executor shares (the wasm compile cache).
+    pub executors: SelectOptions,
 }

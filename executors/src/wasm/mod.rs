@@ -161,7 +161,18 @@ impl WasmExecutor {
         let settings = EngineSettings::from_spec(ctx.spec, ctx.process);
         let engine = settings.engine()?;
         let trap_handlers = signals::TrapHandlers::save().map_err(|source| WasmError::TrapHandlers { source })?;
-        let cache = self.options.cache.dir.as_deref().map(Cache::open).transpose()?;
+        let cache = match self.options.cache.dir.as_deref().map(Cache::open) {
+            None => None,
+            Some(Ok(cache)) => Some(cache),
+            // The caller checked the directory on the host; a container process
+            // whose credentials cannot use it (a user namespace maps root away)
+            // compiles without it rather than failing.
+            Some(Err(error)) if self.options.cache.is_opened() => {
+                tracing::debug!(%error, "wasm cache unusable from the container process: compiling");
+                None
+            }
+            Some(Err(error)) => return Err(error.into()),
+        };
         let (compiled, outcome) = engine::load(&engine, cache.as_ref(), &path, bytes)?;
         let linked = run::link(&compiled).map_err(|reason| WasmError::Link { path: path.clone(), reason })?;
         let preopens = wasi::preopens(ctx.spec, ctx.process)?;

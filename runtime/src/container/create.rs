@@ -88,7 +88,6 @@ fn build(
         what: "make start barrier".into(),
         source,
     })?;
-    let executor_name = executor.name();
 
     let request = InitRequest {
         plan,
@@ -100,6 +99,7 @@ fn build(
     };
     let spawned = spawn(request, &mut |pid| cgroup.add_process(pid).map_err(|e| e.to_string()))?;
     let pid = spawned.pid;
+    let executor_name = spawned.executor.clone();
     made.spawned = Some(spawned);
 
     let start_time = ProcStat::read(pid)
@@ -116,7 +116,7 @@ fn build(
         created: crate::timestamp::now(),
         cgroup_path: cgroup_path.to_owned(),
         own_pid_namespace: plan.namespaces.new.contains(&crate::plan::namespaces::Kind::Pid),
-        executor: executor_name.to_owned(),
+        executor: executor_name.clone(),
         owner: nix::unistd::geteuid().as_raw(),
         paused: false,
     };
@@ -128,7 +128,7 @@ fn build(
         write_pid_file(path, pid)?;
     }
     made.spawned.take().expect("set above").commit()?;
-    tracing::debug!(pid = pid.as_raw(), executor = executor_name, "created");
+    tracing::debug!(pid = pid.as_raw(), executor = %executor_name, "created");
     Ok(Created { pid })
 }
 

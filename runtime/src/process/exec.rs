@@ -169,7 +169,7 @@ fn child(request: ExecRequest<'_>, ends: ChildEnds) -> ! {
         }
     };
     let fds: Vec<i32> = notify.iter().map(|fd| fd.as_raw_fd()).collect();
-    if ends.to_parent.send_with_fds(&FromInit::Ready, &fds).is_err() {
+    if ends.to_parent.send_with_fds(&FromInit::Ready { executor: executor.name().to_owned() }, &fds).is_err() {
         exit_now(1);
     }
     drop(notify);

@@ -46,7 +46,7 @@ pub(crate) fn run(request: InitRequest<'_>, ends: InitEnds) -> ! {
     // The seccomp notify descriptor travels with Ready: the caller hands it to
     // the profile's listener once the state exists.
     let fds: Vec<i32> = notify.iter().map(|fd| fd.as_raw_fd()).collect();
-    if ends.to_parent.send_with_fds(&FromInit::Ready, &fds).is_err() {
+    if ends.to_parent.send_with_fds(&FromInit::Ready { executor: executor.name().to_owned() }, &fds).is_err() {
         exit_now(1);
     }
     drop(notify);

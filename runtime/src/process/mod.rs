@@ -86,7 +86,10 @@ pub(crate) enum ToInit {
 /// Init → caller.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum FromInit {
-    /// The container is built; the init waits for Commit.
-    Ready,
+    /// The container is built; the init waits for Commit. `executor` names the
+    /// executor the workload's content chose.
+    Ready {
+        executor: String,
+    },
     Failed(StageFailure),
 }

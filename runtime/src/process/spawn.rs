@@ -58,6 +58,8 @@ pub struct Spawned {
     pub pid: Pid,
     /// The seccomp user-notification descriptor, when the profile has one.
     pub seccomp_notify: Option<OwnedFd>,
+    /// The executor the process chose in `prepare` (`native`, `wasm`).
+    pub executor: String,
     to_init: Sender<ToInit>,
     from_init: Receiver<FromInit>,
 }
@@ -155,9 +157,9 @@ pub(crate) fn finish(
     let pid = guard.0.expect("guard holds the init");
     to_init.send(&ToInit::Go)?;
     match from_init.recv_with_fds() {
-        Ok((FromInit::Ready, mut fds)) => {
+        Ok((FromInit::Ready { executor }, mut fds)) => {
             guard.0 = None;
-            Ok(Spawned { pid, seccomp_notify: fds.pop(), to_init, from_init })
+            Ok(Spawned { pid, seccomp_notify: fds.pop(), executor, to_init, from_init })
         }
         Ok((FromInit::Failed(failure), _)) => Err(failure.into()),
         Err(ChannelError::Closed) => {
