@@ -31,6 +31,16 @@ pub const BUSYBOX_APPLETS: &[&str] = &[
     "uname", "wc", "whoami",
 ];
 
+/// The hostname of the wasm bundle.
+pub const WASM_HOSTNAME: &str = "wasm-host";
+
+/// Where the wasm programs sit inside the wasm bundle's rootfs.
+pub const WASM_DIR_IN_ROOTFS: &str = "/wasm";
+
+/// Where the wasm bundle's escaping symlinks point on the host: a real module
+/// there, so a runtime that followed them out of the rootfs would run it.
+pub const ESCAPE_TARGET: &str = "/tmp/amphi-escape-target";
+
 /// Every bundle [`build_all`] makes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bundles {
@@ -38,6 +48,9 @@ pub struct Bundles {
     pub probe: Bundle,
     /// `<out>/busybox`: busybox and its applets in `/bin`, running `/bin/true`.
     pub busybox: Bundle,
+    /// `<out>/wasm`: busybox, the probe and every wasm fixture in `/wasm`, running
+    /// `/wasm/hello.wasm` with no annotation (chosen by content).
+    pub wasm: Bundle,
 }
 
 /// Builds every bundle under `out` with the probe binary at `probe` and the
@@ -47,6 +60,7 @@ pub fn build_all(out: &Path, probe: &Path) -> Result<Bundles, Error> {
     Ok(Bundles {
         probe: build_probe(&out.join("probe"), probe)?,
         busybox: build_busybox(&out.join("busybox"), Path::new(HOST_BUSYBOX))?,
+        wasm: build_wasm(&out.join("wasm"), Path::new(HOST_BUSYBOX), probe)?,
     })
 }
 
@@ -94,6 +108,35 @@ pub fn build_busybox(dir: &Path, busybox: &Path) -> Result<Bundle, Error> {
     )?;
     install::file(&rootfs.join("etc/group"), b"root:x:0:\nnogroup:x:65534:\n", 0o644)?;
     write_bundle(dir, &config(&["/bin/true"], BUSYBOX_HOSTNAME)?)
+}
+
+/// The wasm bundle at `dir`: the busybox bundle's files (so native tools can be
+/// exec'd into a wasm container), the probe, every wasm fixture in `/wasm`
+/// (plus `/wasm/hello-noexec.wasm` without an execute bit), two symlinks that
+/// point out of the rootfs (`/wasm/escape-absolute.wasm` to [`ESCAPE_TARGET`],
+/// `/wasm/escape-relative.wasm` through `../../..`, both naming a module that
+/// exists on the host), and the default config running `/wasm/hello.wasm`.
+pub fn build_wasm(dir: &Path, busybox: &Path, probe: &Path) -> Result<Bundle, Error> {
+    build_busybox(dir, busybox)?;
+    let rootfs = dir.join("rootfs");
+    install::copy(probe, &rootfs.join("bin").join(PROBE_NAME), 0o755)?;
+    let wasm = rootfs.join(WASM_DIR_IN_ROOTFS.trim_start_matches('/'));
+    install::dir(&wasm, 0o755)?;
+    for name in amphi_wasm_fixtures::NAMES {
+        install::copy(&amphi_wasm_fixtures::path(name), &wasm.join(name), 0o755)?;
+    }
+    install::copy(&amphi_wasm_fixtures::path("hello.wasm"), &wasm.join("hello-noexec.wasm"), 0o644)?;
+    // The targets of the escaping links exist on the host.
+    let escape = Path::new(ESCAPE_TARGET);
+    install::dir(escape, 0o755)?;
+    install::copy(&amphi_wasm_fixtures::path("hello.wasm"), &escape.join("hello.wasm"), 0o644)?;
+    install::link(&escape.join("hello.wasm"), &wasm.join("escape-absolute.wasm"))?;
+    let relative: PathBuf = std::iter::repeat_n("..", 12)
+        .collect::<PathBuf>()
+        .join(ESCAPE_TARGET.trim_start_matches('/'))
+        .join("hello.wasm");
+    install::link(&relative, &wasm.join("escape-relative.wasm"))?;
+    write_bundle(dir, &config(&["/wasm/hello.wasm"], WASM_HOSTNAME)?)
 }
 
 /// The directories every test rootfs has: `bin` and the usual mount points.

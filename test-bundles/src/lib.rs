@@ -38,8 +38,9 @@ mod install;
 use std::path::PathBuf;
 
 pub use assemble::{
-    BUSYBOX_APPLETS, BUSYBOX_HOSTNAME, Bundles, HOST_BUSYBOX, PROBE_HOSTNAME, PROBE_IN_ROOTFS, PROBE_NAME, build_all,
-    build_busybox, build_probe, probe_path_next_to,
+    BUSYBOX_APPLETS, BUSYBOX_HOSTNAME, Bundles, ESCAPE_TARGET, HOST_BUSYBOX, PROBE_HOSTNAME, PROBE_IN_ROOTFS,
+    PROBE_NAME, WASM_DIR_IN_ROOTFS, WASM_HOSTNAME, build_all, build_busybox, build_probe, build_wasm,
+    probe_path_next_to,
 };
 pub use bundle::Bundle;
 

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use amphi_test_bundles::{Bundle, HOST_BUSYBOX, PROBE_NAME, build_busybox, build_probe};
+use amphi_test_bundles::{Bundle, HOST_BUSYBOX, PROBE_NAME, build_busybox, build_probe, build_wasm};
 
 const USAGE: &str = "usage: amphi-bundles build --out DIR [--probe PATH] [--busybox PATH]";
 
@@ -52,6 +52,7 @@ fn build(options: &Options) -> Result<Vec<(&'static str, Bundle)>, amphi_test_bu
     Ok(vec![
         ("probe", build_probe(&options.out.join("probe"), &options.probe)?),
         ("busybox", build_busybox(&options.out.join("busybox"), &options.busybox)?),
+        ("wasm", build_wasm(&options.out.join("wasm"), &options.busybox, &options.probe)?),
     ])
 }
 
