@@ -26,7 +26,7 @@ impl Demo {
         let started = Instant::now();
         let mut cmd = Command::new(&self.amphi);
         cmd.arg("--root").arg(&self.root).args(args).stdin(Stdio::null());
-        if args.first() == Some(&"create") {
+        if args.iter().any(|a| *a == "create" || *a == "--detach") {
             let log = std::fs::File::create(self.out.join("container.out")).map_err(|e| e.to_string())?;
             let err = log.try_clone().map_err(|e| e.to_string())?;
             cmd.stdout(log).stderr(err);
@@ -42,6 +42,11 @@ impl Demo {
 
     fn variant(&self, bundles: &Bundles, name: &str, edit: impl FnOnce(&mut Value)) -> Result<String, String> {
         let bundle = bundles.busybox.variant(&self.out.join(name), edit).map_err(|e| e.to_string())?;
+        Ok(bundle.dir().to_string_lossy().into_owned())
+    }
+
+    fn wasm_variant(&self, bundles: &Bundles, name: &str, edit: impl FnOnce(&mut Value)) -> Result<String, String> {
+        let bundle = bundles.wasm.variant(&self.out.join(name), edit).map_err(|e| e.to_string())?;
         Ok(bundle.dir().to_string_lossy().into_owned())
     }
 }
@@ -103,6 +108,43 @@ fn run(demo: &Demo, bundles: &Bundles) -> Result<(), String> {
     if code != 3 {
         return Err(format!("the shell container exited {code}, not 3"));
     }
+
+    // Wasm: the same isolation, then wasmtime in-process instead of execve. The
+    // first run compiles the module (at create) and caches it; the second loads
+    // it from the cache.
+    let cache = demo.out.join("wasm-cache");
+    let _ = std::fs::remove_dir_all(&cache);
+    let cache = cache.to_string_lossy().into_owned();
+    let wasm = bundles.wasm.dir().to_string_lossy().into_owned();
+    for (id, what) in [("demo-wasm-cold", "cold cache"), ("demo-wasm-warm", "warm cache")] {
+        say(&format!("\n# a wasm module, {what}"));
+        let (stdout, _) = demo.amphi(&["--wasm-cache", &cache, "run", "--bundle", &wasm, id])?;
+        say(stdout.trim_end());
+    }
+    let component =
+        demo.wasm_variant(bundles, "component", |c| c["process"]["args"] = json!(["/wasm/hello-component.wasm"]))?;
+    say("\n# a wasm component (WASI 0.2)");
+    let (stdout, _) = demo.amphi(&["--wasm-cache", &cache, "run", "--bundle", &component, "demo-component"])?;
+    say(stdout.trim_end());
+    let exit = demo.wasm_variant(bundles, "exit", |c| c["process"]["args"] = json!(["/wasm/exit-code.wasm", "42"]))?;
+    say("\n# a wasm exit status is the container's");
+    let (stdout, code) = demo.amphi(&["--wasm-cache", &cache, "run", "--bundle", &exit, "demo-exit"])?;
+    say(stdout.trim_end());
+    if code != 42 {
+        return Err(format!("the wasm container exited {code}, not 42"));
+    }
+
+    // Mixed: a native tool exec'd into a running wasm container.
+    let looping =
+        demo.wasm_variant(bundles, "looping", |c| c["process"]["args"] = json!(["/wasm/loop-forever.wasm"]))?;
+    say("\n# a native tool exec'd into a running wasm container");
+    demo.amphi(&["--wasm-cache", &cache, "run", "--detach", "--bundle", &looping, "demo-loop"])?;
+    let (stdout, _) = demo.amphi(&["exec", "demo-loop", "/bin/ps"])?;
+    say(stdout.trim_end());
+    demo.amphi(&["kill", "demo-loop", "TERM"])?;
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    demo.amphi(&["delete", "demo-loop"])?;
+    say(&demo.amphi(&["--wasm-cache", &cache, "wasm-cache", "list"])?.0);
     Ok(())
 }
 
@@ -135,7 +177,16 @@ fn main() -> ExitCode {
     let demo = Demo { amphi, root: out.join("state"), out: out.clone() };
     let result = run(&demo, &bundles);
     // Whatever happened, leave no demo container behind.
-    for id in ["demo-probe", "demo-sleeper", "demo-shell"] {
+    for id in [
+        "demo-probe",
+        "demo-sleeper",
+        "demo-shell",
+        "demo-wasm-cold",
+        "demo-wasm-warm",
+        "demo-component",
+        "demo-exit",
+        "demo-loop",
+    ] {
         let _ = Command::new(&demo.amphi)
             .arg("--root")
             .arg(&demo.root)
