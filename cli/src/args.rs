@@ -29,8 +29,9 @@ pub struct Cli {
     /// /var/lib/amphi/cache).
     #[arg(long, global = true, value_name = "DIR")]
     pub wasm_cache: Option<PathBuf>,
-    /// Rootless mode: true, false or auto.
-    #[arg(long, global = true, value_name = "BOOL", default_value = "auto")]
+    /// Rootless mode: true, false or auto. (Before the command only: `spec`
+    /// has a `--rootless` of its own, as in runc.)
+    #[arg(long, value_name = "BOOL", default_value = "auto")]
     pub rootless: String,
     /// Print the version.
     #[arg(short = 'v', long, action = clap::ArgAction::Version)]
