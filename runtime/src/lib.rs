@@ -43,6 +43,7 @@ pub mod container;
 pub mod default_spec;
 pub mod executor;
 pub mod id;
+pub mod mountinfo;
 pub mod plan;
 pub mod process;
 pub mod seccomp;

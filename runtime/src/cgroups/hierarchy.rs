@@ -66,56 +66,19 @@ impl Hierarchies {
 /// hierarchy bind-mounted elsewhere later is the same hierarchy).
 fn v1_from_mountinfo(text: &str) -> Vec<V1Hierarchy> {
     let mut found: Vec<V1Hierarchy> = Vec::new();
-    for line in text.lines() {
-        let Some((left, right)) = line.split_once(" - ") else { continue };
-        let mut right = right.split(' ');
-        if right.next() != Some("cgroup") {
-            continue;
-        }
-        let (Some(_source), Some(options)) = (right.next(), right.next()) else { continue };
-        let Some(mount) = left.split(' ').nth(4) else { continue };
-        let subsystems: Vec<String> = options.split(',').filter(|o| is_subsystem(o)).map(str::to_owned).collect();
+    for line in crate::mountinfo::parse(text).filter(|l| l.fs_type == "cgroup") {
+        let subsystems: Vec<String> = line
+            .super_options
+            .split(',')
+            .filter(|o| crate::mountinfo::is_cgroup_subsystem(o))
+            .map(str::to_owned)
+            .collect();
         if subsystems.is_empty() || found.iter().any(|h| h.subsystems == subsystems) {
             continue;
         }
-        found.push(V1Hierarchy { mount: PathBuf::from(unescape(mount)), subsystems });
+        found.push(V1Hierarchy { mount: line.mount_point, subsystems });
     }
     found
-}
-
-/// Whether a cgroup v1 superblock option names a controller or a named
-/// hierarchy, rather than being a mount flag.
-fn is_subsystem(option: &str) -> bool {
-    const FLAGS: &[&str] =
-        &["rw", "ro", "noprefix", "clone_children", "xattr", "cpuset_v2_mode", "favordynmods", "all", "none"];
-    if let Some(name) = option.strip_prefix("name=") {
-        return !name.is_empty();
-    }
-    !option.is_empty() && !option.contains('=') && !FLAGS.contains(&option)
-}
-
-/// `mountinfo` escapes space, tab, newline and backslash as `\ooo`.
-fn unescape(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = match bytes.get(i..i + 4) {
-            Some([b'\\', d @ ..]) => std::str::from_utf8(d).ok().and_then(|d| u8::from_str_radix(d, 8).ok()),
-            _ => None,
-        };
-        match escaped {
-            Some(byte) => {
-                out.push(byte);
-                i += 4;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -153,13 +116,6 @@ mod tests {
         let h = Hierarchies { v1: v1_from_mountinfo(HYBRID), unified: None };
         assert_eq!(h.v1_with("cpuacct").unwrap().mount, Path::new("/sys/fs/cgroup/cpu,cpuacct"));
         assert!(h.v1_with("freezer").is_none());
-    }
-
-    #[test]
-    fn unescapes_mount_points() {
-        assert_eq!(unescape("/tmp/my\\040dir"), "/tmp/my dir");
-        assert_eq!(unescape("/a\\134b"), "/a\\b");
-        assert_eq!(unescape("/trailing\\04"), "/trailing\\04");
     }
 
     #[test]

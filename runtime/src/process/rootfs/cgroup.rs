@@ -173,19 +173,13 @@ pub(super) struct Hierarchy {
 /// is not in is left out.
 pub(super) fn hierarchies(mountinfo: &str, own: Option<&str>) -> Result<Vec<Hierarchy>, String> {
     let mut out: Vec<Hierarchy> = Vec::new();
-    for line in mountinfo.lines() {
-        let Some((left, right)) = line.split_once(" - ") else { continue };
-        let mut right = right.split_ascii_whitespace();
-        let fstype = match right.next() {
-            Some("cgroup") => "cgroup",
-            Some("cgroup2") => "cgroup2",
+    for line in crate::mountinfo::parse(mountinfo) {
+        let fstype = match line.fs_type {
+            "cgroup" => "cgroup",
+            "cgroup2" => "cgroup2",
             _ => continue,
         };
-        let super_options = right.nth(1).unwrap_or("");
-        let mut left = left.split_ascii_whitespace();
-        let (Some(mount_root), Some(mount_point)) = (left.nth(3), left.next()) else { continue };
-        let mount_point = unescape(mount_point);
-        let Some(name) = Path::new(&mount_point).file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
+        let Some(name) = line.mount_point.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
             continue;
         };
         if out.iter().any(|h| h.name == name) {
@@ -194,7 +188,7 @@ pub(super) fn hierarchies(mountinfo: &str, own: Option<&str>) -> Result<Vec<Hier
         let controllers: Vec<&str> = if fstype == "cgroup2" {
             Vec::new()
         } else {
-            super_options.split(',').filter(|o| is_controller(o)).collect()
+            line.super_options.split(',').filter(|o| crate::mountinfo::is_cgroup_subsystem(o)).collect()
         };
         if fstype == "cgroup" && controllers.is_empty() {
             continue;
@@ -203,24 +197,19 @@ pub(super) fn hierarchies(mountinfo: &str, own: Option<&str>) -> Result<Vec<Hier
             None => None,
             Some(own) => {
                 let Some(path) = own_cgroup(own, &controllers) else { continue };
-                let mount_root = unescape(mount_root);
-                let rel = Path::new(path).strip_prefix(&mount_root).map_err(|_| {
-                    format!("the cgroup {path} is outside the hierarchy mounted at {mount_point} (root {mount_root})")
+                let rel = Path::new(path).strip_prefix(&line.root).map_err(|_| {
+                    format!(
+                        "the cgroup {path} is outside the hierarchy mounted at {} (root {})",
+                        line.mount_point.display(),
+                        line.root.display()
+                    )
                 })?;
-                Some(Path::new(&mount_point).join(rel))
+                Some(line.mount_point.join(rel))
             }
         };
         out.push(Hierarchy { name, fstype, options: controllers.join(","), source });
     }
     Ok(out)
-}
-
-/// Whether a cgroup v1 super option names a controller (or a named hierarchy)
-/// rather than a mount setting.
-fn is_controller(option: &str) -> bool {
-    const SETTINGS: &[&str] =
-        &["rw", "ro", "none", "all", "noprefix", "xattr", "clone_children", "cpuset_v2_mode", "favordynmods"];
-    !option.is_empty() && !SETTINGS.contains(&option) && (option.starts_with("name=") || !option.contains('='))
 }
 
 /// The cgroup path of this process in the hierarchy with exactly `controllers`
@@ -233,23 +222,6 @@ pub(super) fn own_cgroup<'a>(proc_cgroup: &'a str, controllers: &[&str]) -> Opti
         let same = listed.len() == controllers.len() && listed.iter().all(|c| controllers.contains(c));
         same.then_some(path)
     })
-}
-
-/// Undoes the octal escapes of mountinfo paths (`\040` for a space).
-fn unescape(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\' && i + 3 < bytes.len() && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b)) {
-            out.push((bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -311,12 +283,6 @@ mod tests {
         assert_eq!(h[0].source.as_deref(), Some(Path::new("/sys/fs/cgroup/memory/abc")));
         let err = hierarchies(info, Some("4:memory:/elsewhere\n")).unwrap_err();
         assert!(err.contains("/elsewhere"), "{err}");
-    }
-
-    #[test]
-    fn escaped_mount_points() {
-        assert_eq!(unescape(r"/a\040b\134c"), "/a b\\c");
-        assert_eq!(unescape(r"/trailing\04"), r"/trailing\04");
     }
 
     #[test]
