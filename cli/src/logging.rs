@@ -71,9 +71,12 @@ where
         if let Some(scope) = ctx.event_scope() {
             for span in scope.from_root() {
                 if let Some(stored) = span.extensions().get::<tracing_subscriber::fmt::FormattedFields<N>>() {
-                    let text = stored.fields.as_str();
-                    if !text.is_empty() {
-                        fields.extra.push((span.name().to_owned(), text.to_owned()));
+                    // Span fields are formatted `key=value key=value`; the
+                    // values amphi puts there (container ids) hold no spaces.
+                    for pair in stored.fields.as_str().split_ascii_whitespace() {
+                        if let Some((key, value)) = pair.split_once('=') {
+                            fields.extra.push((key.to_owned(), value.trim_matches('"').to_owned()));
+                        }
                     }
                 }
             }
