@@ -10,4 +10,5 @@
 
 mod containerd;
 mod ctr;
+mod podman;
 mod support;

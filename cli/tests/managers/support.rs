@@ -34,9 +34,11 @@ pub fn which(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(name)).find(|p| p.is_file())
 }
 
-/// A directory for the tests' temporary files, short enough for socket paths.
+/// A directory for the tests' temporary files with a short path: containerd's
+/// sockets must fit in a `sockaddr_un`, and podman refuses a runroot longer
+/// than 50 characters.
 pub fn scratch() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("mgr");
+    let dir = std::env::temp_dir().join("amphi-mgr");
     fs::create_dir_all(&dir).expect("scratch dir");
     dir
 }
