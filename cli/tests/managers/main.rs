@@ -10,5 +10,6 @@
 
 mod containerd;
 mod ctr;
+mod kubernetes;
 mod podman;
 mod support;
