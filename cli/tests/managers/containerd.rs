@@ -37,7 +37,7 @@ pub struct Containerd {
     child: Option<Child>,
     /// Container ids the test made: each is deleted on drop, and checked by
     /// [`Containerd::finish`].
-    ids: std::cell::RefCell<Vec<String>>,
+    ids: std::sync::Mutex<Vec<String>>,
     finished: bool,
 }
 
@@ -143,7 +143,7 @@ impl Containerd {
     /// A container id for this test, registered for clean-up and the checks.
     pub fn id(&self, suffix: &str) -> String {
         let id = format!("{suffix}-{}", std::process::id());
-        self.ids.borrow_mut().push(id.clone());
+        self.ids.lock().expect("ids").push(id.clone());
         id
     }
 
@@ -212,8 +212,13 @@ impl Containerd {
     /// The `config.json` containerd wrote for the container `id` (its bundle
     /// lives in containerd's state dir while the task exists).
     pub fn bundle_config(&self, id: &str) -> serde_json::Value {
-        let path =
-            self.dir.path().join("state/io.containerd.runtime.v2.task").join(&self.namespace).join(id).join("config.json");
+        let path = self
+            .dir
+            .path()
+            .join("state/io.containerd.runtime.v2.task")
+            .join(&self.namespace)
+            .join(id)
+            .join("config.json");
         let text = fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
         serde_json::from_slice(&text).expect("config.json is JSON")
     }
@@ -245,7 +250,7 @@ impl Containerd {
             .collect();
         assert!(left.is_empty(), "runtime state left in {}: {left:?}", root.display());
         let _ = fs::remove_dir(&root);
-        for id in self.ids.borrow().iter() {
+        for id in self.ids.lock().expect("ids").iter() {
             let rel = format!("/{}/{id}", self.namespace);
             for hierarchy in support::cgroup_hierarchies() {
                 let dir = hierarchy.join(rel.trim_start_matches('/'));
@@ -280,8 +285,11 @@ impl Containerd {
             let id = line.split_whitespace().next().unwrap_or_default().to_owned();
             let _ = self.ctr(&["containers", "rm", &id]);
         }
-        let images: Vec<String> =
-            self.listing(&["images", "ls"]).iter().filter_map(|l| l.split_whitespace().next().map(str::to_owned)).collect();
+        let images: Vec<String> = self
+            .listing(&["images", "ls"])
+            .iter()
+            .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+            .collect();
         if !images.is_empty() {
             let mut args = vec!["images", "rm", "--sync"];
             args.extend(images.iter().map(String::as_str));
@@ -332,7 +340,7 @@ impl Drop for Containerd {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
         }
         if !self.finished {
-            for id in self.ids.borrow().iter() {
+            for id in self.ids.lock().expect("ids").iter() {
                 support::reap_cgroup(&format!("/{}/{id}", self.namespace));
             }
             // Empty unless the runtime left a container's state behind, which

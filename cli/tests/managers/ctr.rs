@@ -397,7 +397,10 @@ fn amphi_errors_reach_the_user_through_containerd() {
         assert_eq!(message.trim_end().lines().count(), 1, "one line: {message}");
         let id = ctrd.id("nostart");
         let message = create_error(&ctrd, WASM_PLAIN, &id, &["/no-start.wasm"]);
-        assert!(message.contains("/no-start.wasm: cannot be instantiated: it exports no `_start` function"), "{message}");
+        assert!(
+            message.contains("/no-start.wasm: cannot be instantiated: it exports no `_start` function"),
+            "{message}"
+        );
         let id = ctrd.id("import");
         let message = create_error(&ctrd, WASM_PLAIN, &id, &["/missing-import.wasm"]);
         assert!(message.contains("/missing-import.wasm"), "{message}");

@@ -40,7 +40,8 @@ fn containerd_accepts_the_documented_cri_config_and_lists_amphi() {
     }
     let ctrd = Containerd::start_with("cri_config", test_config);
     let plugins = ctrd.ctr_ok(&["plugins", "ls"]);
-    let cri = plugins.lines().find(|l| l.contains("io.containerd.grpc.v1") && l.split_whitespace().nth(1) == Some("cri"));
+    let cri =
+        plugins.lines().find(|l| l.contains("io.containerd.grpc.v1") && l.split_whitespace().nth(1) == Some("cri"));
     let cri = cri.unwrap_or_else(|| panic!("no cri plugin: {plugins}"));
     assert!(cri.trim_end().ends_with("ok"), "the cri plugin did not load: {cri}\n{}", ctrd.log());
 

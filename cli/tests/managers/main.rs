@@ -12,4 +12,5 @@ mod containerd;
 mod ctr;
 mod kubernetes;
 mod podman;
+mod startup;
 mod support;
