@@ -259,6 +259,15 @@ impl Containerd {
             let procs = support::processes_in_cgroup(&rel);
             assert!(procs.is_empty(), "processes left in cgroup {rel}: {procs:?}");
         }
+        // The runtime removes a container's cgroup; `/<namespace>`, which ctr's
+        // cgroup paths put it in, is left to its maker (runc leaves it too),
+        // and must now be empty.
+        for hierarchy in support::cgroup_hierarchies() {
+            let parent = hierarchy.join(&self.namespace);
+            if parent.exists() {
+                fs::remove_dir(&parent).unwrap_or_else(|e| panic!("remove {}: {e}", parent.display()));
+            }
+        }
         let mine = self.dir.path().to_string_lossy().into_owned();
         let mounts: Vec<String> = fs::read_to_string("/proc/self/mountinfo")
             .unwrap_or_default()
@@ -307,7 +316,7 @@ impl Containerd {
             let cmdline = fs::read(entry.path().join("cmdline")).unwrap_or_default();
             let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
             if args.first().is_some_and(|a| a.ends_with(b"containerd-shim-runc-v2"))
-                && args.iter().any(|a| *a == address.as_bytes())
+                && args.contains(&address.as_bytes())
             {
                 pids.push(pid);
             }
@@ -340,12 +349,38 @@ impl Drop for Containerd {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
         }
         if !self.finished {
-            for id in self.ids.lock().expect("ids").iter() {
-                support::reap_cgroup(&format!("/{}/{id}", self.namespace));
+            self.clean_up_after_failure();
+        }
+    }
+}
+
+impl Containerd {
+    /// What a test that failed half-way may have left, with containerd and its
+    /// shims gone: the runtime's containers (deleted by the runtime), their
+    /// processes and cgroups, the rootfs mounts under the test's directory.
+    fn clean_up_after_failure(&self) {
+        let root = self.runtime_root();
+        for id in self.ids.lock().expect("ids").iter() {
+            if root.join(id).exists() {
+                let _ = Command::new(&support::runtime().bin)
+                    .arg("--root")
+                    .arg(&root)
+                    .args(["delete", "--force", id])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
             }
-            // Empty unless the runtime left a container's state behind, which
-            // the failed test's own message should be about.
-            let _ = fs::remove_dir(self.runtime_root());
+            support::reap_cgroup(&format!("/{}/{id}", self.namespace));
+        }
+        let _ = fs::remove_dir(&root);
+        for hierarchy in support::cgroup_hierarchies() {
+            let _ = fs::remove_dir(hierarchy.join(&self.namespace));
+        }
+        let mine = self.dir.path().to_string_lossy().into_owned();
+        let text = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        for point in text.lines().filter_map(|l| l.split(' ').nth(4)).filter(|p| p.starts_with(&mine)) {
+            let _ = nix::mount::umount2(point, nix::mount::MntFlags::MNT_DETACH);
         }
     }
 }
