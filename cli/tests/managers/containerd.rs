@@ -151,11 +151,36 @@ impl Containerd {
     /// `ctr run <flags> --runc-binary RUNTIME IMAGE ID [ARGS]`.
     pub fn run_command(&self, flags: &[&str], image: &str, id: &str, args: &[&str]) -> Command {
         let runtime = support::runtime().bin.to_str().expect("utf-8 path").to_owned();
-        let mut all = vec!["run"];
+        let fifos = self.fifo_dir();
+        let mut all = vec!["run", "--fifo-dir", &fifos];
         all.extend_from_slice(flags);
         all.extend_from_slice(&["--runc-binary", &runtime, image, id]);
         all.extend_from_slice(args);
         self.ctr_command(&all)
+    }
+
+    /// Where ctr makes its stdio fifos: the test's own directory, not the
+    /// shared `/run/containerd/fifo` (a ctr killed by a failed test leaves
+    /// them).
+    fn fifo_dir(&self) -> String {
+        self.dir.path().join("fifo").to_str().expect("utf-8 path").to_owned()
+    }
+
+    /// `ctr task exec --exec-id EXEC_ID ID ARGS`.
+    pub fn exec(&self, id: &str, exec_id: &str, args: &[&str]) -> Output {
+        let fifos = self.fifo_dir();
+        let mut all = vec!["task", "exec", "--fifo-dir", &fifos, "--exec-id", exec_id, id];
+        all.extend_from_slice(args);
+        self.ctr(&all)
+    }
+
+    /// The shim's socket for the container `id`: containerd 1.6 names it
+    /// `/run/containerd/s/<sha256 of "<address>/<namespace>/<id>">`.
+    fn shim_socket(&self, id: &str) -> PathBuf {
+        use sha2::Digest as _;
+        let key = format!("{}/{}/{id}", self.address.display(), self.namespace);
+        let hex: String = sha2::Sha256::digest(key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+        Path::new("/run/containerd/s").join(hex)
     }
 
     pub fn run(&self, flags: &[&str], image: &str, id: &str, args: &[&str]) -> Output {
@@ -251,6 +276,8 @@ impl Containerd {
         assert!(left.is_empty(), "runtime state left in {}: {left:?}", root.display());
         let _ = fs::remove_dir(&root);
         for id in self.ids.lock().expect("ids").iter() {
+            let socket = self.shim_socket(id);
+            assert!(!socket.exists(), "shim socket {} left behind", socket.display());
             let rel = format!("/{}/{id}", self.namespace);
             for hierarchy in support::cgroup_hierarchies() {
                 let dir = hierarchy.join(rel.trim_start_matches('/'));
@@ -372,6 +399,7 @@ impl Containerd {
                     .status();
             }
             support::reap_cgroup(&format!("/{}/{id}", self.namespace));
+            let _ = fs::remove_file(self.shim_socket(id));
         }
         let _ = fs::remove_dir(&root);
         for hierarchy in support::cgroup_hierarchies() {
