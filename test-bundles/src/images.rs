@@ -319,11 +319,14 @@ pub struct TestImages {
     /// `amphi.test/component:latest`: `/hello-component.wasm` (the entrypoint)
     /// and `/exit-with-code-component.wasm`.
     pub component: ImageArchive,
+    /// `amphi.test/pause:latest`: a pod sandbox image, the probe alone waiting
+    /// for a signal (`/bin/amphi-probe --no-report --wait-signal`).
+    pub pause: ImageArchive,
 }
 
 impl TestImages {
-    pub fn all(&self) -> [&ImageArchive; 4] {
-        [&self.native, &self.wasm_compat, &self.wasm_plain, &self.component]
+    pub fn all(&self) -> [&ImageArchive; 5] {
+        [&self.native, &self.wasm_compat, &self.wasm_plain, &self.component, &self.pause]
     }
 }
 
@@ -403,11 +406,19 @@ pub fn build_images(out: &Path, sources: &ImageSources) -> Result<TestImages, Im
         ..Image::default()
     };
 
+    let pause = Image {
+        name: "amphi.test/pause:latest".into(),
+        layers: vec![Layer::new().dir("bin", 0o755).copy(PROBE_IN_ROOTFS, 0o755, &sources.probe)?],
+        entrypoint: vec![PROBE_IN_ROOTFS.into(), "--no-report".into(), "--wait-signal".into()],
+        ..Image::default()
+    };
+
     Ok(TestImages {
         native: native.write_archive(&out.join("native.tar"))?,
         wasm_compat: wasm_compat.write_archive(&out.join("wasm-compat.tar"))?,
         wasm_plain: wasm_plain.write_archive(&out.join("wasm-plain.tar"))?,
         component: component.write_archive(&out.join("component.tar"))?,
+        pause: pause.write_archive(&out.join("pause.tar"))?,
     })
 }
 

@@ -72,6 +72,13 @@ impl Containerd {
     /// test's temporary directory and the config must put its gRPC socket at
     /// `<dir>/c.sock`.
     pub fn start_with(name: &str, config: impl FnOnce(&Path) -> String) -> Containerd {
+        let short: String = name.chars().filter(char::is_ascii_alphanumeric).take(20).collect();
+        Self::start_in(&format!("amphi-{short}-{}", std::process::id()), config)
+    }
+
+    /// [`Containerd::start_with`] whose `ctr` calls and checks use the
+    /// namespace `namespace` (the CRI plugin's is `k8s.io`).
+    pub fn start_in(namespace: &str, config: impl FnOnce(&Path) -> String) -> Containerd {
         // A short base: the sockets' paths must fit in a sockaddr_un.
         let dir = tempfile::Builder::new().prefix("ctrd-").tempdir_in(support::scratch()).expect("containerd dir");
         let config_path = dir.path().join("config.toml");
@@ -85,10 +92,9 @@ impl Containerd {
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("start containerd (apt-get install containerd): {e}"));
-        let short: String = name.chars().filter(char::is_ascii_alphanumeric).take(20).collect();
         let containerd = Containerd {
             address: dir.path().join("c.sock"),
-            namespace: format!("amphi-{short}-{}", std::process::id()),
+            namespace: namespace.to_owned(),
             dir,
             child: Some(child),
             ids: Default::default(),
@@ -145,6 +151,12 @@ impl Containerd {
         let id = format!("{suffix}-{}", std::process::id());
         self.ids.lock().expect("ids").push(id.clone());
         id
+    }
+
+    /// Registers a container id made by someone else (the CRI plugin) for the
+    /// checks.
+    pub fn register(&self, id: &str) {
+        self.ids.lock().expect("ids").push(id.to_owned());
     }
 
     /// `ctr run` with amphi (or the runtime under test) as the runc binary:

@@ -9,6 +9,7 @@
 //! `AMPHI_E2E_RUNTIME=runc` runs the native scenarios against runc.
 
 mod containerd;
+mod cri;
 mod ctr;
 mod kubernetes;
 mod podman;
