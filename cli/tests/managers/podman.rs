@@ -166,9 +166,30 @@ volume_path = "{d}/volumes"
     }
 }
 
+impl Podman {
+    /// Waits (up to 10 s) until no process names this setup's directory on its
+    /// command line: conmon, and the `podman container cleanup` it runs after a
+    /// container exits, would otherwise write into the directory after it is
+    /// removed.
+    fn wait_for_helpers(&self) {
+        let mine = self.dir.path().to_string_lossy().into_owned();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let busy = || {
+            fs::read_dir("/proc").into_iter().flatten().flatten().any(|entry| {
+                let cmdline = fs::read(entry.path().join("cmdline")).unwrap_or_default();
+                String::from_utf8_lossy(&cmdline).contains(&mine)
+            })
+        };
+        while busy() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 impl Drop for Podman {
     fn drop(&mut self) {
         if self.finished {
+            self.wait_for_helpers();
             return;
         }
         let _ = self.command(&["rm", "--force", "--all", "--time", "0"]).output();
@@ -181,6 +202,7 @@ impl Drop for Podman {
         for point in text.lines().filter_map(|l| l.split(' ').nth(4)).filter(|p| p.starts_with(&mine)) {
             let _ = nix::mount::umount2(point, nix::mount::MntFlags::MNT_DETACH);
         }
+        self.wait_for_helpers();
     }
 }
 
