@@ -26,6 +26,13 @@
 //!
 //! `amphi-bundles build --out DIR` does step 2 from the command line.
 //!
+//! ## Images
+//! Container managers take images, not bundles. [`images`] writes OCI image
+//! layout archives that `ctr images import` accepts, with no registry: a native
+//! image (the probe, busybox), wasm images with and without the
+//! `module.wasm.image/variant=compat` annotation, and a component image
+//! ([`build_images`]; `amphi-images build --out DIR` from the command line).
+//!
 //! ## What this crate must never do
 //! - Touch the network or anything outside the directories it is given.
 //! - Write a file in place: a running container may be executing it.
@@ -33,6 +40,7 @@
 
 mod assemble;
 mod bundle;
+pub mod images;
 mod install;
 
 use std::path::PathBuf;
@@ -43,6 +51,7 @@ pub use assemble::{
     probe_path_next_to,
 };
 pub use bundle::Bundle;
+pub use images::{ImageArchive, ImageError, ImageSources, TestImages, build_images};
 
 /// Why a bundle could not be built or read. Each message names the path.
 #[derive(Debug, thiserror::Error)]

@@ -4,9 +4,9 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use super::{Error, status_of};
-use crate::cgroups::Cgroup;
+use crate::cgroups::{Cgroup, CgroupError};
 use crate::id::ContainerId;
-use crate::state::{Record, Store};
+use crate::state::{Record, Status, Store};
 use crate::sys::pidfd::PidFd;
 use crate::sys::proc::ProcStat;
 
@@ -14,13 +14,22 @@ pub fn kill(store: &Store, id: &ContainerId, signal: Signal, all: bool) -> Resul
     let locked = store.lock(id)?;
     let record = locked.read()?;
     let status = status_of(&record, locked.dir());
-    if !status.can_kill() {
+    // As runc's, `kill --all` also reaches what is left in the cgroup once the
+    // init has exited: containerd's shim calls it then for a container that
+    // shares another's pid namespace (a pod with shareProcessNamespace).
+    let stopped_all = all && status == Status::Stopped;
+    if !status.can_kill() && !stopped_all {
         return Err(Error::BadStatus { id: id.clone(), status, verb: "kill", hint: "" });
     }
     if all {
         let cgroup = Cgroup::open(&record.cgroup_path)?;
-        cgroup.signal_all(signal)?;
-        return Ok(());
+        return match cgroup.signal_all(signal) {
+            // A stopped container whose cgroup is gone has nothing to signal.
+            Err(CgroupError::Io { source, .. }) if stopped_all && source.kind() == std::io::ErrorKind::NotFound => {
+                Ok(())
+            }
+            other => Ok(other?),
+        };
     }
     signal_init(&record, signal).map_err(|source| Error::Io {
         id: id.clone(),

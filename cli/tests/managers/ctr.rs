@@ -1,0 +1,413 @@
+//! containerd, through `ctr`, with amphi as the runc binary of its runc shim
+//! (`io.containerd.runc.v2`, `ctr run --runc-binary`): native, wasm and
+//! component images, exit codes, kill, exec in every direction, ps,
+//! pause/resume, metrics, a terminal, annotations, and amphi's errors as
+//! containerd shows them.
+
+use std::io::Read;
+use std::os::fd::AsFd;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::containerd::Containerd;
+use crate::support::{self, can_run, describe, images, runs_wasm, stderr, stdout};
+
+const NATIVE: &str = "amphi.test/native:latest";
+const WASM_COMPAT: &str = "amphi.test/wasm-compat:latest";
+const WASM_PLAIN: &str = "amphi.test/wasm-plain:latest";
+const COMPONENT: &str = "amphi.test/component:latest";
+
+fn containerd(name: &str) -> Option<Containerd> {
+    can_run("containerd").then(|| Containerd::start(name))
+}
+
+/// The last JSON object on `text` (the probe's report).
+fn report(text: &str) -> Value {
+    text.lines()
+        .rev()
+        .find_map(|l| serde_json::from_str::<Value>(l.trim()).ok().filter(Value::is_object))
+        .unwrap_or_else(|| panic!("no probe report in {text:?}"))
+}
+
+#[test]
+fn native_image_runs_with_its_stdout_captured() {
+    let Some(ctrd) = containerd("native_run") else { return };
+    ctrd.import(&[&images().native]);
+    let id = ctrd.id("probe");
+    let out = ctrd.run(&["--rm"], NATIVE, &id, &[]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let seen = report(&stdout(&out));
+    assert_eq!(seen["args"], serde_json::json!(["/bin/amphi-probe"]), "the image's cmd is the process");
+    assert_eq!(seen["pid"], 1, "the probe is its pid namespace's init: {seen}");
+
+    let id = ctrd.id("echo");
+    let out = ctrd.run(&["--rm"], NATIVE, &id, &["/bin/echo", "hello", "from", "busybox"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(stdout(&out), "hello from busybox\n");
+    ctrd.finish();
+}
+
+#[test]
+fn exit_codes_reach_ctr() {
+    let Some(ctrd) = containerd("exit_codes") else { return };
+    ctrd.import(&[&images().native, &images().wasm_plain]);
+    let id = ctrd.id("native42");
+    let out = ctrd.run(&["--rm"], NATIVE, &id, &["/bin/sh", "-c", "echo bye; exit 42"]);
+    assert_eq!(out.status.code(), Some(42), "{}", describe(&out));
+    assert_eq!(stdout(&out), "bye\n");
+    if runs_wasm() {
+        let id = ctrd.id("wasm7");
+        let out = ctrd.run(&["--rm"], WASM_PLAIN, &id, &["/exit-code.wasm", "7"]);
+        assert_eq!(out.status.code(), Some(7), "{}", describe(&out));
+        let id = ctrd.id("procexit");
+        let out = ctrd.run(&["--rm"], WASM_PLAIN, &id, &["/proc-exit.wasm"]);
+        assert_eq!(out.status.code(), Some(42), "{}", describe(&out));
+    }
+    ctrd.finish();
+}
+
+#[test]
+fn wasm_compat_image_runs() {
+    if !runs_wasm() {
+        return;
+    }
+    let Some(ctrd) = containerd("wasm_compat") else { return };
+    ctrd.import(&[&images().wasm_compat]);
+    let id = ctrd.id("compat");
+    let out = ctrd.run(&["--rm"], WASM_COMPAT, &id, &[]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(stdout(&out), "hello from wasm\n");
+    ctrd.finish();
+}
+
+#[test]
+fn wasm_image_without_annotation_is_chosen_by_content() {
+    if !runs_wasm() {
+        return;
+    }
+    let Some(ctrd) = containerd("wasm_plain") else { return };
+    ctrd.import(&[&images().wasm_plain]);
+    // ctr 1.6 copies no image label or annotation into config.json: the
+    // runtime sees a plain process whose entrypoint is a wasm file.
+    let id = ctrd.id("plain");
+    ctrd.run_detached(WASM_PLAIN, &id, &["/loop-forever.wasm"]);
+    let config = ctrd.bundle_config(&id);
+    let annotations = config["annotations"].as_object().cloned().unwrap_or_default();
+    assert!(
+        !annotations.keys().any(|k| k == "module.wasm.image/variant" || k == "run.oci.handler"),
+        "ctr passed a wasm annotation: {annotations:?}"
+    );
+    ctrd.ctr_ok(&["task", "kill", "--signal", "SIGKILL", &id]);
+    ctrd.wait_task(&id, "STOPPED");
+    ctrd.delete(&id);
+
+    let id = ctrd.id("hello");
+    let out = ctrd.run(&["--rm"], WASM_PLAIN, &id, &[]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(stdout(&out), "hello from wasm\n");
+    ctrd.finish();
+}
+
+#[test]
+fn component_image_runs() {
+    if !runs_wasm() {
+        return;
+    }
+    let Some(ctrd) = containerd("component") else { return };
+    ctrd.import(&[&images().component]);
+    let id = ctrd.id("hello");
+    let out = ctrd.run(&["--rm"], COMPONENT, &id, &[]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(stdout(&out), "hello from wasm\n");
+    let id = ctrd.id("exit7");
+    let out = ctrd.run(&["--rm"], COMPONENT, &id, &["/exit-with-code-component.wasm"]);
+    assert_eq!(out.status.code(), Some(7), "{}", describe(&out));
+    ctrd.finish();
+}
+
+/// `ctr task kill` (SIGTERM) of a task, then `ctr task delete`: ctr reports
+/// the exit status 143.
+fn kill_then_delete(ctrd: &Containerd, id: &str) {
+    ctrd.ctr_ok(&["task", "kill", id]);
+    ctrd.wait_task(id, "STOPPED");
+    let out = ctrd.delete(id);
+    assert!(stderr(&out).contains("exit code 143"), "ctr task delete: {}", describe(&out));
+}
+
+#[test]
+fn kill_of_a_long_running_native_task_then_delete() {
+    let Some(ctrd) = containerd("kill_native") else { return };
+    ctrd.import(&[&images().native]);
+    let id = ctrd.id("waiter");
+    let pid = ctrd.run_detached(NATIVE, &id, &["/bin/amphi-probe", "--no-report", "--wait-signal"]);
+    support::wait_in_sigwait(pid);
+    kill_then_delete(&ctrd, &id);
+    ctrd.finish();
+}
+
+#[test]
+fn kill_of_a_looping_wasm_task_then_delete() {
+    if !runs_wasm() {
+        return;
+    }
+    let Some(ctrd) = containerd("kill_wasm") else { return };
+    ctrd.import(&[&images().wasm_plain]);
+    let id = ctrd.id("looper");
+    let pid = ctrd.run_detached(WASM_PLAIN, &id, &["/loop-forever.wasm"]);
+    // The guest spins: it is on a CPU, not in a syscall, once it has printed.
+    support::wait_until("the guest spins", || {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('R'))
+    });
+    kill_then_delete(&ctrd, &id);
+    ctrd.finish();
+}
+
+#[test]
+fn exec_native_into_native() {
+    let Some(ctrd) = containerd("exec_native") else { return };
+    ctrd.import(&[&images().native]);
+    let id = ctrd.id("host");
+    let pid = ctrd.run_detached(NATIVE, &id, &["/bin/amphi-probe", "--no-report", "--wait-signal"]);
+    let out = ctrd.exec(&id, "e1", &["/bin/amphi-probe"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let seen = report(&stdout(&out));
+    let host_pidns = std::fs::read_link(format!("/proc/{pid}/ns/pid")).expect("ns");
+    assert_eq!(seen["namespaces"]["pid"], host_pidns.to_string_lossy().as_ref(), "exec joins the pid namespace");
+    let out = ctrd.exec(&id, "e2", &["/bin/sh", "-c", "exit 3"]);
+    assert_eq!(out.status.code(), Some(3), "an exec's status reaches ctr: {}", describe(&out));
+    support::wait_in_sigwait(pid);
+    kill_then_delete(&ctrd, &id);
+    ctrd.finish();
+}
+
+#[test]
+fn exec_wasm_tool_into_native() {
+    if !runs_wasm() {
+        return;
+    }
+    let Some(ctrd) = containerd("exec_wasm_native") else { return };
+    ctrd.import(&[&images().native]);
+    let id = ctrd.id("host");
+    ctrd.run_detached(NATIVE, &id, &["/bin/sleep", "1000"]);
+    let out = ctrd.exec(&id, "w1", &["/wasm/hello.wasm"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(stdout(&out), "hello from wasm\n");
+    let out = ctrd.exec(&id, "w2", &["/wasm/exit-code.wasm", "5"]);
+    assert_eq!(out.status.code(), Some(5), "{}", describe(&out));
+    ctrd.ctr_ok(&["task", "kill", "--signal", "SIGKILL", &id]);
+    ctrd.wait_task(&id, "STOPPED");
+    ctrd.delete(&id);
+    ctrd.finish();
+}
+
+#[test]
+fn exec_native_into_wasm() {
+    if !runs_wasm() {
+        return;
+    }
+    let Some(ctrd) = containerd("exec_native_wasm") else { return };
+    ctrd.import(&[&images().wasm_compat]);
+    let id = ctrd.id("looper");
+    ctrd.run_detached(WASM_COMPAT, &id, &["/loop-forever.wasm"]);
+    let out = ctrd.exec(&id, "n1", &["/bin/echo", "native", "beside", "wasm"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(stdout(&out), "native beside wasm\n");
+    // A wasm tool exec'd into the wasm container too.
+    let out = ctrd.exec(&id, "w1", &["/hello.wasm"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(stdout(&out), "hello from wasm\n");
+    kill_then_delete(&ctrd, &id);
+    ctrd.finish();
+}
+
+#[test]
+fn ctr_task_ps_lists_the_task_processes() {
+    let Some(ctrd) = containerd("task_ps") else { return };
+    ctrd.import(&[&images().native]);
+    let id = ctrd.id("ps");
+    let pid = ctrd.run_detached(NATIVE, &id, &["/bin/sh", "-c", "sleep 1000 & wait"]);
+    // The shell and its sleep.
+    support::wait_until("the shell forked its sleep", || {
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).is_ok_and(|c| !c.trim().is_empty())
+    });
+    let out = ctrd.ctr(&["task", "ps", &id]);
+    assert!(out.status.success(), "ctr task ps (amphi ps --format json): {}", describe(&out));
+    let pids: Vec<i64> =
+        stdout(&out).lines().skip(1).filter_map(|l| l.split_whitespace().next()?.parse().ok()).collect();
+    assert_eq!(pids.len(), 2, "{}", stdout(&out));
+    assert!(pids.contains(&pid), "{pids:?} lacks the init {pid}");
+    ctrd.ctr_ok(&["task", "kill", "--signal", "SIGKILL", &id]);
+    ctrd.wait_task(&id, "STOPPED");
+    ctrd.delete(&id);
+    ctrd.finish();
+}
+
+/// The freezer state of the container `id`'s cgroup (v1 or v2).
+fn frozen(ctrd: &Containerd, id: &str) -> bool {
+    let rel = format!("{}/{id}", ctrd.namespace);
+    let v1 = std::path::Path::new("/sys/fs/cgroup/freezer").join(&rel).join("freezer.state");
+    if let Ok(state) = std::fs::read_to_string(&v1) {
+        return state.trim() == "FROZEN";
+    }
+    let v2 = std::path::Path::new("/sys/fs/cgroup/unified").join(&rel).join("cgroup.freeze");
+    std::fs::read_to_string(&v2).is_ok_and(|s| s.trim() == "1")
+}
+
+#[test]
+fn ctr_task_pause_and_resume() {
+    let Some(ctrd) = containerd("pause") else { return };
+    ctrd.import(&[&images().native]);
+    let id = ctrd.id("paused");
+    let pid = ctrd.run_detached(NATIVE, &id, &["/bin/sleep", "1000"]);
+    let out = ctrd.ctr(&["task", "pause", &id]);
+    assert!(out.status.success(), "ctr task pause (amphi pause): {}", describe(&out));
+    ctrd.wait_task(&id, "PAUSED");
+    assert!(frozen(&ctrd, &id), "the cgroup is not frozen");
+    let state = support::proc_state(pid);
+    assert!(state == 'D' || state == 'S', "a frozen process sleeps, {pid} is {state}");
+    let out = ctrd.ctr(&["task", "resume", &id]);
+    assert!(out.status.success(), "ctr task resume (amphi resume): {}", describe(&out));
+    ctrd.wait_task(&id, "RUNNING");
+    assert!(!frozen(&ctrd, &id), "the cgroup is still frozen");
+    ctrd.ctr_ok(&["task", "kill", "--signal", "SIGKILL", &id]);
+    ctrd.wait_task(&id, "STOPPED");
+    ctrd.delete(&id);
+    ctrd.finish();
+}
+
+#[test]
+fn ctr_task_metrics_reports_the_cgroup() {
+    let Some(ctrd) = containerd("metrics") else { return };
+    ctrd.import(&[&images().native]);
+    let id = ctrd.id("measured");
+    ctrd.run_detached(NATIVE, &id, &["/bin/sleep", "1000"]);
+    let metrics = || ctrd.ctr_ok(&["task", "metrics", &id]);
+    let value = |out: &str, name: &str| -> Option<u64> {
+        out.lines().find_map(|l| {
+            let mut fields = l.split_whitespace();
+            (fields.next() == Some(name)).then(|| fields.next()?.parse().ok()).flatten()
+        })
+    };
+    // The runtime's own processes may still be leaving the cgroup just after
+    // the start.
+    support::wait_until("the cgroup counts the one process", || value(&metrics(), "pids.current") == Some(1));
+    let out = metrics();
+    assert!(value(&out, "memory.usage_in_bytes").is_some_and(|v| v > 0), "{out}");
+    ctrd.ctr_ok(&["task", "kill", "--signal", "SIGKILL", &id]);
+    ctrd.wait_task(&id, "STOPPED");
+    ctrd.delete(&id);
+    ctrd.finish();
+}
+
+#[test]
+fn ctr_run_with_a_terminal() {
+    let Some(ctrd) = containerd("terminal") else { return };
+    ctrd.import(&[&images().native]);
+    let id = ctrd.id("tty");
+    // ctr needs a terminal of its own for -t: it gets a pty's slave.
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let slave = || Stdio::from(pty.slave.as_fd().try_clone_to_owned().expect("dup"));
+    let mut child = ctrd
+        .run_command(&["--rm", "-t"], NATIVE, &id, &["/bin/sh", "-c", "tty; stty size; exit 4"])
+        .stdin(slave())
+        .stdout(slave())
+        .stderr(slave())
+        .spawn()
+        .expect("spawn ctr");
+    drop(pty.slave);
+    let mut master = std::fs::File::from(pty.master);
+    let reader = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        let mut buf = [0u8; 4096];
+        // EIO once every slave is closed: ctr and the container are gone.
+        while let Ok(n) = master.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            text.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&text).into_owned()
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait ctr") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("ctr run -t did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let text = reader.join().expect("reader");
+    assert_eq!(status.code(), Some(4), "ctr run -t: {status}, terminal: {text:?}");
+    assert!(text.contains("/dev/pts/"), "the process's stdin is not a pty: {text:?}");
+    ctrd.finish();
+}
+
+#[test]
+fn handler_annotation_selects_wasm() {
+    if !runs_wasm() {
+        return;
+    }
+    let Some(ctrd) = containerd("annotation") else { return };
+    ctrd.import(&[&images().native, &images().wasm_plain]);
+    // The annotation reaches config.json...
+    let id = ctrd.id("annotated");
+    ctrd.run_detached_with(&["--annotation", "run.oci.handler=wasm"], WASM_PLAIN, &id, &["/loop-forever.wasm"]);
+    assert_eq!(ctrd.bundle_config(&id)["annotations"]["run.oci.handler"], "wasm");
+    kill_then_delete(&ctrd, &id);
+    // ...runs WebAssembly text, which nothing but the annotation marks as wasm...
+    let id = ctrd.id("wat");
+    let out = ctrd.run(&["--rm", "--annotation", "run.oci.handler=wasm"], WASM_PLAIN, &id, &["/hello.wat"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(stdout(&out), "hello from wasm\n");
+    // ...and makes amphi refuse a native program as a wasm workload.
+    let id = ctrd.id("elf");
+    let out = ctrd.run(&["--rm", "--annotation", "run.oci.handler=wasm"], NATIVE, &id, &["/bin/busybox", "true"]);
+    assert!(!out.status.success(), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("run.oci.handler=wasm asks for a wasm workload, but the file is a native (ELF) program"),
+        "{}",
+        describe(&out)
+    );
+    ctrd.ctr(&["containers", "rm", &id]);
+    ctrd.finish();
+}
+
+/// containerd's error for a failed `create`: the shim reads the runtime's
+/// `--log-format json` log and shows its last error line.
+fn create_error(ctrd: &Containerd, image: &str, id: &str, args: &[&str]) -> String {
+    let out = ctrd.run(&["--rm"], image, id, args);
+    assert!(!out.status.success(), "{}", describe(&out));
+    // A failed `ctr run --rm` leaves the container record (its snapshot too).
+    ctrd.ctr(&["containers", "rm", id]);
+    stderr(&out)
+}
+
+#[test]
+fn amphi_errors_reach_the_user_through_containerd() {
+    let Some(ctrd) = containerd("errors") else { return };
+    ctrd.import(&[&images().native, &images().wasm_plain]);
+    let id = ctrd.id("missing");
+    let message = create_error(&ctrd, NATIVE, &id, &["/nonexistent"]);
+    assert!(message.contains("OCI runtime create failed: "), "{message}");
+    if support::runtime().is_amphi {
+        assert!(message.contains(r#"exec: "/nonexistent": No such file or directory"#), "{message}");
+        assert_eq!(message.trim_end().lines().count(), 1, "one line: {message}");
+        let id = ctrd.id("nostart");
+        let message = create_error(&ctrd, WASM_PLAIN, &id, &["/no-start.wasm"]);
+        assert!(
+            message.contains("/no-start.wasm: cannot be instantiated: it exports no `_start` function"),
+            "{message}"
+        );
+        let id = ctrd.id("import");
+        let message = create_error(&ctrd, WASM_PLAIN, &id, &["/missing-import.wasm"]);
+        assert!(message.contains("/missing-import.wasm"), "{message}");
+        assert_eq!(message.trim_end().lines().count(), 1, "one line: {message}");
+    }
+    ctrd.finish();
+}

@@ -1,0 +1,24 @@
+//! amphi under real container managers: containerd (through its runc shim, as
+//! Kubernetes reaches it) and podman, each started by the tests themselves with
+//! a private config, driving the built `amphi` as their runtime. Every test
+//! cleans up what it made and checks that nothing is left (tasks, containers,
+//! snapshots, images, amphi's state, shim sockets, cgroups, mounts).
+//!
+//! - `ctr`: containerd's runc shim with `--runc-binary <amphi>`.
+//! - `kubernetes`: the documented CRI config, and pods run through the CRI
+//!   plugin's `amphi` runtime handler by `cri`, a small CRI client.
+//! - `podman`: `podman --runtime <amphi>` on rootfs directories.
+//! - `startup`: `ctr run --rm` timings against runc and crun (ignored: a
+//!   measurement, run with `--ignored --nocapture`).
+//!
+//! They need root and Debian's `containerd` and `podman` (`.ci/setup` installs
+//! them); without root or a manager they skip, unless `CI=true`.
+//! `AMPHI_E2E_RUNTIME=runc` runs the native scenarios against runc.
+
+mod containerd;
+mod cri;
+mod ctr;
+mod kubernetes;
+mod podman;
+mod startup;
+mod support;
