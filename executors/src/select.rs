@@ -94,15 +94,36 @@ pub enum SelectError {
     NotPrepared,
 }
 
-/// The executor for a process of the container `spec` describes: decided by the
+/// The executor for the init of the container `spec` describes: decided by the
 /// annotations now and by the entrypoint's content in `prepare`.
 pub fn select(spec: &Spec, options: &SelectOptions) -> Box<dyn Executor> {
     let annotations = spec.annotations().clone().unwrap_or_default();
-    let decision = Decision::from_annotations(&annotations);
+    executor_for(Decision::from_annotations(&annotations), &annotations, options)
+}
+
+/// The executor for a process exec'd into the container `spec` describes. The
+/// container's annotations describe its workload, not every tool exec'd into
+/// it: an explicit wasm annotation only means "wasm if the file is wasm" here,
+/// so a native debug tool can be exec'd into a wasm container (podman and the
+/// CRI copy the annotation into config.json).
+pub fn select_for_exec(spec: &Spec, options: &SelectOptions) -> Box<dyn Executor> {
+    let annotations = spec.annotations().clone().unwrap_or_default();
+    let decision = match Decision::from_annotations(&annotations) {
+        Decision::Wasm => Decision::WasmIfWasm,
+        other => other,
+    };
+    executor_for(decision, &annotations, options)
+}
+
+fn executor_for(
+    decision: Decision,
+    annotations: &HashMap<String, String>,
+    options: &SelectOptions,
+) -> Box<dyn Executor> {
     match decision {
         Decision::Native => Box::new(NativeExecutor::new()),
         _ => Box::new(Selected {
-            state: State::Undecided { decision, annotation: Decision::source(&annotations) },
+            state: State::Undecided { decision, annotation: Decision::source(annotations) },
             options: options.clone(),
         }),
     }

@@ -511,7 +511,9 @@ fn exec_crosses_between_wasm_and_native() {
     assert_eq!(out.status.code(), Some(9), "{}", describe(&out));
     // A wasm container, and a native tool exec'd into it: it sees the wasm init.
     let wasm = case.id("wasm");
-    let bundle_wasm = bundle(&case, &wasm, &["/wasm/loop-forever.wasm"], &[]);
+    // With an explicit wasm annotation, as podman and the CRI copy into
+    // config.json: it names the container's workload, not every exec'd tool.
+    let bundle_wasm = bundle(&case, &wasm, &["/wasm/loop-forever.wasm"], &[("run.oci.handler", "wasm")]);
     assert!(case.create(&bundle_wasm, &wasm, &[]).status.success());
     case.ok(&["start", &wasm]);
     let out = case.run(&["exec", &wasm, "/bin/cat", "/proc/1/status"]);
