@@ -81,6 +81,12 @@ pub(crate) enum ToInit {
     Go,
     /// The state is written: wait at the start barrier.
     Commit,
+    /// [`ToInit::Commit`] for a spec with `startContainer` hooks: the state JSON
+    /// they get after the barrier.
+    CommitWithState { state: String },
+    /// The runtime's hooks ran (answer to [`FromInit::RunHooks`]): run the
+    /// createContainer hooks with this state JSON, then go on.
+    HooksDone { state: String },
 }
 
 /// Init → caller.
@@ -91,5 +97,9 @@ pub(crate) enum FromInit {
     Ready {
         executor: String,
     },
+    /// The rootfs is mounted and `pivot_root` is next: the runtime runs the
+    /// prestart and createRuntime hooks now. Sent only when the spec has a hook
+    /// of the create phase ([`crate::hooks::pauses_before_pivot`]).
+    RunHooks,
     Failed(StageFailure),
 }
