@@ -324,10 +324,11 @@ fn run_one(hook: &Hook, state: &[u8]) -> Result<(), HookFailure> {
         }
         let hook_done = fds[0].any().unwrap_or(false);
         let out_ready = fds.get(1).is_some_and(|fd| fd.any().unwrap_or(false));
-        if out_ready && let Some(file) = &mut out {
-            if output.drain(file) {
-                out = None;
-            }
+        if out_ready
+            && let Some(file) = &mut out
+            && output.drain(file)
+        {
+            out = None;
         }
         if hook_done {
             // What it wrote before it exited is in the pipe; what a child it

@@ -5,5 +5,6 @@
 mod bad_input;
 mod isolation;
 mod lifecycle;
+mod oci;
 mod seccomp;
 mod support;

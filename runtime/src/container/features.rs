@@ -103,7 +103,10 @@ const SECCOMP_FLAGS: &[(&str, u32)] = &[
 /// prefixes ending in `.`) that change what runs, which a caller should not
 /// pass through from an untrusted image (the executors' selection keys);
 /// `annotations` are the implementation's own (version, executors).
-pub fn features(potentially_unsafe: &[&str], annotations: HashMap<String, String>) -> Features {
+pub fn features(potentially_unsafe: &[&str], mut annotations: HashMap<String, String>) -> Features {
+    if let Ok(version) = libseccomp::ScmpVersion::current() {
+        annotations.insert("io.github.seccomp.libseccomp.version".into(), version.to_string());
+    }
     let mut linux = LinuxFeature::default();
     linux.set_namespaces(Some(vec![
         LinuxNamespaceType::Cgroup,

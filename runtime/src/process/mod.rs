@@ -13,6 +13,12 @@
 //! asks for id maps if it made a user namespace, makes a time namespace, and
 //! clones the init with `CLONE_PARENT`, so the init is still the caller's child.
 //!
+//! When the spec has a prestart, createRuntime or createContainer hook (and only
+//! then), the init stops after its mounts, before `pivot_root`, with
+//! [`FromInit::RunHooks`]; the caller runs prestart and createRuntime and answers
+//! [`ToInit::HooksDone`] with the state, for the init's createContainer hooks.
+//! With startContainer hooks the commit is [`ToInit::CommitWithState`].
+//!
 //! Every message type has exactly one sender role and one receiver role
 //! ([`channel`]). A failing stage sends a [`StageFailure`] and exits; the caller
 //! kills and reaps what it made and reports the failure's one-line message.
