@@ -275,6 +275,12 @@ fn io_failure(what: &'static str) -> impl FnOnce(io::Error) -> HookFailure {
 }
 
 fn run_one(hook: &Hook, state: &[u8]) -> Result<(), HookFailure> {
+    run_one_waiting(hook, state, true)
+}
+
+/// Runs one hook. The end of the hook is seen on its pidfd, or without one
+/// (`use_pidfd` false, or `pidfd_open` refused) as the end of its output.
+fn run_one_waiting(hook: &Hook, state: &[u8], use_pidfd: bool) -> Result<(), HookFailure> {
     let stdin = filled_pipe(state)?;
     let (out_read, out_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| io_failure("pipe")(e.into()))?;
     let err_write = out_write.try_clone().map_err(io_failure("dup"))?;
@@ -286,15 +292,10 @@ fn run_one(hook: &Hook, state: &[u8]) -> Result<(), HookFailure> {
     // The child's ends went with the Command: drop it so only the hook holds them.
     drop(cmd);
     let pid = Pid::from_raw(child.id() as i32);
-    // Our own child, not yet reaped: the pid cannot be reused under us.
-    let pidfd = match PidFd::open(pid) {
-        Ok(fd) => fd,
-        Err(e) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(io_failure("pidfd_open")(e));
-        }
-    };
+    // Our own child, not yet reaped: the pid cannot be reused under us. Where
+    // a seccomp profile refuses pidfd_open (the startContainer hooks run under
+    // the container's), the end of the hook's output stands in for its exit.
+    let pidfd = if use_pidfd { PidFd::open(pid).ok() } else { None };
 
     let timeout = hook.timeout().filter(|t| *t > 0);
     let deadline = timeout.map(|t| Instant::now() + Duration::from_secs(t.unsigned_abs()));
@@ -308,7 +309,14 @@ fn run_one(hook: &Hook, state: &[u8]) -> Result<(), HookFailure> {
             },
             None => PollTimeout::NONE,
         };
-        let mut fds = vec![PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+        if pidfd.is_none() && out.is_none() {
+            // No pidfd, and the output has ended: the hook is done (or about to be).
+            break true;
+        }
+        let mut fds = Vec::with_capacity(2);
+        if let Some(pidfd) = &pidfd {
+            fds.push(PollFd::new(pidfd.as_fd(), PollFlags::POLLIN));
+        }
         if let Some(file) = &out {
             fds.push(PollFd::new(file.as_fd(), PollFlags::POLLIN));
         }
@@ -317,13 +325,15 @@ fn run_one(hook: &Hook, state: &[u8]) -> Result<(), HookFailure> {
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => {
-                kill_group(pid, &pidfd);
-                let _ = child.wait();
+                kill_group(pid, &mut child);
                 return Err(io_failure("poll")(e.into()));
             }
         }
-        let hook_done = fds[0].any().unwrap_or(false);
-        let out_ready = fds.get(1).is_some_and(|fd| fd.any().unwrap_or(false));
+        let ready = |fd: Option<&PollFd<'_>>| fd.is_some_and(|fd| fd.any().unwrap_or(false));
+        let (hook_done, out_ready) = match &pidfd {
+            Some(_) => (ready(fds.first()), ready(fds.get(1))),
+            None => (false, ready(fds.first())),
+        };
         if out_ready
             && let Some(file) = &mut out
             && output.drain(file)
@@ -340,8 +350,7 @@ fn run_one(hook: &Hook, state: &[u8]) -> Result<(), HookFailure> {
         }
     };
     if !exited {
-        kill_group(pid, &pidfd);
-        let _ = child.wait();
+        kill_group(pid, &mut child);
         if let Some(file) = &mut out {
             output.drain(file);
         }
@@ -377,10 +386,12 @@ fn filled_pipe(data: &[u8]) -> Result<OwnedFd, HookFailure> {
     Ok(read)
 }
 
-/// Kills the hook and every process of its group.
-fn kill_group(pid: Pid, pidfd: &PidFd) {
+/// Kills the hook and every process of its group, and reaps the hook.
+fn kill_group(pid: Pid, child: &mut std::process::Child) {
     let _ = nix::sys::signal::killpg(pid, Signal::SIGKILL);
-    let _ = pidfd.send_signal(Signal::SIGKILL);
+    // Unreaped, the child's pid still names it.
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// The last [`KEPT_OUTPUT`] bytes a hook wrote.
@@ -569,6 +580,19 @@ mod tests {
         let start = Instant::now();
         run(HookKind::Poststart, &[h], "{}").unwrap();
         assert!(start.elapsed() < Duration::from_secs(2), "waited for the child: {:?}", start.elapsed());
+    }
+
+    #[test]
+    fn without_a_pidfd_the_end_of_the_output_ends_the_wait() {
+        assert!(run_one_waiting(&sh("echo hi"), b"{}", false).is_ok());
+        let err = run_one_waiting(&sh("echo oops >&2; exit 2"), b"{}", false).unwrap_err();
+        assert_eq!(err.to_string(), "exited with status 2: oops");
+        let mut slow = sh("sleep 30");
+        slow.set_timeout(Some(1));
+        let start = Instant::now();
+        let err = run_one_waiting(&slow, b"{}", false).unwrap_err();
+        assert!(matches!(err, HookFailure::TimedOut { seconds: 1, .. }), "{err}");
+        assert!(start.elapsed() < Duration::from_secs(5));
     }
 
     #[test]

@@ -66,8 +66,12 @@ pub fn create(
     let linux = spec.linux().as_ref();
     let cgroup_path =
         Cgroup::resolve_path(linux.and_then(|l| l.cgroups_path().as_deref()), id.as_str(), options.systemd_cgroup)?;
-    let plan =
+    let mut plan =
         ContainerPlan::new(spec, bundle.dir.clone(), bundle.rootfs.clone(), cgroup_path.clone(), options.no_pivot)?;
+    if !options.no_new_keyring {
+        // A session keyring of its own, named as runc names it.
+        plan.session_keyring = Some(format!("_ses.{id}"));
+    }
 
     let locked = store.reserve(id)?;
     let mut made = Made { locked: Some(locked), cgroup: None, spawned: None };
