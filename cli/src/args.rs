@@ -63,6 +63,85 @@ pub enum Command {
     Exec(ExecArgs),
     /// List or prune the compiled-wasm cache.
     WasmCache(WasmCacheArgs),
+    /// Show the processes of a container (host pids).
+    Ps(PsArgs),
+    /// Freeze every process of a running container.
+    Pause(IdArg),
+    /// Thaw a paused container.
+    Resume(IdArg),
+    /// Change the resource limits of a container.
+    Update(UpdateArgs),
+    /// Show a container's resource usage and OOM events.
+    Events(EventsArgs),
+    /// Print the runtime-spec features document of this runtime.
+    Features,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PsFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PsArgs {
+    /// table (the host's ps output for the container's processes) or json
+    /// (the array of host pids).
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub format: PsFormat,
+    pub id: String,
+    /// Arguments for the host's ps (default -ef).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub ps_args: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct UpdateArgs {
+    /// A LinuxResources JSON file, or - for stdin; the flags below override it.
+    #[arg(short, long, value_name = "FILE")]
+    pub resources: Option<std::path::PathBuf>,
+    /// Memory limit in bytes (suffixes k, m, g; -1 for unlimited).
+    #[arg(long, value_name = "BYTES", allow_hyphen_values = true)]
+    pub memory: Option<String>,
+    /// Memory plus swap limit in bytes (suffixes k, m, g; -1 for unlimited).
+    #[arg(long, value_name = "BYTES", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Memory soft limit in bytes (suffixes k, m, g).
+    #[arg(long, value_name = "BYTES", allow_hyphen_values = true)]
+    pub memory_reservation: Option<String>,
+    /// CPU shares (relative weight). runc spells it --cpu-share.
+    #[arg(long = "cpu-share", visible_alias = "cpu-shares", value_name = "N")]
+    pub cpu_shares: Option<u64>,
+    /// CPU CFS quota in microseconds per period (-1 for none).
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub cpu_quota: Option<i64>,
+    /// CPU CFS period in microseconds.
+    #[arg(long, value_name = "N")]
+    pub cpu_period: Option<u64>,
+    /// CPUs the container may use (0-3, 0,1).
+    #[arg(long, value_name = "LIST")]
+    pub cpuset_cpus: Option<String>,
+    /// Memory nodes the container may use (0-3, 0,1).
+    #[arg(long, value_name = "LIST")]
+    pub cpuset_mems: Option<String>,
+    /// Maximum number of processes (-1 for unlimited).
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Block IO weight (10-1000).
+    #[arg(long, value_name = "N")]
+    pub blkio_weight: Option<u16>,
+    pub id: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EventsArgs {
+    /// Print the stats once and exit.
+    #[arg(long)]
+    pub stats: bool,
+    /// How often to print stats (Go durations: 5s, 500ms, 1m30s).
+    #[arg(long, value_name = "DURATION", default_value = "5s")]
+    pub interval: String,
+    pub id: String,
 }
 
 #[derive(Debug, clap::Args)]

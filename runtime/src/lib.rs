@@ -22,6 +22,12 @@
 //!    exits. The init stays behind, a descendant of the caller, so that a subreaper
 //!    above it (containerd's shim) inherits it.
 //!
+//! [`hooks`] run at the moments the runtime-spec names: prestart and createRuntime
+//! in the runtime and createContainer in the init while the init waits before
+//! `pivot_root` (a round trip made only when the spec has such hooks),
+//! startContainer in the init after the barrier, poststart in `start`, poststop
+//! in `delete`.
+//!
 //! `start` writes one byte into the barrier fifo; the init then runs
 //! [`executor::Executor::exec`]. Every other verb ([`container`]) reads the state
 //! and looks at the real process (`/proc`, a pidfd) before it acts.
@@ -42,6 +48,7 @@ pub mod cgroups;
 pub mod container;
 pub mod default_spec;
 pub mod executor;
+pub mod hooks;
 pub mod id;
 pub mod mountinfo;
 pub mod plan;

@@ -1,9 +1,15 @@
 //! One function per subcommand: flags → validated options → library call.
 
+mod activation;
+mod events;
 mod exec;
+mod features;
+mod freeze;
 mod lifecycle;
 mod list;
+mod ps;
 mod spec;
+mod update;
 mod wasm_cache;
 
 use amphi_executors::cache::CacheConfig;
@@ -36,6 +42,12 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Spec(args) => spec::spec(args),
         Command::Exec(args) => exec::exec(&store, &globals, args),
         Command::WasmCache(args) => wasm_cache::wasm_cache(&globals, args),
+        Command::Ps(args) => ps::ps(&store, args),
+        Command::Pause(args) => freeze::pause(&store, args),
+        Command::Resume(args) => freeze::resume(&store, args),
+        Command::Update(args) => update::update(&store, args),
+        Command::Events(args) => events::events(&store, args),
+        Command::Features => features::features(),
     }
 }
 

@@ -5,6 +5,7 @@
 mod bad_input;
 mod isolation;
 mod lifecycle;
+mod oci;
 mod seccomp;
 mod support;
 mod wasm;

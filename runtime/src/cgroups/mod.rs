@@ -50,6 +50,7 @@
 mod devices;
 mod freezer;
 mod hierarchy;
+mod oom;
 mod path;
 mod resources;
 #[cfg(test)]
@@ -70,6 +71,7 @@ use crate::sys::pidfd::PidFd;
 use freezer::Freezer;
 use hierarchy::Hierarchies;
 
+pub use oom::OomWatch;
 pub use path::DEFAULT_PARENT;
 
 const CGROUP_PROCS: &str = "cgroup.procs";
@@ -106,6 +108,8 @@ pub enum CgroupError {
     Stats { cgroup: PathBuf, source: libcgroups::common::AnyManagerError },
     #[error("cgroup {cgroup}: no freezer hierarchy is mounted")]
     NoFreezer { cgroup: PathBuf },
+    #[error("cgroup {cgroup}: no memory controller is mounted")]
+    NoMemoryController { cgroup: PathBuf },
     #[error("{file}: still {state} after {waited_ms} ms")]
     FreezeTimeout { file: PathBuf, state: String, waited_ms: u128 },
     #[error("rmdir {dir}: processes still inside after {waited_ms} ms")]
@@ -276,6 +280,18 @@ impl Cgroup {
     /// `resources.devices` is given.
     pub fn update(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
         resources::apply(self, resources, resources::Purpose::Update)
+    }
+
+    /// A descriptor that becomes readable when the kernel's OOM killer acts in
+    /// the cgroup (`amphi events`). Fails when no memory controller is mounted.
+    pub fn watch_oom(&self) -> Result<OomWatch, CgroupError> {
+        match (self.layout, &self.hierarchies.unified) {
+            (Layout::V2, Some(unified)) => OomWatch::v2(&unified.join(self.relative())),
+            _ => match self.hierarchies.v1_with("memory") {
+                Some(h) => OomWatch::v1(&h.mount.join(self.relative())),
+                None => Err(CgroupError::NoMemoryController { cgroup: self.path.clone() }),
+            },
+        }
     }
 
     /// Resource usage, from `libcgroups`' readers.

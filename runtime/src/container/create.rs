@@ -5,16 +5,18 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::unistd::Pid;
+use oci_spec::runtime::{Hooks, Process, Spec};
 
 use super::Error;
 use crate::bundle::Bundle;
 use crate::cgroups::Cgroup;
 use crate::executor::Executor;
+use crate::hooks::{HookKind, HookState, RuntimeHooks};
 use crate::id::ContainerId;
 use crate::plan::ContainerPlan;
 use crate::process::barrier;
 use crate::process::spawn::{InitRequest, Spawned, spawn};
-use crate::state::{Locked, Record, Store};
+use crate::state::{Locked, Record, Status, Store};
 use crate::sys::proc::ProcStat;
 
 /// The flags of `create` (and the create half of `run`).
@@ -26,6 +28,10 @@ pub struct CreateOptions {
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
     pub systemd_cgroup: bool,
+    /// Socket activation (`LISTEN_FDS=N` in the caller's environment): fds
+    /// 3..3+N go to the container before the `--preserve-fds` ones, and the
+    /// process gets `LISTEN_FDS=N` and `LISTEN_PID=1`, as runc does.
+    pub listen_fds: u32,
 }
 
 /// A created container.
@@ -46,16 +52,30 @@ pub fn create(
 ) -> Result<Created, Error> {
     let span = tracing::debug_span!("create", id = %id);
     let _enter = span.enter();
-    let spec = &bundle.spec;
+    let activated;
+    let spec = if options.listen_fds > 0 {
+        let mut copy = bundle.spec.clone();
+        if let Some(process) = copy.process_mut() {
+            add_listen_fds_env(process, options.listen_fds);
+        }
+        activated = copy;
+        &activated
+    } else {
+        &bundle.spec
+    };
     let linux = spec.linux().as_ref();
     let cgroup_path =
         Cgroup::resolve_path(linux.and_then(|l| l.cgroups_path().as_deref()), id.as_str(), options.systemd_cgroup)?;
-    let plan =
+    let mut plan =
         ContainerPlan::new(spec, bundle.dir.clone(), bundle.rootfs.clone(), cgroup_path.clone(), options.no_pivot)?;
+    if !options.no_new_keyring {
+        // A session keyring of its own, named as runc names it.
+        plan.session_keyring = Some(format!("_ses.{id}"));
+    }
 
     let locked = store.reserve(id)?;
     let mut made = Made { locked: Some(locked), cgroup: None, spawned: None };
-    match build(&mut made, id, bundle, &plan, executor, &cgroup_path, options) {
+    match build(&mut made, id, bundle, spec, &plan, executor, &cgroup_path, options) {
         Ok(created) => {
             made.disarm();
             Ok(created)
@@ -64,16 +84,17 @@ pub fn create(
     }
 }
 
+#[expect(clippy::too_many_arguments, reason = "the parts of one create, each made once above")]
 fn build(
     made: &mut Made,
     id: &ContainerId,
     bundle: &Bundle,
+    spec: &Spec,
     plan: &ContainerPlan,
     executor: Box<dyn Executor>,
     cgroup_path: &Path,
     options: &CreateOptions,
 ) -> Result<Created, Error> {
-    let spec = &bundle.spec;
     let locked = made.locked.as_ref().expect("held until disarmed");
     let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
     let config_copy = locked.dir().join(super::exec::CONFIG);
@@ -89,13 +110,22 @@ fn build(
         source,
     })?;
 
+    let hook_state = HookState {
+        oci_version: spec.version().clone(),
+        id: id.to_string(),
+        status: Status::Creating,
+        pid: None,
+        bundle: bundle.dir.clone(),
+        annotations: spec.annotations().clone().unwrap_or_default(),
+    };
     let request = InitRequest {
         plan,
         spec,
         executor,
         barrier,
         close_in_child: vec![locked.raw_fd()],
-        preserve_fds: options.preserve_fds,
+        preserve_fds: options.listen_fds + options.preserve_fds,
+        runtime_hooks: RuntimeHooks::from_spec(spec, hook_state),
     };
     let spawned = spawn(request, &mut |pid| cgroup.add_process(pid).map_err(|e| e.to_string()))?;
     let pid = spawned.pid;
@@ -119,6 +149,7 @@ fn build(
         executor: executor_name.clone(),
         owner: nix::unistd::geteuid().as_raw(),
         paused: false,
+        hooks: later_hooks(spec),
     };
     locked.write(&record)?;
     if let Some(fd) = made.spawned.as_mut().and_then(|s| s.seccomp_notify.take()) {
@@ -127,7 +158,12 @@ fn build(
     if let Some(path) = &options.pid_file {
         write_pid_file(path, pid)?;
     }
-    made.spawned.take().expect("set above").commit()?;
+    let spawned = made.spawned.take().expect("set above");
+    if HookKind::StartContainer.of(spec).is_empty() {
+        spawned.commit()?;
+    } else {
+        spawned.commit_with_state(HookState::from_record(&record, Status::Created).to_json())?;
+    }
     tracing::debug!(pid = pid.as_raw(), executor = %executor_name, "created");
     Ok(Created { pid })
 }
@@ -142,6 +178,36 @@ fn hand_to_seccomp_listener(plan: &ContainerPlan, record: Record, fd: std::os::f
     let state = serde_json::to_value(&state).unwrap_or_default();
     crate::seccomp::send_to_listener(&listener.path, &listener.metadata, &state, pid, fd.as_fd())?;
     Ok(())
+}
+
+/// The hooks that run after `create` (poststart in `start`, poststop in
+/// `delete`), kept in the record; None when the spec has neither.
+fn later_hooks(spec: &Spec) -> Option<Hooks> {
+    let poststart = HookKind::Poststart.of(spec);
+    let poststop = HookKind::Poststop.of(spec);
+    if poststart.is_empty() && poststop.is_empty() {
+        return None;
+    }
+    let mut hooks = Hooks::default();
+    hooks.set_poststart(Some(poststart.to_vec()).filter(|l| !l.is_empty()));
+    hooks.set_poststop(Some(poststop.to_vec()).filter(|l| !l.is_empty()));
+    Some(hooks)
+}
+
+/// Socket activation: `LISTEN_FDS=n` and `LISTEN_PID=1` (the process is pid 1
+/// of its namespace, or at least the one the fds are for), replacing any the
+/// spec had.
+pub fn add_listen_fds_env(process: &mut Process, n: u32) {
+    let mut env: Vec<String> = process
+        .env()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| !e.starts_with("LISTEN_FDS=") && !e.starts_with("LISTEN_PID="))
+        .collect();
+    env.push(format!("LISTEN_FDS={n}"));
+    env.push("LISTEN_PID=1".to_owned());
+    process.set_env(Some(env));
 }
 
 /// What `create` has made so far, removed again unless the create succeeds.
@@ -218,4 +284,31 @@ pub(crate) fn write_pid_file(path: &Path, pid: Pid) -> Result<(), Error> {
         return Err(err(e));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_activation_sets_listen_fds_and_pid_once() {
+        let mut process: Process =
+            serde_json::from_value(serde_json::json!({"cwd": "/", "args": ["x"], "user": {"uid": 0, "gid": 0},
+                "env": ["PATH=/bin", "LISTEN_FDS=9", "LISTEN_PID=77"]}))
+            .unwrap();
+        add_listen_fds_env(&mut process, 2);
+        assert_eq!(process.env().as_deref().unwrap(), ["PATH=/bin", "LISTEN_FDS=2", "LISTEN_PID=1"]);
+    }
+
+    #[test]
+    fn only_poststart_and_poststop_are_kept_for_later() {
+        let spec: Spec = serde_json::from_value(serde_json::json!({"ociVersion": "1.2.1", "hooks": {
+            "createRuntime": [{"path": "/a"}], "poststop": [{"path": "/b"}]}}))
+        .unwrap();
+        let hooks = later_hooks(&spec).unwrap();
+        assert_eq!(HookKind::Poststop.list(&hooks).len(), 1);
+        assert!(HookKind::CreateRuntime.list(&hooks).is_empty());
+        assert!(hooks.poststart().is_none());
+        assert!(later_hooks(&Spec::default()).is_none());
+    }
 }

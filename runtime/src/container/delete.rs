@@ -1,10 +1,12 @@
-//! `delete`: removes everything a container had.
+//! `delete`: removes everything a container had, then runs its poststop hooks
+//! (before the state directory goes; their failures are logged).
 
 use nix::sys::signal::Signal;
 
 use super::kill::init_pidfd;
 use super::{Error, status_of};
 use crate::cgroups::Cgroup;
+use crate::hooks::{self, HookKind, HookState};
 use crate::id::ContainerId;
 use crate::state::{StateError, Status, Store};
 
@@ -41,6 +43,11 @@ pub fn delete(store: &Store, id: &ContainerId, force: bool) -> Result<(), Error>
     if !force && !status.can_delete() {
         return Err(Error::BadStatus { id: id.clone(), status, verb: "delete", hint: " without --force" });
     }
+    // A frozen (v1) process acts on SIGKILL only once thawed: a paused
+    // container is killed through its cgroup, which thaws it.
+    if status == Status::Paused {
+        Cgroup::open(&record.cgroup_path)?.signal_all(Signal::SIGKILL)?;
+    }
     if status != Status::Stopped
         && let Some(pidfd) = init_pidfd(&record)
     {
@@ -53,6 +60,10 @@ pub fn delete(store: &Store, id: &ContainerId, force: bool) -> Result<(), Error>
     }
     let cgroup = Cgroup::open(&record.cgroup_path)?;
     cgroup.remove()?;
+    let poststop = record.hooks.as_ref().map_or(&[][..], |h| HookKind::Poststop.list(h));
+    if !poststop.is_empty() {
+        hooks::run_logged(HookKind::Poststop, poststop, &HookState::from_record(&record, Status::Stopped).to_json());
+    }
     locked.remove()?;
     Ok(())
 }

@@ -35,7 +35,14 @@ pub fn kill(store: &Store, id: &ContainerId, signal: Signal, all: bool) -> Resul
         id: id.clone(),
         what: format!("signal {signal} to pid {}", record.pid),
         source,
-    })
+    })?;
+    // A frozen (v1) process acts on SIGKILL only once thawed (as runc, thaw
+    // after the kill); other signals wait for `resume`.
+    if status == Status::Paused && signal == Signal::SIGKILL {
+        Cgroup::open(&record.cgroup_path)?.thaw()?;
+        locked.write(&Record { paused: false, ..record })?;
+    }
+    Ok(())
 }
 
 /// Signals the init through a pidfd, after checking that the pid still names the

@@ -6,25 +6,36 @@
 
 mod create;
 mod delete;
+mod events;
 mod exec;
+pub mod features;
 mod kill;
 mod list;
+mod pause;
+mod ps;
+mod resume;
 mod run;
 mod start;
 mod state;
+mod update;
 
 use std::path::{Path, PathBuf};
 
 use nix::unistd::Pid;
 
-pub use create::{CreateOptions, Created, create};
+pub use create::{CreateOptions, Created, add_listen_fds_env, create};
 pub use delete::delete;
+pub use events::{Event, Stats, events, stats};
 pub use exec::{ChooseExecutor, ExecOptions, exec, exec_process};
 pub use kill::kill;
 pub use list::{ListEntry, list};
+pub use pause::pause;
+pub use ps::ps;
+pub use resume::resume;
 pub use run::{RunOptions, run};
 pub use start::start;
 pub use state::{ContainerState, state};
+pub use update::{ResourceFlags, update};
 
 use crate::id::ContainerId;
 use crate::process::barrier;

@@ -108,7 +108,7 @@ pub fn spawn_exec(
     };
     let guard = KillOnDrop(Some(pid));
     mid_guard.reap();
-    finish(guard, to_child, from_child)
+    finish(guard, to_child, from_child, None)
 }
 
 struct ChildEnds {

@@ -18,6 +18,7 @@ use super::channel::ChannelError;
 use super::spawn::{InitEnds, InitRequest};
 use super::{FromInit, Stage, StageFailure, ToInit, barrier, rootfs, workload};
 use crate::executor::PrepareContext;
+use crate::hooks::{self, HookKind};
 use crate::sys::clone::exit_now;
 
 /// Runs the init. Never returns: the process becomes the workload or exits.
@@ -33,7 +34,7 @@ pub(crate) fn run(request: InitRequest<'_>, ends: InitEnds) -> ! {
     }
     let InitRequest { plan, spec, mut executor, barrier: barrier_fd, preserve_fds, .. } = request;
 
-    let notify = match build(plan, spec, executor.as_mut()) {
+    let notify = match build(plan, spec, executor.as_mut(), &ends) {
         Ok(notify) => notify,
         Err(failure) => {
             let _ = ends.to_parent.send(&FromInit::Failed(failure));
@@ -50,15 +51,28 @@ pub(crate) fn run(request: InitRequest<'_>, ends: InitEnds) -> ! {
         exit_now(1);
     }
     drop(notify);
-    match ends.from_parent.recv() {
-        Ok(ToInit::Commit) => {}
-        Ok(ToInit::Go) | Err(ChannelError::Closed | ChannelError::Sys(_) | ChannelError::Decode(_)) => exit_now(1),
-    }
+    let start_state = match ends.from_parent.recv() {
+        Ok(ToInit::Commit) => None,
+        Ok(ToInit::CommitWithState { state }) => Some(state),
+        Ok(ToInit::Go | ToInit::HooksDone { .. })
+        | Err(ChannelError::Closed | ChannelError::Sys(_) | ChannelError::Decode(_)) => exit_now(1),
+    };
     drop(ends);
 
     // Sleep until `start`. Killing the container before then ends us here.
     if barrier::wait(barrier_fd).is_err() {
         exit_now(1);
+    }
+
+    // startContainer: inside the container, as its user, before the workload.
+    // `start` has returned by now; a failure is told on the container's stderr
+    // and ends the init before the workload runs.
+    let start_hooks = HookKind::StartContainer.of(spec);
+    if !start_hooks.is_empty()
+        && let Err(e) = hooks::run(HookKind::StartContainer, start_hooks, start_state.as_deref().unwrap_or("{}"))
+    {
+        workload::report_failure(&e);
+        exit_now(workload::EXEC_FAILED);
     }
 
     let process = spec.process().as_ref().expect("validated: process present");
@@ -71,6 +85,7 @@ fn build(
     plan: &crate::plan::ContainerPlan,
     spec: &oci_spec::runtime::Spec,
     executor: &mut dyn crate::executor::Executor,
+    ends: &InitEnds,
 ) -> Result<Option<OwnedFd>, StageFailure> {
     let fail = |step: &str, errno: Option<i32>, msg: String| StageFailure::new(Stage::Init, step, errno, msg);
     let ns = &plan.namespaces;
@@ -124,7 +139,27 @@ fn build(
         }
     }
 
+    if hooks::pauses_before_pivot(spec) {
+        create_hooks(spec, ends)?;
+    }
+
     rootfs::enter(&plan.rootfs).map_err(|e| fail("rootfs", e.errno(), e.to_string()))?;
 
     workload::become_process(&plan.process, Stage::Init)
+}
+
+/// The hooks of the create phase, with the mounts in place and before
+/// `pivot_root`: the runtime runs prestart and createRuntime while we wait,
+/// then we run createContainer here, in the container's namespaces.
+fn create_hooks(spec: &oci_spec::runtime::Spec, ends: &InitEnds) -> Result<(), StageFailure> {
+    let fail = |msg: String| StageFailure::new(Stage::Init, "hooks", None, msg);
+    ends.to_parent.send(&FromInit::RunHooks).map_err(|e| fail(format!("ask for the runtime's hooks: {e}")))?;
+    let state = match ends.from_parent.recv() {
+        Ok(ToInit::HooksDone { state }) => state,
+        // The runtime's hooks failed: the caller kills us; nothing to report.
+        Err(ChannelError::Closed) => exit_now(1),
+        Ok(other) => return Err(fail(format!("unexpected message {other:?} while the runtime ran hooks"))),
+        Err(e) => return Err(fail(format!("wait for the runtime's hooks: {e}"))),
+    };
+    hooks::run(HookKind::CreateContainer, HookKind::CreateContainer.of(spec), &state).map_err(|e| fail(e.to_string()))
 }

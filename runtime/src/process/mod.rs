@@ -13,6 +13,12 @@
 //! asks for id maps if it made a user namespace, makes a time namespace, and
 //! clones the init with `CLONE_PARENT`, so the init is still the caller's child.
 //!
+//! When the spec has a prestart, createRuntime or createContainer hook (and only
+//! then), the init stops after its mounts, before `pivot_root`, with
+//! [`FromInit::RunHooks`]; the caller runs prestart and createRuntime and answers
+//! [`ToInit::HooksDone`] with the state, for the init's createContainer hooks.
+//! With startContainer hooks the commit is [`ToInit::CommitWithState`].
+//!
 //! Every message type has exactly one sender role and one receiver role
 //! ([`channel`]). A failing stage sends a [`StageFailure`] and exits; the caller
 //! kills and reaps what it made and reports the failure's one-line message.
@@ -81,6 +87,12 @@ pub(crate) enum ToInit {
     Go,
     /// The state is written: wait at the start barrier.
     Commit,
+    /// [`ToInit::Commit`] for a spec with `startContainer` hooks: the state JSON
+    /// they get after the barrier.
+    CommitWithState { state: String },
+    /// The runtime's hooks ran (answer to [`FromInit::RunHooks`]): run the
+    /// createContainer hooks with this state JSON, then go on.
+    HooksDone { state: String },
 }
 
 /// Init → caller.
@@ -91,5 +103,9 @@ pub(crate) enum FromInit {
     Ready {
         executor: String,
     },
+    /// The rootfs is mounted and `pivot_root` is next: the runtime runs the
+    /// prestart and createRuntime hooks now. Sent only when the spec has a hook
+    /// of the create phase ([`crate::hooks::pauses_before_pivot`]).
+    RunHooks,
     Failed(StageFailure),
 }

@@ -30,6 +30,9 @@ pub enum SpawnError {
     /// The caller's own step (cgroup placement) failed.
     #[error("{0}")]
     Caller(String),
+    /// A prestart or createRuntime hook failed.
+    #[error(transparent)]
+    Hook(#[from] crate::hooks::HookError),
 }
 
 /// What the init needs, moved into it by the clone.
@@ -44,6 +47,10 @@ pub struct InitRequest<'a> {
     pub close_in_child: Vec<RawFd>,
     /// `--preserve-fds`: fds 3..3+N stay open in the workload.
     pub preserve_fds: u32,
+    /// The hooks the caller runs while the init waits before `pivot_root`
+    /// (None when the spec has no hook of the create phase). Stays with the
+    /// caller: the init reads its own hooks from the spec.
+    pub runtime_hooks: Option<crate::hooks::RuntimeHooks>,
 }
 
 /// The channel ends a cloned stage keeps.
@@ -73,6 +80,13 @@ impl Spawned {
         Ok(())
     }
 
+    /// [`Spawned::commit`] with the state the init's startContainer hooks get.
+    pub fn commit_with_state(self, state: String) -> Result<(), SpawnError> {
+        self.to_init.send(&ToInit::CommitWithState { state })?;
+        drop(self.from_init);
+        Ok(())
+    }
+
     /// Kills the init and reaps it (create failed after the init was ready).
     pub fn abort(self) {
         kill_and_reap(self.pid);
@@ -84,9 +98,10 @@ impl Spawned {
 /// id maps, and waits until the init reports ready. On failure everything that was
 /// cloned is killed and reaped before the error returns.
 pub fn spawn(
-    request: InitRequest<'_>,
+    mut request: InitRequest<'_>,
     place: &mut dyn FnMut(Pid) -> Result<(), String>,
 ) -> Result<Spawned, SpawnError> {
+    let hooks = request.runtime_hooks.take();
     let (to_init, init_from_parent) = channel::<ToInit>()?;
     let (init_to_parent, from_init) = channel::<FromInit>()?;
     let ns = &request.plan.namespaces;
@@ -108,7 +123,7 @@ pub fn spawn(
         if ns.new_user {
             write_id_maps(pid, ns.uid_map.as_deref(), ns.gid_map.as_deref())?;
         }
-        return finish(guard, to_init, from_init);
+        return finish(guard, to_init, from_init, hooks.as_ref());
     }
 
     let (to_mid, mid_from_parent) = channel::<ToIntermediate>()?;
@@ -145,29 +160,42 @@ pub fn spawn(
     // The init is our child (CLONE_PARENT): guard it before the intermediate goes.
     let guard = KillOnDrop(Some(init_pid));
     mid_guard.reap();
-    finish(guard, to_init, from_init)
+    finish(guard, to_init, from_init, hooks.as_ref())
 }
 
-/// Sends Go and waits for the init's verdict.
+/// Sends Go and waits for the init's verdict, running the runtime's hooks
+/// when the init stops before `pivot_root` for them.
 pub(crate) fn finish(
     mut guard: KillOnDrop,
     to_init: Sender<ToInit>,
     from_init: Receiver<FromInit>,
+    hooks: Option<&crate::hooks::RuntimeHooks>,
 ) -> Result<Spawned, SpawnError> {
     let pid = guard.0.expect("guard holds the init");
     to_init.send(&ToInit::Go)?;
-    match from_init.recv_with_fds() {
-        Ok((FromInit::Ready { executor }, mut fds)) => {
-            guard.0 = None;
-            Ok(Spawned { pid, seccomp_notify: fds.pop(), executor, to_init, from_init })
-        }
-        Ok((FromInit::Failed(failure), _)) => Err(failure.into()),
-        Err(ChannelError::Closed) => {
-            guard.0 = None;
-            let status = reap(pid);
-            Err(SpawnError::Died { stage: Stage::Init, status })
-        }
-        Err(e) => Err(e.into()),
+    loop {
+        return match from_init.recv_with_fds() {
+            Ok((FromInit::RunHooks, _)) => {
+                let Some(hooks) = hooks else {
+                    return Err(SpawnError::Caller("the init asked for hooks the spec does not have".into()));
+                };
+                // A failure returns here: the guard kills the waiting init.
+                let state = hooks.run(pid)?;
+                to_init.send(&ToInit::HooksDone { state })?;
+                continue;
+            }
+            Ok((FromInit::Ready { executor }, mut fds)) => {
+                guard.0 = None;
+                Ok(Spawned { pid, seccomp_notify: fds.pop(), executor, to_init, from_init })
+            }
+            Ok((FromInit::Failed(failure), _)) => Err(failure.into()),
+            Err(ChannelError::Closed) => {
+                guard.0 = None;
+                let status = reap(pid);
+                Err(SpawnError::Died { stage: Stage::Init, status })
+            }
+            Err(e) => Err(e.into()),
+        };
     }
 }
 

@@ -14,7 +14,7 @@ use crate::sys::clone::exit_now;
 
 /// The exit status of a process that could not become its workload after the
 /// caller let it go (what a shell reports for a command it cannot run).
-const EXEC_FAILED: i32 = 127;
+pub(crate) const EXEC_FAILED: i32 = 127;
 
 /// `process.apparmorProfile` and `process.selinuxLabel`: applied on the next
 /// exec where the host has that LSM; a clear error where it does not. Written
@@ -90,7 +90,7 @@ pub(crate) fn run(executor: Box<dyn Executor>, process: &Process, spec: &Spec, p
     match executor.exec(&ExecContext { process, spec }) {
         Ok(code) => exit_now(code),
         Err(e) => {
-            report_exec_failure(e.as_ref());
+            report_failure(e.as_ref());
             exit_now(EXEC_FAILED)
         }
     }
@@ -114,7 +114,7 @@ pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
 /// After the caller let go nobody listens on the channel any more: the
 /// workload's own stderr is where a late failure can be seen, as it would be for
 /// a shell.
-fn report_exec_failure(error: &(dyn std::error::Error + 'static)) {
+pub(crate) fn report_failure(error: &(dyn std::error::Error + 'static)) {
     use std::io::Write;
     let line = format!("amphi: {}\n", error_chain(error));
     let mut stderr = std::io::stderr().lock();

@@ -41,6 +41,10 @@ pub struct Record {
     /// Set by `pause`, cleared by `resume` (both under the container's lock).
     #[serde(default)]
     pub paused: bool,
+    /// The spec's `poststart` and `poststop` hooks, which `start` and `delete`
+    /// run (the other kinds run during `create` and in the init).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<oci_spec::runtime::Hooks>,
 }
 
 impl Record {
@@ -61,6 +65,7 @@ impl Record {
             executor: "native".into(),
             owner: 0,
             paused: false,
+            hooks: None,
         }
     }
 }

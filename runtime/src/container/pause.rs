@@ -1,0 +1,26 @@
+//! `pause`: freezes every process of a running container.
+
+use super::{Error, status_of};
+use crate::cgroups::Cgroup;
+use crate::id::ContainerId;
+use crate::state::{Record, Store};
+
+/// Freezes container `id` (cgroup v1 `freezer.state`, v2 `cgroup.freeze`) and
+/// waits until the kernel says it is frozen; its status is then `paused`. Only a
+/// running container can be paused; any other is left as it is.
+pub fn pause(store: &Store, id: &ContainerId) -> Result<(), Error> {
+    let locked = store.lock(id)?;
+    let record = locked.read()?;
+    let status = status_of(&record, locked.dir());
+    if !status.can_pause() {
+        return Err(Error::BadStatus { id: id.clone(), status, verb: "pause", hint: "" });
+    }
+    let cgroup = Cgroup::open(&record.cgroup_path)?;
+    cgroup.freeze()?;
+    if let Err(e) = locked.write(&Record { paused: true, ..record }) {
+        // Not recorded as paused: do not leave it frozen behind our back.
+        let _ = cgroup.thaw();
+        return Err(e.into());
+    }
+    Ok(())
+}

@@ -1,0 +1,18 @@
+//! `ps`: the processes of a container, as host pids from its cgroup.
+
+use super::{Error, status_of};
+use crate::cgroups::Cgroup;
+use crate::id::ContainerId;
+use crate::state::Store;
+
+/// The host pids of every process in container `id`'s cgroup (and the cgroups
+/// below it), sorted: what `ps --format json` prints and containerd reads.
+pub fn ps(store: &Store, id: &ContainerId) -> Result<Vec<i32>, Error> {
+    let locked = store.lock(id)?;
+    let record = locked.read()?;
+    // Any status: a stopped container whose cgroup is still there lists what
+    // is left in it (nothing, or the processes of a shared pid namespace).
+    let _status = status_of(&record, locked.dir());
+    let pids = Cgroup::open(&record.cgroup_path)?.pids()?;
+    Ok(pids.into_iter().map(|p| p.as_raw()).collect())
+}

@@ -1,0 +1,20 @@
+//! `resume`: thaws a paused container.
+
+use super::{Error, status_of};
+use crate::cgroups::Cgroup;
+use crate::id::ContainerId;
+use crate::state::{Record, Store};
+
+/// Thaws container `id`; its status is `running` again. Only a paused container
+/// can be resumed; any other is left as it is.
+pub fn resume(store: &Store, id: &ContainerId) -> Result<(), Error> {
+    let locked = store.lock(id)?;
+    let record = locked.read()?;
+    let status = status_of(&record, locked.dir());
+    if !status.can_resume() {
+        return Err(Error::BadStatus { id: id.clone(), status, verb: "resume", hint: "" });
+    }
+    Cgroup::open(&record.cgroup_path)?.thaw()?;
+    locked.write(&Record { paused: false, ..record })?;
+    Ok(())
+}
