@@ -3,6 +3,7 @@
 //! outside (`/proc`, cgroup files, the state dir). They need root.
 
 mod bad_input;
+mod exec;
 mod isolation;
 mod lifecycle;
 mod oci;

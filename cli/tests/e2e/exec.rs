@@ -1,0 +1,174 @@
+//! `exec`: a new process joins every namespace and the cgroup of a running
+//! container, as the container's process or as `--process` describes it.
+
+use std::process::Stdio;
+
+use serde_json::json;
+
+use crate::support::{self, Case, describe, probe_report};
+
+/// A running busybox container whose init sleeps, with a non-root user and a
+/// user namespace when `userns` is set.
+fn running(case: &Case, suffix: &str, userns: bool) -> (String, i64) {
+    let id = case.id(suffix);
+    let bundle = case.bundle(&support::bundles().wasm, &id, |config| {
+        config["process"]["args"] = json!(["/bin/sleep", "1000"]);
+        config["process"]["env"] = json!(["PATH=/bin", "FROM_SPEC=1"]);
+        if userns {
+            config["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "user"}));
+            config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        }
+    });
+    let out = case.create(&bundle, &id, &[]);
+    assert!(out.status.success(), "create: {}", describe(&out));
+    case.ok(&["start", &id]);
+    let pid = case.state(&id)["pid"].as_i64().unwrap();
+    (id, pid)
+}
+
+#[test]
+fn exec_joins_every_namespace_and_the_cgroup() {
+    let Some(case) = support::case("exec_namespaces") else { return };
+    for userns in [false, true] {
+        let (id, init) = running(&case, if userns { "u" } else { "n" }, userns);
+        let pid_file = case.work.path().join(format!("exec-{userns}.pid"));
+        let out = case
+            .cmd(&["exec", "--detach", "--pid-file", pid_file.to_str().unwrap(), &id, "/bin/sleep", "1000"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        // (A detached process keeps the stdio it was given: no pipes here.)
+        assert!(out.success());
+        let pid: i64 = std::fs::read_to_string(&pid_file).unwrap().parse().unwrap();
+        for ns in ["user", "mnt", "pid", "net", "ipc", "uts", "cgroup"] {
+            let theirs = std::fs::read_link(format!("/proc/{init}/ns/{ns}")).unwrap();
+            let exec = std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).unwrap();
+            assert_eq!(theirs, exec, "exec'd process is not in the container's {ns} namespace");
+        }
+        let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+        assert!(cgroup.contains(&Case::cgroup_path(&id)), "{cgroup}");
+        // Its root is the container's: same file as the init sees.
+        let root = std::fs::read_link(format!("/proc/{pid}/root")).unwrap();
+        assert_eq!(root, std::fs::read_link(format!("/proc/{init}/root")).unwrap());
+        if userns {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+            assert!(status.lines().any(|l| l.starts_with("Uid:") && l.contains("100000")), "{status}");
+        }
+        case.ok(&["delete", "--force", &id]);
+        // The exec'd process dies with the container's pid namespace.
+        assert!(
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z ")),
+            "exec'd process {pid} outlived its container"
+        );
+    }
+    case.assert_all_gone();
+}
+
+#[test]
+fn exec_exit_status_is_the_processes() {
+    let Some(case) = support::case("exec_status") else { return };
+    let (id, _) = running(&case, "c", false);
+    for code in [0, 5, 130] {
+        let out = case.run(&["exec", &id, "/bin/sh", "-c", &format!("exit {code}")]);
+        assert_eq!(out.status.code(), Some(code), "{}", describe(&out));
+    }
+    let out = case.run(&["exec", &id, "/bin/sh", "-c", "echo out; echo err >&2"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
+    case.ok(&["delete", "--force", &id]);
+    case.assert_all_gone();
+}
+
+#[test]
+fn exec_flags_shape_the_process() {
+    let Some(case) = support::case("exec_flags") else { return };
+    let (id, _) = running(&case, "c", false);
+    let out = case.run(&[
+        "exec",
+        "--env",
+        "EXTRA=2",
+        "--cwd",
+        "/tmp",
+        "--user",
+        "1000:1000",
+        "--additional-gids",
+        "7",
+        "--no-new-privs",
+        &id,
+        "/bin/amphi-probe",
+    ]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let report = probe_report(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(report["uid"], 1000);
+    assert_eq!(report["gid"], 1000);
+    assert_eq!(report["groups"], json!([7]));
+    assert_eq!(report["cwd"], "/tmp");
+    assert_eq!(report["no_new_privs"], true);
+    let env: Vec<&str> = report["env"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
+    assert!(env.contains(&"FROM_SPEC=1") && env.contains(&"EXTRA=2"), "the container's env plus --env: {env:?}");
+    // --cap adds to every set.
+    let out = case.run(&["exec", "--cap", "CAP_NET_ADMIN", &id, "/bin/amphi-probe"]);
+    let report = probe_report(&String::from_utf8_lossy(&out.stdout));
+    for set in ["bounding", "effective", "permitted"] {
+        let names = report["capabilities"][set]["names"].to_string();
+        assert!(names.contains("CAP_NET_ADMIN"), "{set}: {names}");
+    }
+    case.ok(&["delete", "--force", &id]);
+    case.assert_all_gone();
+}
+
+#[test]
+fn exec_process_file_as_containerd_passes_it() {
+    let Some(case) = support::case("exec_process_file") else { return };
+    let (id, _) = running(&case, "c", false);
+    let process = case.work.path().join("process.json");
+    std::fs::write(
+        &process,
+        json!({
+            "terminal": false, "user": {"uid": 0, "gid": 0}, "cwd": "/",
+            "args": ["/bin/sh", "-c", "echo $ONLY; exit 3"], "env": ["ONLY=from-process-file"],
+            "capabilities": {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]},
+            "noNewPrivileges": true
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let out = case.run(&["exec", "--process", process.to_str().unwrap(), &id]);
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "from-process-file");
+    case.ok(&["delete", "--force", &id]);
+    case.assert_all_gone();
+}
+
+#[test]
+fn exec_into_a_missing_or_stopped_container_fails() {
+    let Some(case) = support::case("exec_bad") else { return };
+    let missing = case.id("missing");
+    let out = case.run(&["exec", &missing, "/bin/true"]);
+    assert!(!out.status.success());
+    let (id, _) = running(&case, "c", false);
+    // A --process file that is not a Process.
+    let bad = case.work.path().join("bad.json");
+    std::fs::write(&bad, b"{\"args\": 7}").unwrap();
+    let out = case.run(&["exec", "--process", bad.to_str().unwrap(), &id]);
+    assert!(!out.status.success());
+    if support::runtime().is_amphi {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains("--process") && err.contains("bad.json"), "{err}");
+    }
+    // A missing binary is named.
+    let out = case.run(&["exec", &id, "/bin/nope"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/bin/nope"), "{}", describe(&out));
+    // The container is untouched by all of it.
+    assert_eq!(case.status(&id), "running");
+    case.ok(&["kill", &id, "KILL"]);
+    case.wait_status(&id, "stopped");
+    let out = case.run(&["exec", &id, "/bin/true"]);
+    assert!(!out.status.success(), "exec into a stopped container: {}", describe(&out));
+    case.ok(&["delete", &id]);
+    case.assert_all_gone();
+}
