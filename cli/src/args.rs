@@ -10,9 +10,10 @@ use crate::logging::LogFormat;
 #[derive(Debug, Parser)]
 #[command(name = "amphi", version = crate::VERSION_TEXT, disable_version_flag = true)]
 pub struct Cli {
-    /// Root directory for the state of containers.
-    #[arg(long, global = true, value_name = "DIR", default_value = "/run/amphi")]
-    pub root: PathBuf,
+    /// Root directory for the state of containers (default: /run/amphi for
+    /// root, else $XDG_RUNTIME_DIR/amphi or /tmp/amphi-<uid>).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub root: Option<PathBuf>,
     /// Write amphi's own log to this file (default: stderr).
     #[arg(long, global = true, value_name = "FILE")]
     pub log: Option<PathBuf>,
@@ -29,7 +30,8 @@ pub struct Cli {
     /// /var/lib/amphi/cache).
     #[arg(long, global = true, value_name = "DIR")]
     pub wasm_cache: Option<PathBuf>,
-    /// Rootless mode: true, false or auto.
+    /// Rootless mode: true, false or auto (rootless unless amphi runs as uid 0):
+    /// cgroups are used only where the caller may write them.
     #[arg(long, global = true, value_name = "BOOL", default_value = "auto")]
     pub rootless: String,
     /// Print the version.

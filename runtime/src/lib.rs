@@ -39,6 +39,7 @@
 
 pub mod bundle;
 pub mod cgroups;
+pub mod console;
 pub mod container;
 pub mod default_spec;
 pub mod executor;

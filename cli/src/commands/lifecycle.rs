@@ -19,6 +19,7 @@ fn create_options(flags: &CreateFlags, globals: &Globals) -> CreateOptions {
         no_new_keyring: flags.no_new_keyring,
         preserve_fds: flags.preserve_fds,
         systemd_cgroup: globals.systemd_cgroup,
+        rootless: globals.rootless,
     }
 }
 

@@ -7,3 +7,4 @@ mod isolation;
 mod lifecycle;
 mod seccomp;
 mod support;
+mod terminal;

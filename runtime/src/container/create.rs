@@ -1,6 +1,7 @@
 //! `create`: bundle → a container whose init waits at the start barrier.
 
 use std::io::Write;
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -9,6 +10,7 @@ use nix::unistd::Pid;
 use super::Error;
 use crate::bundle::Bundle;
 use crate::cgroups::Cgroup;
+use crate::console;
 use crate::executor::Executor;
 use crate::id::ContainerId;
 use crate::plan::ContainerPlan;
@@ -26,6 +28,9 @@ pub struct CreateOptions {
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
     pub systemd_cgroup: bool,
+    /// `--rootless`: cgroups are used only where the caller may write them
+    /// ([`super::rootless`]).
+    pub rootless: bool,
 }
 
 /// A created container.
@@ -44,6 +49,27 @@ pub fn create(
     executor: Box<dyn Executor>,
     options: &CreateOptions,
 ) -> Result<Created, Error> {
+    create_with_console(store, id, bundle, executor, options, Console::Socket)
+}
+
+/// Where the pty master of a terminal process goes.
+pub(super) enum Console {
+    /// To `--console-socket` (if the process has a terminal): `create` and
+    /// `run --detach`.
+    Socket,
+    /// To the caller, over this end of a socket pair: a foreground `run`.
+    Relay(OwnedFd),
+}
+
+/// [`create`], with the master of a terminal going where `console` says.
+pub(super) fn create_with_console(
+    store: &Store,
+    id: &ContainerId,
+    bundle: &Bundle,
+    executor: Box<dyn Executor>,
+    options: &CreateOptions,
+    console: Console,
+) -> Result<Created, Error> {
     let span = tracing::debug_span!("create", id = %id);
     let _enter = span.enter();
     let spec = &bundle.spec;
@@ -52,10 +78,18 @@ pub fn create(
         Cgroup::resolve_path(linux.and_then(|l| l.cgroups_path().as_deref()), id.as_str(), options.systemd_cgroup)?;
     let plan =
         ContainerPlan::new(spec, bundle.dir.clone(), bundle.rootfs.clone(), cgroup_path.clone(), options.no_pivot)?;
+    super::rootless::check_privileges(spec, &plan)?;
+    let console_socket = match console {
+        Console::Relay(fd) => Some(fd),
+        Console::Socket => {
+            console::check_modes(plan.process.terminal, true, options.console_socket.is_some())?;
+            options.console_socket.as_deref().map(console::connect).transpose()?
+        }
+    };
 
     let locked = store.reserve(id)?;
     let mut made = Made { locked: Some(locked), cgroup: None, spawned: None };
-    match build(&mut made, id, bundle, &plan, executor, &cgroup_path, options) {
+    match build(&mut made, id, bundle, &plan, executor, &cgroup_path, options, console_socket) {
         Ok(created) => {
             made.disarm();
             Ok(created)
@@ -64,6 +98,7 @@ pub fn create(
     }
 }
 
+#[expect(clippy::too_many_arguments, reason = "create's own steps, called once; a struct would only rename them")]
 fn build(
     made: &mut Made,
     id: &ContainerId,
@@ -72,6 +107,7 @@ fn build(
     executor: Box<dyn Executor>,
     cgroup_path: &Path,
     options: &CreateOptions,
+    console_socket: Option<OwnedFd>,
 ) -> Result<Created, Error> {
     let spec = &bundle.spec;
     let locked = made.locked.as_ref().expect("held until disarmed");
@@ -82,7 +118,8 @@ fn build(
         what: format!("copy config.json to {}", config_copy.display()),
         source,
     })?;
-    let cgroup = made.cgroup.insert(Cgroup::create(cgroup_path, resources)?);
+    made.cgroup = super::rootless::cgroup(cgroup_path, resources, options.rootless)?;
+    let cgroup = made.cgroup.as_ref();
     let barrier = barrier::create(locked.dir()).map_err(|source| Error::Io {
         id: id.clone(),
         what: "make start barrier".into(),
@@ -96,8 +133,12 @@ fn build(
         barrier,
         close_in_child: vec![locked.raw_fd()],
         preserve_fds: options.preserve_fds,
+        console_socket,
     };
-    let spawned = spawn(request, &mut |pid| cgroup.add_process(pid).map_err(|e| e.to_string()))?;
+    let spawned = spawn(request, &mut |pid| match cgroup {
+        Some(cgroup) => cgroup.add_process(pid).map_err(|e| e.to_string()),
+        None => Ok(()),
+    })?;
     let pid = spawned.pid;
     let executor_name = spawned.executor.clone();
     made.spawned = Some(spawned);
@@ -119,6 +160,7 @@ fn build(
         executor: executor_name.clone(),
         owner: nix::unistd::geteuid().as_raw(),
         paused: false,
+        cgroup_skipped: cgroup.is_none(),
     };
     locked.write(&record)?;
     if let Some(fd) = made.spawned.as_mut().and_then(|s| s.seccomp_notify.take()) {

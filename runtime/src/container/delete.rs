@@ -51,8 +51,9 @@ pub fn delete(store: &Store, id: &ContainerId, force: bool) -> Result<(), Error>
             source,
         })?;
     }
-    let cgroup = Cgroup::open(&record.cgroup_path)?;
-    cgroup.remove()?;
+    if !record.cgroup_skipped {
+        Cgroup::open(&record.cgroup_path)?.remove()?;
+    }
     locked.remove()?;
     Ok(())
 }

@@ -9,6 +9,7 @@ mod delete;
 mod exec;
 mod kill;
 mod list;
+mod rootless;
 mod run;
 mod start;
 mod state;
@@ -48,6 +49,8 @@ pub enum Error {
     Spawn(#[from] crate::process::spawn::SpawnError),
     #[error(transparent)]
     Seccomp(#[from] crate::seccomp::SeccompError),
+    #[error(transparent)]
+    Console(#[from] crate::console::ConsoleError),
     #[error("container {id} is {status}: cannot {verb} it{hint}")]
     BadStatus { id: ContainerId, status: Status, verb: &'static str, hint: &'static str },
     #[error("container {id}: {what}: {source}")]

@@ -41,6 +41,11 @@ pub struct Record {
     /// Set by `pause`, cleared by `resume` (both under the container's lock).
     #[serde(default)]
     pub paused: bool,
+    /// Set when `create` made no cgroup (rootless without a writable one): the
+    /// container runs in its creator's cgroup, and no verb may act on
+    /// `cgroup_path`.
+    #[serde(default)]
+    pub cgroup_skipped: bool,
 }
 
 impl Record {
@@ -61,6 +66,7 @@ impl Record {
             executor: "native".into(),
             owner: 0,
             paused: false,
+            cgroup_skipped: false,
         }
     }
 }
