@@ -31,8 +31,9 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "DIR")]
     pub wasm_cache: Option<PathBuf>,
     /// Rootless mode: true, false or auto (rootless unless amphi runs as uid 0):
-    /// cgroups are used only where the caller may write them.
-    #[arg(long, global = true, value_name = "BOOL", default_value = "auto")]
+    /// cgroups are used only where the caller may write them. Before the
+    /// command, as runc takes it (`spec --rootless` is the spec's own flag).
+    #[arg(long, value_name = "BOOL", default_value = "auto")]
     pub rootless: String,
     /// Print the version.
     #[arg(short = 'v', long, action = clap::ArgAction::Version)]
@@ -215,4 +216,21 @@ pub struct SpecArgs {
     /// A spec for a rootless container.
     #[arg(long)]
     pub rootless: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn rootless_is_a_global_value_and_a_flag_of_spec() {
+        let cli = Cli::try_parse_from(["amphi", "--rootless", "true", "spec", "--rootless"]).unwrap();
+        assert_eq!(cli.rootless, "true");
+        assert!(matches!(cli.command, Command::Spec(SpecArgs { rootless: true, .. })));
+        let cli = Cli::try_parse_from(["amphi", "spec"]).unwrap();
+        assert_eq!(cli.rootless, "auto");
+        assert!(matches!(cli.command, Command::Spec(SpecArgs { rootless: false, .. })));
+    }
 }

@@ -5,6 +5,7 @@
 mod bad_input;
 mod isolation;
 mod lifecycle;
+mod rootless;
 mod seccomp;
 mod support;
 mod terminal;

@@ -210,6 +210,19 @@ fn exec_tty_through_a_console_socket() {
     assert_eq!(session_and_tty(pid), (pid, PTS_MAJOR), "session and controlling terminal of the exec'd process");
     write_pty(&master, "hi\n");
     read_until(&master, "exec:hi");
+
+    // As containerd's shim asks: the whole process as JSON, terminal in it.
+    let mut process = bundle.config().expect("config")["process"].clone();
+    process["terminal"] = json!(true);
+    process["args"] = json!(["/bin/sh", "-c", "read x; echo process:$x"]);
+    let process_file = case.work.path().join("process.json");
+    fs::write(&process_file, process.to_string()).expect("write process.json");
+    let socket = ConsoleSocket::new();
+    let file_arg = process_file.to_str().unwrap();
+    case.ok(&["exec", "--process", file_arg, "--detach", "--console-socket", socket.arg(), &id]);
+    let (_, master) = socket.receive();
+    write_pty(&master, "json\n");
+    read_until(&master, "process:json");
     case.delete_force(&id);
     case.assert_all_gone();
 }

@@ -96,14 +96,16 @@ fn own_id_only(field: &str, what: &str, cap: &str, mappings: &[LinuxIdMapping], 
         _ => mappings.iter().position(|m| !fits(m)).unwrap_or(1),
     };
     let m = &mappings[bad];
-    let last = u64::from(m.host_id()) + u64::from(m.size()).saturating_sub(1);
+    let hosts = match m.size() {
+        1 => format!("host {what} {}", m.host_id()),
+        size => format!("host {what}s {}-{}", m.host_id(), u64::from(m.host_id()) + u64::from(size) - 1),
+    };
     Err(PlanError::new(
         format!("{field}[{bad}]"),
         format!(
-            "maps container {what} {} to host {what}s {}-{last}, but amphi runs without {cap} and may only map its \
-             own {what} {own}, once, with size 1 (newuidmap is not used)",
+            "maps container {what} {} to {hosts}, but amphi runs without {cap} and may only map its own {what} {own}, \
+             once, with size 1 (newuidmap is not used)",
             m.container_id(),
-            m.host_id(),
         ),
     ))
 }
@@ -170,6 +172,9 @@ mod tests {
         let two = mappings(r#"[{"containerID":0,"hostID":1000,"size":1},{"containerID":1,"hostID":100000,"size":10}]"#);
         let err = own_id_only("linux.gidMappings", "gid", "CAP_SETGID", &two, 1000).unwrap_err();
         assert!(err.to_string().starts_with("config.json: linux.gidMappings[1]: maps container gid 1"), "{err}");
+        let root = mappings(r#"[{"containerID":0,"hostID":0,"size":1}]"#);
+        let err = own_id_only("linux.uidMappings", "uid", "CAP_SETUID", &root, 1000).unwrap_err();
+        assert!(err.to_string().contains("maps container uid 0 to host uid 0, but"), "{err}");
         let wide = mappings(r#"[{"containerID":0,"hostID":1000,"size":2}]"#);
         assert!(own_id_only("linux.uidMappings", "uid", "CAP_SETUID", &wide, 1000).is_err());
     }
