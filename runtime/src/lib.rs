@@ -22,6 +22,12 @@
 //!    exits. The init stays behind, a descendant of the caller, so that a subreaper
 //!    above it (containerd's shim) inherits it.
 //!
+//! With `process.terminal`, the init makes a pty from the container's own devpts
+//! after the pivot and sends its master over a console socket ([`console`]);
+//! a foreground `run` or `exec -t` relays it to the caller's terminal. A caller
+//! without privileges (rootless) maps only its own ids, and with `--rootless`
+//! uses a cgroup only where it may write one ([`container`]'s rootless rules).
+//!
 //! `start` writes one byte into the barrier fifo; the init then runs
 //! [`executor::Executor::exec`]. Every other verb ([`container`]) reads the state
 //! and looks at the real process (`/proc`, a pidfd) before it acts.

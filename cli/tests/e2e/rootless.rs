@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::support::{self, describe, probe_report, runtime};
+use crate::support::{self, check, describe, probe_report, runtime};
+use crate::terminal::{ConsoleSocket, read_to_end};
 
 /// The unprivileged user the tests run containers as.
 const USER: &str = "amphitest";
@@ -124,15 +125,18 @@ impl World {
     /// `create` as the user, the container's stdio in files; returns the
     /// command's output with the files' contents.
     fn create(&self, bundle: &Path, id: &str, xdg: bool) -> Output {
+        self.create_with(bundle, id, xdg, &[])
+    }
+
+    /// [`World::create`] with `extra` flags.
+    fn create_with(&self, bundle: &Path, id: &str, xdg: bool, extra: &[&str]) -> Output {
         self.ids.borrow_mut().push(id.to_owned());
         let stdout = fs::File::create(self.stdout_path(id)).expect("stdout file");
         let stderr = fs::File::create(self.path().join(format!("{id}.stderr"))).expect("stderr file");
-        let status = self
-            .cmd(&["create", "--bundle", bundle.to_str().unwrap(), id], xdg)
-            .stdout(stdout)
-            .stderr(stderr)
-            .status()
-            .expect("create");
+        let mut args = vec!["create", "--bundle", bundle.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.push(id);
+        let status = self.cmd(&args, xdg).stdout(stdout).stderr(stderr).status().expect("create");
         Output {
             status,
             stdout: fs::read(self.stdout_path(id)).unwrap_or_default(),
@@ -282,6 +286,28 @@ fn rootless_run_exits_with_the_container_status() {
     assert_eq!(out.status.code(), Some(3), "run as {USER}: {}", describe(&out));
     let report = probe_report(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(report["uid"], 0, "uid inside");
+    world.assert_gone(&id, None);
+}
+
+#[test]
+fn rootless_terminal_through_a_console_socket() {
+    let Some(case) = support::case("rootless_terminal") else { return };
+    let world = World::new();
+    let id = case.id("t");
+    let bundle = world.bundle("t", &["--check", "/dev/tty"], |config| {
+        config["process"]["terminal"] = json!(true);
+    });
+    let socket = ConsoleSocket::new();
+    socket.give_to(world.user.uid, world.user.gid);
+    let out = world.create_with(&bundle, &id, true, &["--console-socket", socket.arg()]);
+    assert!(out.status.success(), "create as {USER}: {}", describe(&out));
+    let (_, master) = socket.receive();
+    world.ok(&["start", &id]);
+    let report = probe_report(&read_to_end(&master));
+    assert_eq!(report["uid"], 0, "uid inside");
+    assert_eq!(report["tty"], json!({"stdin": true, "stdout": true, "stderr": true}), "stdio on the pty");
+    assert_eq!(check(&report, "/dev/tty")["readable"], true, "a controlling terminal");
+    world.ok(&["delete", "--force", &id]);
     world.assert_gone(&id, None);
 }
 

@@ -27,28 +27,35 @@ const PTS_MAJOR: u64 = 136;
 
 /// A console socket the test listens on, as containerd's shim does. It lives
 /// in its own short directory: a unix socket path has at most 107 bytes.
-struct ConsoleSocket {
-    _dir: tempfile::TempDir,
+pub(crate) struct ConsoleSocket {
+    dir: tempfile::TempDir,
     path: PathBuf,
     listener: UnixListener,
 }
 
 impl ConsoleSocket {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = tempfile::Builder::new().prefix("amphi-cs-").tempdir_in("/tmp").expect("socket dir");
         let path = dir.path().join("console.sock");
         let listener = UnixListener::bind(&path).expect("listen on the console socket");
         listener.set_nonblocking(true).expect("non-blocking listener");
-        Self { _dir: dir, path, listener }
+        Self { dir, path, listener }
     }
 
-    fn arg(&self) -> &str {
+    /// Lets user `uid`:`gid` reach and connect to the socket.
+    pub(crate) fn give_to(&self, uid: u32, gid: u32) {
+        for path in [self.dir.path(), &self.path] {
+            std::os::unix::fs::chown(path, Some(uid), Some(gid)).expect("chown the console socket");
+        }
+    }
+
+    pub(crate) fn arg(&self) -> &str {
         self.path.to_str().expect("utf-8 path")
     }
 
     /// Accepts the runtime's connection and reads the master as go-runc does:
     /// one read of the payload (the master's name) with exactly one descriptor.
-    fn receive(&self) -> (String, OwnedFd) {
+    pub(crate) fn receive(&self) -> (String, OwnedFd) {
         let deadline = Instant::now() + Duration::from_secs(10);
         let conn = loop {
             match self.listener.accept() {
@@ -76,7 +83,7 @@ fn read_until(master: &OwnedFd, needle: &str) -> String {
 }
 
 /// Reads the pty `master` until every slave is closed (up to 10 s).
-fn read_to_end(master: &OwnedFd) -> String {
+pub(crate) fn read_to_end(master: &OwnedFd) -> String {
     read_pty(master, None)
 }
 

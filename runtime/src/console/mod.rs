@@ -23,7 +23,7 @@
 //!   socket pair ([`pair`]) and hands one end to the container process, which
 //!   sends the master over it exactly as over a console socket: one code path in
 //!   the container for both cases, and no new stage message. The caller
-//!   receives it ([`receive_master`]) and [`relay`]s between its own terminal
+//!   receives it ([`receive_master`]) and [`relay()`]s between its own terminal
 //!   and the master until the process exits.
 //!
 //! Nothing here starts a thread: the relay is one `poll` loop.

@@ -28,8 +28,8 @@ pub struct CreateOptions {
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
     pub systemd_cgroup: bool,
-    /// `--rootless`: cgroups are used only where the caller may write them
-    /// ([`super::rootless`]).
+    /// `--rootless`: a cgroup is used only where the caller may write one (a
+    /// delegated cgroup v2); otherwise the container stays in the caller's.
     pub rootless: bool,
 }
 
