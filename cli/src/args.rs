@@ -10,9 +10,10 @@ use crate::logging::LogFormat;
 #[derive(Debug, Parser)]
 #[command(name = "amphi", version = crate::VERSION_TEXT, disable_version_flag = true)]
 pub struct Cli {
-    /// Root directory for the state of containers.
-    #[arg(long, global = true, value_name = "DIR", default_value = "/run/amphi")]
-    pub root: PathBuf,
+    /// Root directory for the state of containers (default: /run/amphi for
+    /// root, else $XDG_RUNTIME_DIR/amphi or /tmp/amphi-<uid>).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub root: Option<PathBuf>,
     /// Write amphi's own log to this file (default: stderr).
     #[arg(long, global = true, value_name = "FILE")]
     pub log: Option<PathBuf>,
@@ -29,8 +30,9 @@ pub struct Cli {
     /// /var/lib/amphi/cache).
     #[arg(long, global = true, value_name = "DIR")]
     pub wasm_cache: Option<PathBuf>,
-    /// Rootless mode: true, false or auto. (Before the command only: `spec`
-    /// has a `--rootless` of its own, as in runc.)
+    /// Rootless mode: true, false or auto (rootless unless amphi runs as uid 0):
+    /// cgroups are used only where the caller may write them. Before the
+    /// command, as runc takes it (`spec --rootless` is the spec's own flag).
     #[arg(long, value_name = "BOOL", default_value = "auto")]
     pub rootless: String,
     /// Print the version.
@@ -293,4 +295,21 @@ pub struct SpecArgs {
     /// A spec for a rootless container.
     #[arg(long)]
     pub rootless: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn rootless_is_a_global_value_and_a_flag_of_spec() {
+        let cli = Cli::try_parse_from(["amphi", "--rootless", "true", "spec", "--rootless"]).unwrap();
+        assert_eq!(cli.rootless, "true");
+        assert!(matches!(cli.command, Command::Spec(SpecArgs { rootless: true, .. })));
+        let cli = Cli::try_parse_from(["amphi", "spec"]).unwrap();
+        assert_eq!(cli.rootless, "auto");
+        assert!(matches!(cli.command, Command::Spec(SpecArgs { rootless: false, .. })));
+    }
 }

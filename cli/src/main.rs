@@ -13,6 +13,7 @@
 mod args;
 mod commands;
 mod logging;
+mod rootless;
 
 use std::process::ExitCode;
 

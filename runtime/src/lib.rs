@@ -27,6 +27,11 @@
 //! `pivot_root` (a round trip made only when the spec has such hooks),
 //! startContainer in the init after the barrier, poststart in `start`, poststop
 //! in `delete`.
+//! With `process.terminal`, the init makes a pty from the container's own devpts
+//! after the pivot and sends its master over a console socket ([`console`]);
+//! a foreground `run` or `exec -t` relays it to the caller's terminal. A caller
+//! without privileges (rootless) maps only its own ids, and with `--rootless`
+//! uses a cgroup only where it may write one ([`container`]'s rootless rules).
 //!
 //! `start` writes one byte into the barrier fifo; the init then runs
 //! [`executor::Executor::exec`]. Every other verb ([`container`]) reads the state
@@ -45,6 +50,7 @@
 
 pub mod bundle;
 pub mod cgroups;
+pub mod console;
 pub mod container;
 pub mod default_spec;
 pub mod executor;

@@ -20,6 +20,7 @@ fn create_options(flags: &CreateFlags, globals: &Globals) -> CreateOptions {
         preserve_fds: flags.preserve_fds,
         systemd_cgroup: globals.systemd_cgroup,
         listen_fds: super::activation::listen_fds(),
+        rootless: globals.rootless,
     }
 }
 

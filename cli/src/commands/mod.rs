@@ -23,14 +23,35 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     if cli.systemd_cgroup && !std::path::Path::new("/run/systemd/system").exists() {
         anyhow::bail!("--systemd-cgroup: systemd is not running on this host");
     }
-    let store = Store::new(&cli.root);
-    let mut cache = CacheConfig::resolve(cli.wasm_cache.clone());
+    let env = crate::rootless::Env::current();
+    let rootless = crate::rootless::parse_rootless(&cli.rootless, env.euid)?;
+    let root = match cli.root.clone() {
+        Some(root) => root,
+        None => {
+            let (root, shared_tmp) = crate::rootless::default_root(&env);
+            if shared_tmp {
+                crate::rootless::private_fallback(&root, env.euid)?;
+            }
+            root
+        }
+    };
+    let store = Store::new(root);
+    let cache_env = std::env::var_os(amphi_executors::cache::ENV_VAR).filter(|v| !v.is_empty());
+    let cache_flag = match (&cli.wasm_cache, cache_env) {
+        (None, None) => crate::rootless::default_wasm_cache(&env),
+        _ => None,
+    };
+    let mut cache = match cache_flag {
+        Some(Some(dir)) => CacheConfig::at(dir),
+        Some(None) => CacheConfig::disabled(),
+        None => CacheConfig::resolve(cli.wasm_cache.clone()),
+    };
     // Commands that make container processes hand them the wasm cache opened
     // here, on the host: an exec'd process cannot reach its path.
     if matches!(cli.command, Command::Create(_) | Command::Run(_) | Command::Exec(_)) {
         cache = cache.opened()?;
     }
-    let globals = Globals { systemd_cgroup: cli.systemd_cgroup, executors: SelectOptions { cache } };
+    let globals = Globals { systemd_cgroup: cli.systemd_cgroup, rootless, executors: SelectOptions { cache } };
     match cli.command {
         Command::Create(args) => lifecycle::create(&store, &globals, args),
         Command::Start(args) => lifecycle::start(&store, args),
@@ -55,6 +76,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
 #[derive(Debug)]
 pub struct Globals {
     pub systemd_cgroup: bool,
+    /// `--rootless`, decided (`auto` resolved).
+    pub rootless: bool,
     /// What every executor shares (the wasm compile cache).
     pub executors: SelectOptions,
 }

@@ -7,6 +7,8 @@ mod exec;
 mod isolation;
 mod lifecycle;
 mod oci;
+mod rootless;
 mod seccomp;
 mod support;
+mod terminal;
 mod wasm;

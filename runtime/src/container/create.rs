@@ -1,6 +1,7 @@
 //! `create`: bundle → a container whose init waits at the start barrier.
 
 use std::io::Write;
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -10,6 +11,7 @@ use oci_spec::runtime::{Hooks, Process, Spec};
 use super::Error;
 use crate::bundle::Bundle;
 use crate::cgroups::Cgroup;
+use crate::console;
 use crate::executor::Executor;
 use crate::hooks::{HookKind, HookState, RuntimeHooks};
 use crate::id::ContainerId;
@@ -32,6 +34,9 @@ pub struct CreateOptions {
     /// 3..3+N go to the container before the `--preserve-fds` ones, and the
     /// process gets `LISTEN_FDS=N` and `LISTEN_PID=1`, as runc does.
     pub listen_fds: u32,
+    /// `--rootless`: a cgroup is used only where the caller may write one (a
+    /// delegated cgroup v2); otherwise the container stays in the caller's.
+    pub rootless: bool,
 }
 
 /// A created container.
@@ -49,6 +54,27 @@ pub fn create(
     bundle: &Bundle,
     executor: Box<dyn Executor>,
     options: &CreateOptions,
+) -> Result<Created, Error> {
+    create_with_console(store, id, bundle, executor, options, Console::Socket)
+}
+
+/// Where the pty master of a terminal process goes.
+pub(super) enum Console {
+    /// To `--console-socket` (if the process has a terminal): `create` and
+    /// `run --detach`.
+    Socket,
+    /// To the caller, over this end of a socket pair: a foreground `run`.
+    Relay(OwnedFd),
+}
+
+/// [`create`], with the master of a terminal going where `console` says.
+pub(super) fn create_with_console(
+    store: &Store,
+    id: &ContainerId,
+    bundle: &Bundle,
+    executor: Box<dyn Executor>,
+    options: &CreateOptions,
+    console: Console,
 ) -> Result<Created, Error> {
     let span = tracing::debug_span!("create", id = %id);
     let _enter = span.enter();
@@ -72,10 +98,18 @@ pub fn create(
         // A session keyring of its own, named as runc names it.
         plan.session_keyring = Some(format!("_ses.{id}"));
     }
+    super::rootless::check_privileges(spec, &plan)?;
+    let console_socket = match console {
+        Console::Relay(fd) => Some(fd),
+        Console::Socket => {
+            console::check_modes(plan.process.terminal, true, options.console_socket.is_some())?;
+            options.console_socket.as_deref().map(console::connect).transpose()?
+        }
+    };
 
     let locked = store.reserve(id)?;
     let mut made = Made { locked: Some(locked), cgroup: None, spawned: None };
-    match build(&mut made, id, bundle, spec, &plan, executor, &cgroup_path, options) {
+    match build(&mut made, id, bundle, spec, &plan, executor, &cgroup_path, options, console_socket) {
         Ok(created) => {
             made.disarm();
             Ok(created)
@@ -84,7 +118,7 @@ pub fn create(
     }
 }
 
-#[expect(clippy::too_many_arguments, reason = "the parts of one create, each made once above")]
+#[expect(clippy::too_many_arguments, reason = "create's own steps, called once; a struct would only rename them")]
 fn build(
     made: &mut Made,
     id: &ContainerId,
@@ -94,6 +128,7 @@ fn build(
     executor: Box<dyn Executor>,
     cgroup_path: &Path,
     options: &CreateOptions,
+    console_socket: Option<OwnedFd>,
 ) -> Result<Created, Error> {
     let locked = made.locked.as_ref().expect("held until disarmed");
     let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
@@ -103,7 +138,8 @@ fn build(
         what: format!("copy config.json to {}", config_copy.display()),
         source,
     })?;
-    let cgroup = made.cgroup.insert(Cgroup::create(cgroup_path, resources)?);
+    made.cgroup = super::rootless::cgroup(cgroup_path, resources, options.rootless)?;
+    let cgroup = made.cgroup.as_ref();
     let barrier = barrier::create(locked.dir()).map_err(|source| Error::Io {
         id: id.clone(),
         what: "make start barrier".into(),
@@ -126,8 +162,12 @@ fn build(
         close_in_child: vec![locked.raw_fd()],
         preserve_fds: options.listen_fds + options.preserve_fds,
         runtime_hooks: RuntimeHooks::from_spec(spec, hook_state),
+        console_socket,
     };
-    let spawned = spawn(request, &mut |pid| cgroup.add_process(pid).map_err(|e| e.to_string()))?;
+    let spawned = spawn(request, &mut |pid| match cgroup {
+        Some(cgroup) => cgroup.add_process(pid).map_err(|e| e.to_string()),
+        None => Ok(()),
+    })?;
     let pid = spawned.pid;
     let executor_name = spawned.executor.clone();
     made.spawned = Some(spawned);
@@ -150,6 +190,7 @@ fn build(
         owner: nix::unistd::geteuid().as_raw(),
         paused: false,
         hooks: later_hooks(spec),
+        cgroup_skipped: cgroup.is_none(),
     };
     locked.write(&record)?;
     if let Some(fd) = made.spawned.as_mut().and_then(|s| s.seccomp_notify.take()) {

@@ -58,8 +58,9 @@ pub fn delete(store: &Store, id: &ContainerId, force: bool) -> Result<(), Error>
             source,
         })?;
     }
-    let cgroup = Cgroup::open(&record.cgroup_path)?;
-    cgroup.remove()?;
+    if !record.cgroup_skipped {
+        Cgroup::open(&record.cgroup_path)?.remove()?;
+    }
     let poststop = record.hooks.as_ref().map_or(&[][..], |h| HookKind::Poststop.list(h));
     if !poststop.is_empty() {
         hooks::run_logged(HookKind::Poststop, poststop, &HookState::from_record(&record, Status::Stopped).to_json());

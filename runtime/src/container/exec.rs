@@ -1,5 +1,6 @@
 //! `exec`: runs a new process inside a running container.
 
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 
 use nix::sys::signal::{SigSet, SigmaskHow, sigprocmask};
@@ -9,6 +10,7 @@ use super::create::write_pid_file;
 use super::kill::init_pidfd;
 use super::{Error, status_of};
 use crate::cgroups::Cgroup;
+use crate::console::{self, HostConsole};
 use crate::executor::Executor;
 use crate::id::ContainerId;
 use crate::plan::ProcessPlan;
@@ -59,13 +61,16 @@ pub fn exec(store: &Store, id: &ContainerId, options: &ExecOptions, choose: Choo
         what: format!("read {}", config_path.display()),
         source: std::io::Error::other(e.to_string()),
     })?;
-    let process = match &options.process {
+    let mut process = match &options.process {
         Some(process) => process.clone(),
         None => {
             let base = spec.process().clone().unwrap_or_default();
             exec_process(&base, options)?
         }
     };
+    if options.tty {
+        process.set_terminal(Some(true));
+    }
     if process.args().as_ref().is_none_or(|a| a.is_empty()) {
         return Err(Error::Exec("process.args is empty: name a command to run".into()));
     }
@@ -81,8 +86,20 @@ pub fn exec(store: &Store, id: &ContainerId, options: &ExecOptions, choose: Choo
         let id = id.clone();
         move |source| Error::Io { id, what, source }
     };
+    // The terminal: runc's rules, then where the master goes — the console
+    // socket, or (in the foreground) this process, which relays it.
+    console::check_modes(plan.terminal, options.detach, options.console_socket.is_some())?;
+    let mut host = (plan.terminal && !options.detach).then(HostConsole::find).transpose()?;
+    let (relay_end, console_socket) = match (&options.console_socket, plan.terminal) {
+        (Some(path), true) => (None, Some(console::connect(path)?)),
+        (None, true) => {
+            let (ours, theirs) = console::pair()?;
+            (Some(ours), Some(theirs))
+        }
+        (_, false) => (None, None),
+    };
     let join = namespaces_to_join(nix::unistd::Pid::from_raw(record.pid)).map_err(io("read the init's namespaces"))?;
-    let cgroup = Cgroup::open(&record.cgroup_path)?;
+    let cgroup = if record.cgroup_skipped { None } else { Some(Cgroup::open(&record.cgroup_path)?) };
     let executor = choose(&spec, &process);
 
     // As for `run`: no signal may be lost between the clone and the wait.
@@ -101,15 +118,29 @@ pub fn exec(store: &Store, id: &ContainerId, options: &ExecOptions, choose: Choo
             executor,
             close_in_child: vec![locked.raw_fd()],
             preserve_fds: options.preserve_fds,
+            console_socket,
         };
-        let mut spawned = spawn_exec(request, &mut |pid| cgroup.add_process(pid).map_err(|e| e.to_string()))?;
+        let mut spawned = spawn_exec(request, &mut |pid| match &cgroup {
+            Some(cgroup) => cgroup.add_process(pid).map_err(|e| e.to_string()),
+            None => Ok(()),
+        })?;
         let pid = spawned.pid;
+        let master = match relay_end.as_ref().map(|end| console::receive_master(end.as_fd())).transpose() {
+            Ok(master) => master,
+            Err(e) => {
+                spawned.abort();
+                return Err(e.into());
+            }
+        };
+        // The host terminal's size, before the process runs and asks for it.
+        if let (Some(master), Some(host)) = (&master, &host) {
+            let _ = host.resize(master.as_fd());
+        }
         if let Some(fd) = spawned.seccomp_notify.take()
             && let Some(listener) = plan.seccomp.as_ref().and_then(|s| s.listener())
         {
             let state = super::ContainerState::from_record(record.clone(), status);
             let state = serde_json::to_value(&state).unwrap_or_default();
-            use std::os::fd::AsFd;
             if let Err(e) =
                 crate::seccomp::send_to_listener(&listener.path, &listener.metadata, &state, pid.as_raw(), fd.as_fd())
             {
@@ -129,6 +160,9 @@ pub fn exec(store: &Store, id: &ContainerId, options: &ExecOptions, choose: Choo
         drop(locked);
         if options.detach {
             return Ok(0);
+        }
+        if let (Some(master), Some(host)) = (master, host.as_mut()) {
+            return super::run::relay_until_exit(master, host, pid);
         }
         super::run::wait_forwarding(pid).map_err(|e| io("wait for the process")(e.into()))
     })();

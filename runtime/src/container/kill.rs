@@ -21,7 +21,9 @@ pub fn kill(store: &Store, id: &ContainerId, signal: Signal, all: bool) -> Resul
     if !status.can_kill() && !stopped_all {
         return Err(Error::BadStatus { id: id.clone(), status, verb: "kill", hint: "" });
     }
-    if all {
+    // Without a cgroup (rootless) `--all` reaches the init alone, as runc's
+    // does: in its own pid namespace, SIGKILL of the init ends every process.
+    if all && !record.cgroup_skipped {
         let cgroup = Cgroup::open(&record.cgroup_path)?;
         return match cgroup.signal_all(signal) {
             // A stopped container whose cgroup is gone has nothing to signal.

@@ -14,6 +14,7 @@ mod list;
 mod pause;
 mod ps;
 mod resume;
+mod rootless;
 mod run;
 mod start;
 mod state;
@@ -59,6 +60,8 @@ pub enum Error {
     Spawn(#[from] crate::process::spawn::SpawnError),
     #[error(transparent)]
     Seccomp(#[from] crate::seccomp::SeccompError),
+    #[error(transparent)]
+    Console(#[from] crate::console::ConsoleError),
     #[error("container {id} is {status}: cannot {verb} it{hint}")]
     BadStatus { id: ContainerId, status: Status, verb: &'static str, hint: &'static str },
     #[error("container {id}: {what}: {source}")]

@@ -5,8 +5,12 @@ use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
+use std::os::fd::AsFd;
+
+use super::create::{Console, create_with_console};
 use super::{CreateOptions, Error, create, delete, start};
 use crate::bundle::Bundle;
+use crate::console::{self, HostConsole};
 use crate::executor::Executor;
 use crate::id::ContainerId;
 use crate::state::Store;
@@ -50,6 +54,11 @@ fn run_blocked(
     executor: Box<dyn Executor>,
     options: &RunOptions,
 ) -> Result<i32, Error> {
+    let terminal = bundle.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
+    console::check_modes(terminal, options.detach, options.create.console_socket.is_some())?;
+    if terminal && !options.detach {
+        return run_relaying(store, id, bundle, executor, &options.create);
+    }
     let created = create(store, id, bundle, executor, &options.create)?;
     if let Err(e) = start(store, id) {
         let _ = delete(store, id, true);
@@ -63,6 +72,52 @@ fn run_blocked(
     let code = code?;
     deleted?;
     Ok(code)
+}
+
+/// A foreground `run` of a process with a terminal: the pty's master comes
+/// back to this process, which relays it to its own terminal
+/// ([`console::relay`]) until the container exits.
+fn run_relaying(
+    store: &Store,
+    id: &ContainerId,
+    bundle: &Bundle,
+    executor: Box<dyn Executor>,
+    options: &CreateOptions,
+) -> Result<i32, Error> {
+    // Before anything is made: without a terminal to relay to, nothing is.
+    let mut host = HostConsole::find()?;
+    let (ours, theirs) = console::pair()?;
+    let created = create_with_console(store, id, bundle, executor, options, Console::Relay(theirs))?;
+    let master = console::receive_master(ours.as_fd());
+    drop(ours);
+    // The host terminal's size, before the workload starts and asks for it.
+    if let Ok(master) = &master {
+        let _ = host.resize(master.as_fd());
+    }
+    let started = master.map_err(Error::from).and_then(|master| start(store, id).map(|()| master));
+    let master = match started {
+        Ok(master) => master,
+        Err(e) => {
+            let _ = delete(store, id, true);
+            return Err(e);
+        }
+    };
+    let code = relay_until_exit(master, &mut host, created.pid);
+    drop(host);
+    let deleted = delete(store, id, true);
+    let code = code?;
+    deleted?;
+    Ok(code)
+}
+
+/// Relays `master` to the caller's terminal until `pid` ends; returns its
+/// status as [`wait_forwarding`] does.
+pub(crate) fn relay_until_exit(master: std::os::fd::OwnedFd, host: &mut HostConsole, pid: Pid) -> Result<i32, Error> {
+    let forward = |signal| {
+        // The process may have just exited: ESRCH is not an error here.
+        let _ = nix::sys::signal::kill(pid, signal);
+    };
+    Ok(console::relay(master, host, || reap(pid), forward)?)
 }
 
 /// Waits for `pid` to end, forwarding every other signal to it.

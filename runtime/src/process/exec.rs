@@ -7,7 +7,7 @@
 //!                               namespace that differs), clone
 //!                               with CLONE_PARENT ────────────▶ waits for Go
 //! ◀── pid ──────────────────── exits
-//! Go ─────────────────────────────────────────────────────────▶ prepare, identity, seccomp ─▶ Ready
+//! Go ─────────────────────────────────────────────────────────▶ prepare, pty, identity, seccomp ─▶ Ready
 //! pid file, Commit ───────────────────────────────────────────▶ Executor::exec
 //! ```
 //! One `setns` on the init's pidfd joins all of its namespaces at once, and no
@@ -27,7 +27,7 @@ use oci_spec::runtime::{Process, Spec};
 
 use super::channel::{ChannelError, Receiver, Sender, channel};
 use super::spawn::{KillOnDrop, SpawnError, Spawned, finish, reap};
-use super::{FromInit, FromIntermediate, Stage, StageFailure, ToInit, ToIntermediate, workload};
+use super::{FromInit, FromIntermediate, Stage, StageFailure, ToInit, ToIntermediate, terminal, workload};
 use crate::executor::{Executor, PrepareContext};
 use crate::plan::ProcessPlan;
 use crate::plan::namespaces::Kind;
@@ -48,6 +48,9 @@ pub struct ExecRequest<'a> {
     /// Descriptors the children must close at once (the state lock).
     pub close_in_child: Vec<RawFd>,
     pub preserve_fds: u32,
+    /// With `process.terminal`: the connected socket the process sends its pty
+    /// master over ([`crate::console`]).
+    pub console_socket: Option<std::os::fd::OwnedFd>,
 }
 
 /// The namespaces of `init_pid` that differ from the caller's: what an exec'd
@@ -160,8 +163,8 @@ fn child(request: ExecRequest<'_>, ends: ChildEnds) -> ! {
     if !matches!(ends.from_parent.recv(), Ok(ToInit::Go)) {
         exit_now(1);
     }
-    let ExecRequest { process, plan, spec, mut executor, preserve_fds, .. } = request;
-    let notify = match build(process, plan, spec, executor.as_mut()) {
+    let ExecRequest { process, plan, spec, mut executor, preserve_fds, console_socket, .. } = request;
+    let notify = match build(process, plan, spec, executor.as_mut(), console_socket) {
         Ok(notify) => notify,
         Err(failure) => {
             let _ = ends.to_parent.send(&FromInit::Failed(failure));
@@ -185,6 +188,7 @@ fn build(
     plan: &ProcessPlan,
     spec: &Spec,
     executor: &mut dyn Executor,
+    console_socket: Option<std::os::fd::OwnedFd>,
 ) -> Result<Option<std::os::fd::OwnedFd>, StageFailure> {
     let fail = |step: &str, errno, msg: String| StageFailure::new(Stage::Init, step, errno, msg);
     // setns into the mount namespace made its root ours: "/" is the container's.
@@ -197,5 +201,8 @@ fn build(
     executor.prepare(&ctx).map_err(|e| fail("prepare", None, workload::error_chain(e.as_ref())))?;
     drop(root);
     workload::apply_lsm_labels(plan, Stage::Init)?;
+    if let Some(socket) = console_socket {
+        terminal::attach(socket, plan, false, Stage::Init)?;
+    }
     workload::become_process(plan, Stage::Init)
 }

@@ -16,7 +16,7 @@ use nix::sched::CloneFlags;
 
 use super::channel::ChannelError;
 use super::spawn::{InitEnds, InitRequest};
-use super::{FromInit, Stage, StageFailure, ToInit, barrier, rootfs, workload};
+use super::{FromInit, Stage, StageFailure, ToInit, barrier, rootfs, terminal, workload};
 use crate::executor::PrepareContext;
 use crate::hooks::{self, HookKind};
 use crate::sys::clone::exit_now;
@@ -32,9 +32,9 @@ pub(crate) fn run(request: InitRequest<'_>, ends: InitEnds) -> ! {
         // The caller died or gave up: nobody will ever start us.
         _ => exit_now(1),
     }
-    let InitRequest { plan, spec, mut executor, barrier: barrier_fd, preserve_fds, .. } = request;
+    let InitRequest { plan, spec, mut executor, barrier: barrier_fd, preserve_fds, console_socket, .. } = request;
 
-    let notify = match build(plan, spec, executor.as_mut(), &ends) {
+    let notify = match build(plan, spec, executor.as_mut(), &ends, console_socket) {
         Ok(notify) => notify,
         Err(failure) => {
             let _ = ends.to_parent.send(&FromInit::Failed(failure));
@@ -86,6 +86,7 @@ fn build(
     spec: &oci_spec::runtime::Spec,
     executor: &mut dyn crate::executor::Executor,
     ends: &InitEnds,
+    console_socket: Option<OwnedFd>,
 ) -> Result<Option<OwnedFd>, StageFailure> {
     let fail = |step: &str, errno: Option<i32>, msg: String| StageFailure::new(Stage::Init, step, errno, msg);
     let ns = &plan.namespaces;
@@ -143,7 +144,13 @@ fn build(
         create_hooks(spec, ends)?;
     }
 
-    rootfs::enter(&plan.rootfs).map_err(|e| fail("rootfs", e.errno(), e.to_string()))?;
+    rootfs::pivot(&plan.rootfs).map_err(|e| fail("rootfs", e.errno(), e.to_string()))?;
+    // The pty comes from the container's devpts, so after the pivot; before the
+    // read-only and masked paths, as runc orders it.
+    if let Some(socket) = console_socket {
+        terminal::attach(socket, &plan.process, true, Stage::Init)?;
+    }
+    rootfs::seal(&plan.rootfs).map_err(|e| fail("rootfs", e.errno(), e.to_string()))?;
 
     workload::become_process(&plan.process, Stage::Init)
 }

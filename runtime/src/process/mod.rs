@@ -31,6 +31,7 @@ mod init;
 mod intermediate;
 pub mod rootfs;
 pub mod spawn;
+mod terminal;
 mod workload;
 
 use serde::{Deserialize, Serialize};

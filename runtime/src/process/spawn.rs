@@ -51,6 +51,9 @@ pub struct InitRequest<'a> {
     /// (None when the spec has no hook of the create phase). Stays with the
     /// caller: the init reads its own hooks from the spec.
     pub runtime_hooks: Option<crate::hooks::RuntimeHooks>,
+    /// With `process.terminal`: the connected socket the init sends its pty
+    /// master over ([`crate::console`]).
+    pub console_socket: Option<OwnedFd>,
 }
 
 /// The channel ends a cloned stage keeps.
@@ -199,10 +202,14 @@ pub(crate) fn finish(
     }
 }
 
-/// Writes `/proc/<pid>/uid_map` and `gid_map` (we are privileged in the parent
-/// user namespace, so `setgroups` may stay allowed).
+/// Writes `/proc/<pid>/uid_map` and `gid_map`. A caller privileged in the
+/// parent user namespace leaves `setgroups` allowed; an unprivileged one (a
+/// rootless container: it maps only its own ids) must deny it before the kernel
+/// takes its `gid_map`.
 fn write_id_maps(pid: Pid, uid_map: Option<&str>, gid_map: Option<&str>) -> Result<(), SpawnError> {
-    for (file, text) in [("uid_map", uid_map), ("gid_map", gid_map)] {
+    let privileged = caps::has_cap(None, caps::CapSet::Effective, caps::Capability::CAP_SETGID).unwrap_or(false);
+    let setgroups = (!privileged && gid_map.is_some()).then_some("deny");
+    for (file, text) in [("uid_map", uid_map), ("setgroups", setgroups), ("gid_map", gid_map)] {
         let Some(text) = text else { continue };
         let path = format!("/proc/{pid}/{file}");
         std::fs::write(&path, text).map_err(|source| sys(format!("write {path}"), source))?;

@@ -45,6 +45,11 @@ pub struct Record {
     /// run (the other kinds run during `create` and in the init).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hooks: Option<oci_spec::runtime::Hooks>,
+    /// Set when `create` made no cgroup (rootless without a writable one): the
+    /// container runs in its creator's cgroup, and no verb may act on
+    /// `cgroup_path`.
+    #[serde(default)]
+    pub cgroup_skipped: bool,
 }
 
 impl Record {
@@ -66,6 +71,7 @@ impl Record {
             owner: 0,
             paused: false,
             hooks: None,
+            cgroup_skipped: false,
         }
     }
 }

@@ -3,7 +3,8 @@
 //! Each function here is a narrow, safe wrapper: it takes owned or borrowed file
 //! descriptors and Rust types, and returns `std::io::Result`. Where `nix` covers a
 //! call the rest of the crate uses `nix` directly; what `nix` lacks (fork-like
-//! `clone` with namespace flags, `openat2`, pidfds, `mount_setattr`, `close_range`, `bpf`)
+//! `clone` with namespace flags, `openat2`, pidfds, `mount_setattr`, `close_range`, `bpf`,
+//! the pty and namespace ioctls)
 //! lives here, each `unsafe` block with the reason it holds.
 
 pub mod bpf;
@@ -13,8 +14,10 @@ pub mod fd;
 pub mod inroot;
 pub mod keyring;
 pub mod mount;
+pub mod ns;
 pub mod pidfd;
 pub mod proc;
+pub mod pty;
 pub mod rlimit;
 pub mod seccomp;
 pub mod signal;
