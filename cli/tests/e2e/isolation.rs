@@ -1023,3 +1023,29 @@ fn run_the_probe_bundle_shows_what_the_spec_asks() {
     assert!(!cgroup.is_empty() && cgroup.iter().all(|l| l.as_str().is_some_and(|l| l.ends_with(":/"))), "{cgroup:?}");
     case.assert_all_gone();
 }
+
+#[test]
+fn a_bind_mounted_namespace_file_can_be_joined() {
+    // What CNI and Kubernetes hand a runtime: a network namespace kept alive by
+    // a bind mount under /var/run/netns, not a /proc/<pid>/ns link.
+    let Some(case) = support::case("netns_file") else { return };
+    let name = format!("amphi-e2e-{}", std::process::id());
+    let added = std::process::Command::new("ip").args(["netns", "add", &name]).status().expect("ip netns add");
+    assert!(added.success());
+    let path = format!("/var/run/netns/{name}");
+    let inode = fs::metadata(&path).expect("the netns file").ino();
+    let id = case.id("c");
+    let bundle = case.probe_bundle(&id, &[], |config| {
+        for ns in config["linux"]["namespaces"].as_array_mut().unwrap() {
+            if ns["type"] == "network" {
+                ns["path"] = serde_json::Value::String(path.clone());
+            }
+        }
+    });
+    let out = case.run(&["run", "--bundle", bundle.dir().to_str().unwrap(), &id]);
+    let _ = std::process::Command::new("ip").args(["netns", "delete", &name]).status();
+    assert!(out.status.success(), "{}", describe(&out));
+    let report = support::probe_report(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(report["namespaces"]["net"], format!("net:[{inode}]"), "{report}");
+    case.assert_all_gone();
+}

@@ -8,6 +8,7 @@
 
 use std::fs::OpenOptions;
 use std::io;
+use std::os::fd::AsFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
@@ -122,11 +123,27 @@ pub(super) fn check(spec: &Spec, rootfs: &Path, host: &Host) -> Result {
     Ok(())
 }
 
+/// The nsfs name of a `CLONE_NEW*` flag.
+fn kind_name(flag: libc::c_int) -> &'static str {
+    match flag {
+        libc::CLONE_NEWNS => "mnt",
+        libc::CLONE_NEWCGROUP => "cgroup",
+        libc::CLONE_NEWUTS => "uts",
+        libc::CLONE_NEWIPC => "ipc",
+        libc::CLONE_NEWUSER => "user",
+        libc::CLONE_NEWPID => "pid",
+        libc::CLONE_NEWNET => "net",
+        libc::CLONE_NEWTIME => "time",
+        _ => "unknown",
+    }
+}
+
 /// Checks that `path` is a namespace file of type `typ`. For a network namespace
 /// with `compare_host_net`, returns whether it is this process's own.
 fn namespace_file(i: usize, typ: LinuxNamespaceType, path: &Path, compare_host_net: bool) -> Result<bool> {
     let fail = |reason: String| BundleError::field(format!("linux.namespaces[{i}].path"), reason);
-    // O_PATH: no permission check and no side effect of opening (a fifo would block).
+    // O_PATH first: no side effect of opening (a fifo would block); the ioctl
+    // that names the type needs a real descriptor, opened once nsfs is sure.
     let file = OpenOptions::new().read(true).custom_flags(libc::O_PATH).open(path).map_err(|e| {
         if e.kind() == io::ErrorKind::NotFound {
             fail(format!("{} does not exist", Shown(path)))
@@ -139,9 +156,13 @@ fn namespace_file(i: usize, typ: LinuxNamespaceType, path: &Path, compare_host_n
     if fs.filesystem_type() != FsType(libc::NSFS_MAGIC as _) {
         return Err(fail(format!("{} is not a namespace file", Shown(path))));
     }
-    let link = nix::fcntl::readlink(proc_fd_path(&file).as_str())
-        .map_err(|e| fail(format!("readlink {}: {}", Shown(path), Errno(&io::Error::from(e)))))?;
-    let found = link.to_str().and_then(|l| l.split_once(':')).map_or("unknown", |(kind, _)| kind);
+    let ns = OpenOptions::new()
+        .read(true)
+        .open(proc_fd_path(&file))
+        .map_err(|e| fail(format!("open {}: {}", Shown(path), Errno(&e))))?;
+    let flag = crate::sys::ns::namespace_type(ns.as_fd())
+        .map_err(|e| fail(format!("namespace type of {}: {}", Shown(path), Errno(&e))))?;
+    let found = kind_name(flag);
     let want = nsfs_name(typ);
     if found != want {
         return Err(fail(format!("{} is a {found:?} namespace, not {want:?}", Shown(path))));

@@ -9,6 +9,17 @@ const NS_GET_USERNS: libc::c_ulong = 0xb701;
 /// the user namespace `ns`.
 const NS_GET_OWNER_UID: libc::c_ulong = 0xb704;
 
+/// `NS_GET_NSTYPE`: the `CLONE_NEW*` type of the namespace.
+const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+
+/// The `CLONE_NEW*` flag of the namespace `ns` names: asked of the kernel, so it
+/// works for a namespace file bind-mounted anywhere (`/var/run/netns/x`), where
+/// the fd's link only shows that path.
+pub fn namespace_type(ns: BorrowedFd<'_>) -> io::Result<libc::c_int> {
+    // SAFETY: NS_GET_NSTYPE takes no argument and returns the type or -1.
+    check(unsafe { libc::ioctl(ns.as_raw_fd(), NS_GET_NSTYPE) })
+}
+
 /// The uid that created the user namespace owning the namespace `ns` (itself,
 /// when `ns` is a user namespace), as seen from the caller's user namespace; the
 /// overflow uid when that creator is not mapped there.
@@ -38,6 +49,14 @@ mod tests {
     use std::os::fd::AsFd;
 
     use super::*;
+
+    #[test]
+    fn namespace_types_come_from_the_kernel() {
+        let net = std::fs::File::open("/proc/self/ns/net").unwrap();
+        assert_eq!(namespace_type(net.as_fd()).unwrap(), libc::CLONE_NEWNET);
+        let uts = std::fs::File::open("/proc/self/ns/uts").unwrap();
+        assert_eq!(namespace_type(uts.as_fd()).unwrap(), libc::CLONE_NEWUTS);
+    }
 
     #[test]
     fn the_owner_of_this_user_namespace_is_readable() {
