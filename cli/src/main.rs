@@ -40,11 +40,41 @@ fn main() -> ExitCode {
 
 /// Reports the error that ends the command, once.
 fn report(error: &anyhow::Error, to_log: bool) {
-    let message = format!("{error:#}");
+    let message = one_line(error);
     if to_log {
         logging::error(&message);
     } else {
         use std::io::Write;
         let _ = writeln!(std::io::stderr(), "amphi: {message}");
+    }
+}
+
+/// The error and its causes on one line (`a: b: c`). The library errors name
+/// their cause in their own message, so a cause already said is not repeated.
+fn one_line(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let said = cause.to_string();
+        if text.is_empty() {
+            text = said;
+        } else if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+    }
+    text.replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn causes_already_said_are_not_repeated() {
+        let io = std::io::Error::from_raw_os_error(libc::ENOENT);
+        let error = anyhow::Error::new(io).context("open /x: No such file or directory (os error 2)");
+        assert_eq!(one_line(&error), "open /x: No such file or directory (os error 2)");
+        let error = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(one_line(&error), "outer: inner");
     }
 }

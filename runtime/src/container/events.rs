@@ -20,7 +20,6 @@ use serde::Serialize;
 
 use super::kill::init_pidfd;
 use super::{Error, status_of};
-use crate::cgroups::Cgroup;
 use crate::id::ContainerId;
 use crate::state::{Status, Store};
 
@@ -226,7 +225,7 @@ pub fn stats(store: &Store, id: &ContainerId) -> Result<Event, Error> {
     if matches!(status, Status::Stopped | Status::Creating) {
         return Err(Error::BadStatus { id: id.clone(), status, verb: "read the stats of", hint: "" });
     }
-    let stats = Cgroup::open(&record.cgroup_path)?.stats()?;
+    let stats = super::cgroup_of(&record, "read the stats of")?.stats()?;
     Ok(Event { kind: "stats", id: id.to_string(), data: Some(Stats::from(&stats)) })
 }
 
@@ -250,7 +249,7 @@ pub fn events(
         let Some(init) = init else {
             return Err(Error::BadStatus { id: id.clone(), status, verb: "watch the events of", hint: "" });
         };
-        let cgroup = Cgroup::open(&record.cgroup_path)?;
+        let cgroup = super::cgroup_of(&record, "read the stats of")?;
         (record, cgroup, init)
     };
     let mut oom = match cgroup.watch_oom() {

@@ -66,6 +66,9 @@ pub enum Error {
     BadStatus { id: ContainerId, status: Status, verb: &'static str, hint: &'static str },
     #[error("container {id}: {what}: {source}")]
     Io { id: ContainerId, what: String, source: std::io::Error },
+    /// A verb that acts through the cgroup, on a rootless container without one.
+    #[error("container {id} has no cgroup of its own (rootless, none writable): cannot {verb} it")]
+    NoCgroup { id: ContainerId, verb: &'static str },
     /// A flag of `exec` that cannot be carried out.
     #[error("exec: {0}")]
     Exec(String),
@@ -74,6 +77,17 @@ pub enum Error {
     /// The main failure, and a failure of the cleanup that followed it.
     #[error("{error} (and cleanup failed: {cleanup})")]
     WithCleanup { error: Box<Error>, cleanup: String },
+}
+
+/// The cgroup of the container `record` describes, for a verb that acts
+/// through it; a rootless container that runs without a cgroup of its own has
+/// none to act on.
+pub(crate) fn cgroup_of(record: &Record, verb: &'static str) -> Result<crate::cgroups::Cgroup, Error> {
+    if record.cgroup_skipped {
+        let id = ContainerId::new(&record.id)?;
+        return Err(Error::NoCgroup { id, verb });
+    }
+    Ok(crate::cgroups::Cgroup::open(&record.cgroup_path)?)
 }
 
 /// The status of a container, read from its live process: its init alive (and

@@ -1,7 +1,6 @@
 //! `pause`: freezes every process of a running container.
 
 use super::{Error, status_of};
-use crate::cgroups::Cgroup;
 use crate::id::ContainerId;
 use crate::state::{Record, Store};
 
@@ -15,7 +14,7 @@ pub fn pause(store: &Store, id: &ContainerId) -> Result<(), Error> {
     if !status.can_pause() {
         return Err(Error::BadStatus { id: id.clone(), status, verb: "pause", hint: "" });
     }
-    let cgroup = Cgroup::open(&record.cgroup_path)?;
+    let cgroup = super::cgroup_of(&record, "pause")?;
     cgroup.freeze()?;
     if let Err(e) = locked.write(&Record { paused: true, ..record }) {
         // Not recorded as paused: do not leave it frozen behind our back.

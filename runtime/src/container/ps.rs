@@ -1,7 +1,6 @@
 //! `ps`: the processes of a container, as host pids from its cgroup.
 
 use super::{Error, status_of};
-use crate::cgroups::Cgroup;
 use crate::id::ContainerId;
 use crate::state::Store;
 
@@ -13,6 +12,6 @@ pub fn ps(store: &Store, id: &ContainerId) -> Result<Vec<i32>, Error> {
     // Any status: a stopped container whose cgroup is still there lists what
     // is left in it (nothing, or the processes of a shared pid namespace).
     let _status = status_of(&record, locked.dir());
-    let pids = Cgroup::open(&record.cgroup_path)?.pids()?;
+    let pids = super::cgroup_of(&record, "list the processes of")?.pids()?;
     Ok(pids.into_iter().map(|p| p.as_raw()).collect())
 }

@@ -1,7 +1,6 @@
 //! `resume`: thaws a paused container.
 
 use super::{Error, status_of};
-use crate::cgroups::Cgroup;
 use crate::id::ContainerId;
 use crate::state::{Record, Store};
 
@@ -14,7 +13,7 @@ pub fn resume(store: &Store, id: &ContainerId) -> Result<(), Error> {
     if !status.can_resume() {
         return Err(Error::BadStatus { id: id.clone(), status, verb: "resume", hint: "" });
     }
-    Cgroup::open(&record.cgroup_path)?.thaw()?;
+    super::cgroup_of(&record, "resume")?.thaw()?;
     locked.write(&Record { paused: false, ..record })?;
     Ok(())
 }

@@ -3,7 +3,6 @@
 use oci_spec::runtime::{LinuxCpu, LinuxMemory, LinuxPids, LinuxResources};
 
 use super::{Error, status_of};
-use crate::cgroups::Cgroup;
 use crate::id::ContainerId;
 use crate::state::{Status, Store};
 
@@ -76,7 +75,7 @@ pub fn update(store: &Store, id: &ContainerId, resources: &LinuxResources) -> Re
     if !matches!(status, Status::Created | Status::Running | Status::Paused) {
         return Err(Error::BadStatus { id: id.clone(), status, verb: "update", hint: "" });
     }
-    Cgroup::open(&record.cgroup_path)?.update(resources)?;
+    super::cgroup_of(&record, "update")?.update(resources)?;
     Ok(())
 }
 
