@@ -4,7 +4,7 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::support::{self, describe, probe_report};
+use crate::support::{self, Case, describe, probe_report};
 
 const SLEEP: &[&str] = &["--no-report", "--sleep", "0"];
 
@@ -288,4 +288,40 @@ fn delete_waits_for_the_init_to_die() {
     case.ok(&["delete", "--force", &id]);
     assert!(started.elapsed() < Duration::from_secs(5));
     case.assert_all_gone();
+}
+
+#[test]
+fn spec_writes_a_config_that_runs() {
+    let Some(case) = support::case("spec_runs") else { return };
+    let dir = case.work.path().join("spec");
+    std::fs::create_dir_all(&dir).unwrap();
+    case.ok(&["spec", "--bundle", dir.to_str().unwrap()]);
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["root"]["path"], "rootfs");
+    assert!(config["ociVersion"].as_str().is_some_and(|v| v.starts_with("1.")));
+    // A second spec does not overwrite the first.
+    let again = case.run(&["spec", "--bundle", dir.to_str().unwrap()]);
+    assert!(!again.status.success(), "{}", describe(&again));
+    // The written config runs a container (with the busybox rootfs and no tty).
+    let id = case.id("c");
+    let bundle = support::bundles().busybox.variant(&case.work.path().join("from-spec"), |c| {
+        let mut spec = config.clone();
+        spec["root"] = c["root"].clone();
+        spec["process"]["terminal"] = serde_json::json!(false);
+        spec["process"]["args"] = serde_json::json!(["/bin/echo", "from spec"]);
+        spec["linux"]["cgroupsPath"] = serde_json::Value::String(Case::cgroup_path(&id));
+        *c = spec;
+    });
+    let out = case.run(&["run", "--bundle", bundle.unwrap().dir().to_str().unwrap(), &id]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "from spec", "{}", describe(&out));
+    case.assert_all_gone();
+}
+
+#[test]
+fn version_names_the_runtime_and_the_spec() {
+    let Some(case) = support::case("version") else { return };
+    let out = case.ok(&["--version"]);
+    let first = out.lines().next().unwrap_or_default();
+    assert!(first.contains("version"), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("spec: 1.")), "{out}");
 }
