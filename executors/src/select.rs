@@ -193,6 +193,14 @@ impl Executor for Selected {
         Ok(())
     }
 
+    fn arm(&mut self, ctx: &ExecContext<'_>) -> Result<(), ExecutorError> {
+        match &mut self.state {
+            State::Undecided { .. } => Err(SelectError::NotPrepared.into()),
+            State::Native(native) => native.arm(ctx),
+            State::Wasm(wasm) => Executor::arm(wasm.as_mut(), ctx),
+        }
+    }
+
     fn exec(self: Box<Self>, ctx: &ExecContext<'_>) -> Result<i32, ExecutorError> {
         match self.state {
             State::Undecided { .. } => Err(SelectError::NotPrepared.into()),

@@ -8,6 +8,10 @@
 //!   included) and the host's files are both reachable. It resolves and opens the
 //!   entrypoint *inside the rootfs* ([`crate::sys::inroot`]) and validates it; a wasm
 //!   executor compiles here. An error makes `create` fail with the executor's message.
+//! - [`Executor::arm`] runs after every isolation step (pivot_root, identity,
+//!   capabilities, seccomp) and **before the barrier**: an in-process executor
+//!   instantiates its workload here, so that `start` costs only the call into it.
+//!   A failure still fails `create`.
 //! - [`Executor::exec`] runs **after the barrier** and after every isolation step
 //!   (pivot_root, identity, capabilities, seccomp). A native executor calls `execve`
 //!   and returns only on failure; an in-process executor runs the workload and
@@ -57,6 +61,13 @@ pub trait Executor: Debug + Send {
     /// wasm, compile it). Runs with the container's mounts in place, before
     /// `pivot_root`, still privileged.
     fn prepare(&mut self, ctx: &PrepareContext<'_>) -> Result<(), ExecutorError>;
+
+    /// After every isolation step, before the barrier: make the workload ready
+    /// to run (instantiate it), as far as that can happen before `start`. The
+    /// default does nothing: `execve` cannot be split.
+    fn arm(&mut self, _ctx: &ExecContext<'_>) -> Result<(), ExecutorError> {
+        Ok(())
+    }
 
     /// After the barrier and every isolation step: become the workload. Returns the
     /// exit status for an in-process workload; a native executor never returns

@@ -123,6 +123,8 @@ struct Prepared {
     path: String,
     cache: CacheOutcome,
     trap_handlers: signals::TrapHandlers,
+    /// Instantiated before the start barrier ([`WasmExecutor::arm`]).
+    armed: Option<run::Armed>,
 }
 
 impl WasmExecutor {
@@ -179,18 +181,41 @@ impl WasmExecutor {
         check_preopens(&preopens, ctx)?;
         wasi::seed_random();
         tracing::debug!(path, cache = ?outcome, elapsed_us = started.elapsed().as_micros() as u64, "wasm workload prepared");
-        self.prepared =
-            Some(Prepared { linked, preopens, ceiling: settings.memory_ceiling, path, cache: outcome, trap_handlers });
+        self.prepared = Some(Prepared {
+            linked,
+            preopens,
+            ceiling: settings.memory_ceiling,
+            path,
+            cache: outcome,
+            trap_handlers,
+            armed: None,
+        });
         Ok(())
     }
 
-    /// `exec` without the signal handlers: builds the WASI context for `process`,
-    /// instantiates and runs the program, and returns its exit status.
+    /// Builds the WASI context for `process` and instantiates the program, ready
+    /// for [`WasmExecutor::run`] to call it. Runs in the container process after
+    /// every isolation step and before the start barrier: the preopens are
+    /// opened in the container's own root, under its identity and limits.
+    pub fn arm(&mut self, process: &Process) -> Result<(), WasmError> {
+        let prepared = self.prepared.as_mut().ok_or(WasmError::NotPrepared)?;
+        let wasi = wasi::context(process, &prepared.preopens)?;
+        prepared.armed = Some(run::arm(&prepared.linked, wasi, prepared.ceiling, &prepared.path)?);
+        Ok(())
+    }
+
+    /// `exec` without the signal handlers: runs the program (instantiating it
+    /// first unless [`WasmExecutor::arm`] did) and returns its exit status.
     pub fn run(self, process: &Process) -> Result<i32, WasmError> {
         let prepared = self.prepared.ok_or(WasmError::NotPrepared)?;
         prepared.trap_handlers.restore().map_err(|source| WasmError::TrapHandlers { source })?;
-        let wasi = wasi::context(process, &prepared.preopens)?;
-        run::run(&prepared.linked, wasi, prepared.ceiling, &prepared.path)
+        match prepared.armed {
+            Some(armed) => Ok(armed.run()),
+            None => {
+                let wasi = wasi::context(process, &prepared.preopens)?;
+                run::run(&prepared.linked, wasi, prepared.ceiling, &prepared.path)
+            }
+        }
     }
 }
 
@@ -226,6 +251,10 @@ impl Executor for WasmExecutor {
         let file = open_in_root(ctx.rootfs_fd, &path, OFlag::O_RDONLY)
             .map_err(|source| WasmError::Open { path: path.clone(), source })?;
         Ok(self.prepare_from_file(File::from(file), &path, ctx)?)
+    }
+
+    fn arm(&mut self, ctx: &ExecContext<'_>) -> Result<(), ExecutorError> {
+        Ok(WasmExecutor::arm(self, ctx.process)?)
     }
 
     fn exec(self: Box<Self>, ctx: &ExecContext<'_>) -> Result<i32, ExecutorError> {

@@ -13,9 +13,9 @@
 use std::io::Write;
 
 use wasmtime::component::ResourceTable;
-use wasmtime::{InstancePre, ResourceLimiter, Store, Trap, WasmBacktrace};
+use wasmtime::{InstancePre, ResourceLimiter, Store, Trap, TypedFunc, WasmBacktrace};
 use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::p2::bindings::CommandPre;
+use wasmtime_wasi::p2::bindings::{Command, CommandPre};
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::WasmError;
@@ -152,61 +152,112 @@ pub fn link(compiled: &Compiled) -> Result<Linked, String> {
     }
 }
 
-/// Instantiates and runs `linked` with `wasi` on this thread and returns the exit
-/// status; only a failure to instantiate for a reason other than a trap is an error.
-pub fn run(linked: &Linked, wasi: WasiCtxBuilder, ceiling: Option<u64>, path: &str) -> Result<i32, WasmError> {
-    // A current-thread runtime: wasmtime-wasi's I/O (sockets, timers) is driven by
-    // this thread's `block_on`, and no worker thread is started.
+/// A program instantiated and ready to run: made before the start barrier, so
+/// that `start` costs only the call into the guest.
+pub struct Armed {
+    /// A current-thread runtime: wasmtime-wasi's I/O (sockets, timers) is driven
+    /// by this thread's `block_on`, and no worker thread is started.
+    runtime: tokio::runtime::Runtime,
+    guest: Guest,
+}
+
+enum Guest {
+    Module {
+        store: Store<ModuleState>,
+        start: TypedFunc<(), ()>,
+    },
+    Component {
+        store: Store<ComponentState>,
+        command: Command,
+    },
+    /// Instantiation already ended the guest (a trap in a start function): its
+    /// exit status.
+    Ended(i32),
+}
+
+impl std::fmt::Debug for Armed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.guest {
+            Guest::Module { .. } => "Armed::Module",
+            Guest::Component { .. } => "Armed::Component",
+            Guest::Ended(_) => "Armed::Ended",
+        })
+    }
+}
+
+/// Instantiates `linked` with `wasi` on this thread; only a failure to
+/// instantiate for a reason other than a trap is an error.
+pub fn arm(linked: &Linked, wasi: WasiCtxBuilder, ceiling: Option<u64>, path: &str) -> Result<Armed, WasmError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
         .build()
         .map_err(|source| WasmError::AsyncRuntime { source })?;
-    runtime.block_on(async {
+    let guest = runtime.block_on(async {
         match linked {
-            Linked::Module(pre) => run_module(pre, wasi, ceiling, path).await,
-            Linked::Component(pre) => run_component(pre, wasi, ceiling, path).await,
+            Linked::Module(pre) => instantiate_module(pre, wasi, ceiling, path).await,
+            Linked::Component(pre) => instantiate_component(pre, wasi, ceiling, path).await,
         }
-    })
+    })?;
+    Ok(Armed { runtime, guest })
 }
 
-async fn run_module(
+impl Armed {
+    /// Runs the guest to its end on this thread and returns the exit status.
+    pub fn run(self) -> i32 {
+        let Armed { runtime, guest } = self;
+        runtime.block_on(async {
+            match guest {
+                Guest::Module { mut store, start } => exit_status(start.call_async(&mut store, ()).await),
+                Guest::Component { mut store, command } => match command.wasi_cli_run().call_run(&mut store).await {
+                    Ok(Ok(())) => 0,
+                    Ok(Err(())) => 1,
+                    Err(e) => exit_status(Err(e)),
+                },
+                Guest::Ended(code) => code,
+            }
+        })
+    }
+}
+
+/// Instantiates and runs `linked` with `wasi` on this thread and returns the exit
+/// status; only a failure to instantiate for a reason other than a trap is an error.
+pub fn run(linked: &Linked, wasi: WasiCtxBuilder, ceiling: Option<u64>, path: &str) -> Result<i32, WasmError> {
+    Ok(arm(linked, wasi, ceiling, path)?.run())
+}
+
+async fn instantiate_module(
     pre: &InstancePre<ModuleState>,
     mut wasi: WasiCtxBuilder,
     ceiling: Option<u64>,
     path: &str,
-) -> Result<i32, WasmError> {
+) -> Result<Guest, WasmError> {
     let state = ModuleState { wasi: wasi.build_p1(), limits: GuestLimits::new(ceiling) };
     let mut store = Store::new(pre.module().engine(), state);
     store.limiter(|state| &mut state.limits);
     let instance = match pre.instantiate_async(&mut store).await {
         Ok(instance) => instance,
-        Err(e) => return instantiate_failure(e, path),
+        Err(e) => return instantiate_failure(e, path).map(Guest::Ended),
     };
     let start = instance
         .get_typed_func::<(), ()>(&mut store, "_start")
         .map_err(|e| WasmError::Instantiate { path: path.to_owned(), reason: format!("{e:#}") })?;
-    Ok(exit_status(start.call_async(&mut store, ()).await))
+    Ok(Guest::Module { store, start })
 }
 
-async fn run_component(
+async fn instantiate_component(
     pre: &CommandPre<ComponentState>,
     mut wasi: WasiCtxBuilder,
     ceiling: Option<u64>,
     path: &str,
-) -> Result<i32, WasmError> {
+) -> Result<Guest, WasmError> {
     let state = ComponentState { ctx: wasi.build(), table: ResourceTable::new(), limits: GuestLimits::new(ceiling) };
     let mut store = Store::new(pre.engine(), state);
     store.limiter(|state| &mut state.limits);
-    let command = match pre.instantiate_async(&mut store).await {
-        Ok(command) => command,
-        Err(e) => return instantiate_failure(e, path),
-    };
-    Ok(match command.wasi_cli_run().call_run(&mut store).await {
-        Ok(Ok(())) => 0,
-        Ok(Err(())) => 1,
-        Err(e) => exit_status(Err(e)),
-    })
+    match pre.instantiate_async(&mut store).await {
+        Ok(command) => Ok(Guest::Component { store, command }),
+        Err(e) => instantiate_failure(e, path).map(Guest::Ended),
+    }
 }
 
 /// A trap while instantiating (a start function, an out-of-bounds data segment)

@@ -204,5 +204,7 @@ fn build(
     if let Some(socket) = console_socket {
         terminal::attach(socket, plan, false, Stage::Init)?;
     }
-    workload::become_process(plan, Stage::Init)
+    let notify = workload::become_process(plan, Stage::Init)?;
+    workload::arm(executor, process, spec, Stage::Init)?;
+    Ok(notify)
 }

@@ -152,7 +152,9 @@ fn build(
     }
     rootfs::seal(&plan.rootfs).map_err(|e| fail("rootfs", e.errno(), e.to_string()))?;
 
-    workload::become_process(&plan.process, Stage::Init)
+    let notify = workload::become_process(&plan.process, Stage::Init)?;
+    workload::arm(executor, process, spec, Stage::Init)?;
+    Ok(notify)
 }
 
 /// The hooks of the create phase, with the mounts in place and before

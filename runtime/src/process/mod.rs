@@ -5,7 +5,7 @@
 //!                              namespaces by path / timens)
 //! clone(CLONE_NEW*) ─────────────────────────────────────────▶ waits for Go
 //! cgroup add, uid/gid maps, Go ──────────────────────────────▶ cgroupns, rootfs, prepare, pivot,
-//!                                                              identity ─▶ Ready
+//!                                                              identity, seccomp, arm ─▶ Ready
 //! state.json, pid file, Commit ──────────────────────────────▶ waits at the start barrier
 //! exit                                                         (start) ─▶ Executor::exec
 //! ```

@@ -76,6 +76,19 @@ pub(crate) fn become_process(plan: &ProcessPlan, stage: Stage) -> Result<Option<
     Ok(notify)
 }
 
+/// Lets the executor make the workload ready (instantiate it) now that every
+/// isolation step is done, before the barrier: a failure still fails `create`.
+pub(crate) fn arm(
+    executor: &mut dyn Executor,
+    process: &Process,
+    spec: &Spec,
+    stage: Stage,
+) -> Result<(), StageFailure> {
+    executor
+        .arm(&ExecContext { process, spec })
+        .map_err(|e| StageFailure::new(stage, "arm", None, error_chain(e.as_ref())))
+}
+
 /// Hands the process over to the executor. Nothing the runtime holds may reach
 /// the workload (every descriptor from 3+N is close-on-exec, the first N
 /// preserved ones are not), and the workload starts with the signal state a
