@@ -60,6 +60,11 @@ pub struct Options {
     /// Where the results go (default: benches/runs/<date>-<host>/).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Keep the runtimes' state roots on the work directory's filesystem
+    /// instead of a tmpfs (by default the harness mounts one, in a mount
+    /// namespace of its own, as /run is a tmpfs on most hosts).
+    #[arg(long)]
+    pub state_on_disk: bool,
     /// Where bundles, state and caches go (default: a new directory under /tmp,
     /// removed at the end).
     #[arg(long, value_name = "DIR")]
@@ -97,6 +102,7 @@ pub struct Plan {
     pub out: Option<PathBuf>,
     pub work: PathBuf,
     pub keep_work: bool,
+    pub state_on_tmpfs: bool,
     /// The command line, as typed, for the summary.
     pub command_line: String,
 }
@@ -192,6 +198,7 @@ impl Plan {
             out,
             work,
             keep_work,
+            state_on_tmpfs: !options.state_on_disk,
             command_line: std::env::args().map(|a| shell_quote(&a)).collect::<Vec<_>>().join(" "),
         })
     }

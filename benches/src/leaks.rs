@@ -63,11 +63,15 @@ pub fn check(bench: &Bench) -> anyhow::Result<Vec<LeakReport>> {
             })
             .unwrap_or_default();
         let mounts = bench.in_view(index, |_| {
-            let work = bench.work.display().to_string();
+            let state = bench.work.join("state");
             std::fs::read_to_string("/proc/self/mountinfo")
                 .unwrap_or_default()
                 .lines()
-                .filter(|l| l.contains(&work))
+                .filter(|l| {
+                    l.split(' ')
+                        .nth(4)
+                        .is_some_and(|point| Path::new(point).starts_with(&bench.work) && Path::new(point) != state)
+                })
                 .map(str::to_owned)
                 .collect::<Vec<_>>()
         })?;

@@ -92,6 +92,17 @@ impl Bench {
         }
         std::fs::create_dir_all(&plan.work).with_context(|| format!("create {}", plan.work.display()))?;
         let err = ErrLog::create(&plan.work.join("stderr.log"))?;
+        let mut notes = Vec::new();
+        if plan.state_on_tmpfs {
+            state_tmpfs(&plan.work.join("state"))?;
+            notes.push(
+                "state roots (`--root`) were on a tmpfs, as /run is on most hosts, in a mount namespace private to \
+                 the harness and the runtimes it ran (--state-on-disk turns this off)"
+                    .to_owned(),
+            );
+        }
+        // The harness's own mount namespace (private, with the state tmpfs):
+        // where it comes back to from a peer's view.
         let host_mnt = File::open("/proc/self/ns/mnt").context("open /proc/self/ns/mnt")?.into();
         let mut bench = Self {
             runtimes: Vec::new(),
@@ -102,7 +113,7 @@ impl Bench {
             cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
             next_id: 0,
             id_prefix: format!("ab{}-", std::process::id()),
-            notes: Vec::new(),
+            notes,
         };
         bench.add("amphi", &plan.amphi, Kind::Oci)?;
         let mut peers = plan.peers.clone();
@@ -206,10 +217,25 @@ impl Bench {
 
     /// Removes the work directory, unless the user named it.
     pub fn cleanup(&self) {
+        // The state tmpfs, if any (its mount namespace is the harness's own).
+        let _ = nix::mount::umount2(&self.work.join("state"), nix::mount::MntFlags::MNT_DETACH);
         if !self.keep_work {
             let _ = std::fs::remove_dir_all(&self.work);
         }
     }
+}
+
+/// Moves the harness into a mount namespace of its own (private propagation,
+/// so nothing reaches the host) and mounts a tmpfs at `dir`. Every process the
+/// harness starts inherits the namespace; the mount ends with the harness.
+fn state_tmpfs(dir: &Path) -> anyhow::Result<()> {
+    use nix::mount::{MsFlags, mount};
+    nix::sched::unshare(CloneFlags::CLONE_NEWNS).context("unshare the mount namespace")?;
+    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
+        .context("make / private in the harness's mount namespace")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    mount(Some("tmpfs"), dir, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=0700"))
+        .with_context(|| format!("mount a tmpfs at {}", dir.display()))
 }
 
 /// The first line of `PATH --version` (or `-v`).
