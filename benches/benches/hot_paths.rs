@@ -1,6 +1,7 @@
 //! Micro-benchmarks of amphi's own hot paths, in-process: bundle load and
 //! validation, executor selection, a compile-cache lookup, and instantiating a
-//! wasm program from a precompiled (cached) artifact.
+//! wasm program from a precompiled (cached) artifact, and what compiling the
+//! hello module and component costs without a cache.
 //!
 //! `cargo bench -p amphi-bench --bench hot_paths`
 
@@ -56,6 +57,12 @@ fn cache_and_instantiation(c: &mut Criterion) {
             compiled
         })
     });
+    for name in ["hello.wasm", "hello-component.wasm"] {
+        let bytes = amphi_wasm_fixtures::bytes(name);
+        c.bench_function(&format!("compile {name} with no cache (what a cold start adds)"), |b| {
+            b.iter(|| load(&engine, None, name, black_box(&bytes)).expect("compile").0)
+        });
+    }
     let linked = link(&compiled).expect("link");
     c.bench_function("instantiate and run a precompiled module (proc_exit(42))", |b| {
         b.iter(|| {
