@@ -160,7 +160,14 @@ pub fn measure(plan: &Plan, bench: &mut Bench, workloads: &Workloads, results: &
                         Mode::Run => {
                             let took = bench.in_view(index, |runtime| {
                                 run_once(runtime, &invocation, &id, &bench.err, Stdio::null())
-                            })??;
+                            })?;
+                            let Some(took) = results.keep(&name, workload.name(), "run", took)? else {
+                                // Keep run i in round i: a failed run is a gap (NaN).
+                                if !warming {
+                                    results.push(SECTION, workload.name(), "run", &name, Unit::Ms, f64::NAN);
+                                }
+                                continue;
+                            };
                             if !warming {
                                 results.push(SECTION, workload.name(), "run", &name, Unit::Ms, ms(took));
                             }
@@ -168,16 +175,19 @@ pub fn measure(plan: &Plan, bench: &mut Bench, workloads: &Workloads, results: &
                         Mode::Split => {
                             let phases = bench.in_view(index, |runtime| {
                                 split_once(runtime, &invocation, &id, &bench.err, &pid_file)
-                            })??;
+                            })?;
+                            let phases = results.keep(&name, workload.name(), "create/start/wait/delete", phases)?;
                             if !warming {
+                                // A failed lifecycle is a gap (NaN), so that run i stays in round i.
+                                let value = |f: fn(&Phases) -> Duration| phases.as_ref().map_or(f64::NAN, |p| ms(f(p)));
                                 for (measure, took) in [
-                                    ("create", phases.create),
-                                    ("start", phases.start),
-                                    ("wait", phases.wait),
-                                    ("delete", phases.delete),
-                                    ("split-total", phases.total()),
+                                    ("create", value(|p| p.create)),
+                                    ("start", value(|p| p.start)),
+                                    ("wait", value(|p| p.wait)),
+                                    ("delete", value(|p| p.delete)),
+                                    ("split-total", value(Phases::total)),
                                 ] {
-                                    results.push(SECTION, workload.name(), measure, &name, Unit::Ms, ms(took));
+                                    results.push(SECTION, workload.name(), measure, &name, Unit::Ms, took);
                                 }
                             }
                         }

@@ -188,7 +188,7 @@ fn runtime_rss(plan: &Plan, bench: &mut Bench, workloads: &Workloads, results: &
                 let name = runtime.name.clone();
                 let (id, id2) = (bench.new_id(&name), bench.new_id(&name));
                 let bench = &*bench;
-                let (run, create) = bench.in_view(index, |runtime| -> anyhow::Result<(u64, Option<u64>)> {
+                let measured = bench.in_view(index, |runtime| -> anyhow::Result<(u64, Option<u64>)> {
                     match &invocation {
                         Invocation::Direct { argv } => {
                             let mut cmd = Command::new(&argv[0]);
@@ -226,7 +226,8 @@ fn runtime_rss(plan: &Plan, bench: &mut Bench, workloads: &Workloads, results: &
                             Ok((run, Some(create)))
                         }
                     }
-                })??;
+                })?;
+                let Some((run, create)) = results.keep(&name, workload.name(), "peak RSS", measured)? else { continue };
                 results.push(RSS_SECTION, workload.name(), "run", &name, Unit::MiB, run as f64 / MIB);
                 if let Some(create) = create {
                     results.push(RSS_SECTION, workload.name(), "create", &name, Unit::MiB, create as f64 / MIB);
@@ -264,7 +265,10 @@ fn container_memory(
                     let footprint = footprint(&process_tree(container.pid));
                     stop_idle(runtime, &container, &bench.err)?;
                     Ok(footprint)
-                })??;
+                })?;
+                let Some(footprint) = results.keep(&name, idle.name(), "container memory", footprint)? else {
+                    continue;
+                };
                 let _ = std::fs::remove_file(&out);
                 record_footprint(results, CONTAINER_SECTION, idle.name(), &name, footprint, 1);
             }
@@ -347,8 +351,8 @@ fn density(plan: &Plan, bench: &mut Bench, workloads: &Workloads, results: &mut 
                 result?;
                 let dropped = before.saturating_sub(after?) as f64;
                 Ok((sum, dropped, took))
-            })??;
-            let (sum, dropped, took) = measured;
+            })?;
+            let Some((sum, dropped, took)) = results.keep(&name, idle.name(), "density", measured)? else { continue };
             record_footprint(results, DENSITY_SECTION, idle.name(), &name, sum, plan.density);
             let n = plan.density as f64;
             results.push(DENSITY_SECTION, idle.name(), "memavailable-drop", &name, Unit::MiB, dropped / MIB / n);

@@ -64,10 +64,36 @@ impl ErrLog {
 pub fn timed(cmd: &mut Command, err: &ErrLog) -> anyhow::Result<Duration> {
     cmd.stdin(Stdio::null()).stderr(err.stdio()?);
     let started = Instant::now();
-    let status = cmd.status().with_context(|| format!("run {}", describe(cmd)))?;
+    let child = cmd.spawn().with_context(|| format!("run {}", describe(cmd)))?;
+    let status = wait_or_kill(child, COMMAND_TIMEOUT).with_context(|| describe(cmd))?;
     let took = started.elapsed();
     check_status(cmd, status, err)?;
     Ok(took)
+}
+
+/// How long one runtime command may take before the harness kills it (a peer
+/// that hangs must not hang the whole run).
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Waits for `child` (blocking, so the timing stays exact) while a watchdog
+/// thread kills it if it outlives `timeout`; a killed child is an error.
+pub fn wait_or_kill(mut child: std::process::Child, timeout: Duration) -> anyhow::Result<ExitStatus> {
+    let pid = Pid::from_raw(child.id() as i32);
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        let expired = finished.recv_timeout(timeout) == Err(std::sync::mpsc::RecvTimeoutError::Timeout);
+        if expired {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        }
+        expired
+    });
+    let status = child.wait();
+    let _ = done.send(());
+    let expired = watchdog.join().unwrap_or(false);
+    if expired {
+        bail!("hung: killed after {} s", timeout.as_secs());
+    }
+    status.context("wait")
 }
 
 pub fn check_status(cmd: &Command, status: ExitStatus, err: &ErrLog) -> anyhow::Result<()> {
@@ -177,7 +203,8 @@ pub fn rusage_main(args: &[OsString]) -> ExitCode {
         if dashes != "--" {
             bail!("usage: {RUSAGE_HELPER} OUT -- PROGRAM ARGS…");
         }
-        let status = Command::new(program).args(rest).status().with_context(|| format!("run {}", program.display()))?;
+        let child = Command::new(program).args(rest).spawn().with_context(|| format!("run {}", program.display()))?;
+        let status = wait_or_kill(child, COMMAND_TIMEOUT).with_context(|| program.display().to_string())?;
         let code =
             status.code().unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0));
         let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)

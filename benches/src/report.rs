@@ -49,6 +49,8 @@ pub struct Results {
     pub leaks: Vec<LeakReport>,
     /// Workloads amphi should run and could not.
     pub amphi_failures: Vec<String>,
+    /// Measurements of a peer that failed or hung (the sample is left out).
+    pub peer_failures: Vec<String>,
 }
 
 impl Results {
@@ -78,6 +80,25 @@ impl Results {
 
     pub fn median(&self, section: &str, workload: &str, measure: &str, runtime: &str) -> Option<f64> {
         summarize(&self.get(section, workload, measure, runtime)?.values).map(|s| s.median)
+    }
+
+    /// The outcome of one measurement of `runtime`: a peer's failure is noted
+    /// (the sample is left out, and the summary says so); amphi's is an error.
+    pub fn keep<T>(
+        &mut self,
+        runtime: &str,
+        workload: &str,
+        what: &str,
+        outcome: anyhow::Result<T>,
+    ) -> anyhow::Result<Option<T>> {
+        match outcome {
+            Ok(value) => Ok(Some(value)),
+            Err(e) if runtime != "amphi" => {
+                self.peer_failures.push(format!("{runtime}, {workload}, {what}: {e:#}"));
+                Ok(None)
+            }
+            Err(e) => Err(e.context(format!("amphi, {workload}, {what}"))),
+        }
     }
 
     pub fn amphi_failed(&self) -> bool {
@@ -235,6 +256,12 @@ pub fn stdout_table(plan: &Plan, bench: &Bench, results: &Results) -> String {
     let _ = writeln!(out, "\n== Targets (issue 4)");
     for t in targets(results, bench) {
         let _ = writeln!(out, "{:<8} {}: {}", t.verdict(), t.what, t.measured);
+    }
+    if !results.peer_failures.is_empty() {
+        let _ = writeln!(out, "\n== Peer runs that failed (samples left out)");
+        for failure in &results.peer_failures {
+            let _ = writeln!(out, "{failure}");
+        }
     }
     let _ = writeln!(out, "\n== Leak check");
     for leak in &results.leaks {
@@ -475,6 +502,9 @@ fn markdown(plan: &Plan, bench: &Bench, machine: &Machine, results: &Results) ->
     }
     for failure in &results.amphi_failures {
         let _ = writeln!(md, "- **amphi failed** {failure}");
+    }
+    for failure in &results.peer_failures {
+        let _ = writeln!(md, "- a peer's run failed (sample left out): {}", failure.replace('|', "/"));
     }
     md
 }

@@ -17,7 +17,10 @@ pub fn summarize(values: &[f64]) -> Option<Summary> {
     if values.is_empty() {
         return None;
     }
-    let mut sorted = values.to_vec();
+    let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    if sorted.is_empty() {
+        return None;
+    }
     sorted.sort_by(f64::total_cmp);
     let n = sorted.len();
     let rank = (0.95 * n as f64).ceil() as usize;
@@ -39,7 +42,8 @@ fn median_of_sorted(sorted: &[f64]) -> f64 {
 /// index were made in the same round, one right after the other, so each pair
 /// saw the same state of the machine.
 pub fn paired_ratio(x: &[f64], base: &[f64]) -> Option<f64> {
-    let mut ratios: Vec<f64> = x.iter().zip(base).filter(|(_, b)| **b > 0.0).map(|(a, b)| a / b).collect();
+    let mut ratios: Vec<f64> =
+        x.iter().zip(base).filter(|(a, b)| a.is_finite() && b.is_finite() && **b > 0.0).map(|(a, b)| a / b).collect();
     if ratios.is_empty() {
         return None;
     }
@@ -79,5 +83,10 @@ mod tests {
         // Unequal lengths: only the common runs count; zeros in base are skipped.
         assert_eq!(paired_ratio(&[1.0, 2.0, 3.0], &[2.0, 0.0]), Some(0.5));
         assert_eq!(paired_ratio(&[1.0], &[]), None);
+        // A failed run (NaN) leaves a gap; the other pairs keep their rounds.
+        assert_eq!(paired_ratio(&[f64::NAN, 3.0, 4.0], &[1.0, 2.0, 4.0]), Some(1.25));
+        let s = summarize(&[f64::NAN, 2.0]).expect("summary");
+        assert_eq!((s.n, s.median), (1, 2.0));
+        assert!(summarize(&[f64::NAN]).is_none());
     }
 }

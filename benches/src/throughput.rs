@@ -30,7 +30,7 @@ pub fn measure(plan: &Plan, bench: &mut Bench, workloads: &Workloads, results: &
                 .map(|k| ErrLog::create(&bench.work.join(format!("throughput-{k}.err"))))
                 .collect::<anyhow::Result<_>>()?;
             let bench = &*bench;
-            let (sequential, parallel) = bench.in_view(index, |runtime| -> anyhow::Result<(f64, f64)> {
+            let measured = bench.in_view(index, |runtime| -> anyhow::Result<(f64, f64)> {
                 let started = Instant::now();
                 for id in sequential_ids {
                     run_once(runtime, &invocation, id, &bench.err, Stdio::null())?;
@@ -63,7 +63,10 @@ pub fn measure(plan: &Plan, bench: &mut Bench, workloads: &Workloads, results: &
                     outcome.context("parallel runs")?;
                 }
                 Ok((sequential, parallel))
-            })??;
+            })?;
+            let Some((sequential, parallel)) = results.keep(&name, workload.name(), "throughput", measured)? else {
+                continue;
+            };
             reap_orphans();
             results.push(SECTION, workload.name(), "sequential", &name, Unit::PerSec, sequential);
             results.push(
