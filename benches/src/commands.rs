@@ -20,7 +20,7 @@ pub const SECTION: &str = "commands";
 pub fn measure(plan: &Plan, bench: &mut Bench, workloads: &Workloads, results: &mut Results) -> anyhow::Result<()> {
     for round in 0..plan.warmup + plan.iterations {
         let warming = round < plan.warmup;
-        for index in 0..bench.runtimes.len() {
+        for index in crate::lifecycle::rotated(bench.runtimes.len(), round) {
             let runtime = &bench.runtimes[index];
             if !runtime.active() || !runtime.is_oci() {
                 continue;

@@ -144,7 +144,7 @@ pub fn measure(plan: &Plan, bench: &mut Bench, workloads: &Workloads, results: &
         let warming = round < plan.warmup;
         for workload in Workload::ALL {
             for mode in [Mode::Run, Mode::Split] {
-                for index in 0..bench.runtimes.len() {
+                for index in rotated(bench.runtimes.len(), round) {
                     let runtime = &bench.runtimes[index];
                     if !runtime.active() || (mode == Mode::Split && !runtime.is_oci()) {
                         continue;
@@ -198,6 +198,14 @@ pub fn measure(plan: &Plan, bench: &mut Bench, workloads: &Workloads, results: &
         }
     }
     Ok(())
+}
+
+/// The runtimes' indices in round `round`: `0..n` rotated by `round`, so that
+/// each runtime follows each other one equally often. (A runtime that leaves
+/// asynchronous kernel work behind — a network namespace's cleanup, a cgroup's
+/// release — would otherwise always slow down the same next runtime.)
+pub fn rotated(n: usize, round: usize) -> impl Iterator<Item = usize> {
+    (0..n).map(move |i| (i + round) % n.max(1))
 }
 
 pub fn ms(d: Duration) -> f64 {

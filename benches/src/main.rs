@@ -19,7 +19,8 @@
 //!    check each `(runtime, workload)` once, with its output; what fails is
 //!    reported as skipped, with the runtime's own words.
 //! 3. The sections, each with warm-up runs first and the N measured runs
-//!    interleaved across runtimes (A B C A B C …), so that drift hits all alike:
+//!    interleaved across runtimes (A B C, then B C A, C A B …), so that drift,
+//!    and the asynchronous kernel work a runtime leaves behind, hit all alike:
 //!    [`lifecycle`] (`run`, and create/start/wait/delete as separate commands),
 //!    [`commands`] (`--version`, `state`, `list`, `kill`), [`memory`] (peak RSS of
 //!    the runtime's processes, RSS of a running container, density of N idle

@@ -177,9 +177,9 @@ pub fn measure(plan: &Plan, bench: &mut Bench, workloads: &Workloads, results: &
 fn runtime_rss(plan: &Plan, bench: &mut Bench, workloads: &Workloads, results: &mut Results) -> anyhow::Result<()> {
     let usage_file = bench.work.join("rusage.out");
     let pid_file = bench.work.join("rss.pid");
-    for _ in 0..plan.rss_iterations {
+    for round in 0..plan.rss_iterations {
         for workload in [Workload::True, Workload::ModuleWarm, Workload::ComponentWarm] {
-            for index in 0..bench.runtimes.len() {
+            for index in crate::lifecycle::rotated(bench.runtimes.len(), round) {
                 let runtime = &bench.runtimes[index];
                 if !runtime.active() {
                     continue;
@@ -247,9 +247,9 @@ fn container_memory(
     workloads: &Workloads,
     results: &mut Results,
 ) -> anyhow::Result<()> {
-    for _ in 0..plan.rss_iterations {
+    for round in 0..plan.rss_iterations {
         for idle in Idle::ALL {
-            for index in 0..bench.runtimes.len() {
+            for index in crate::lifecycle::rotated(bench.runtimes.len(), round) {
                 let runtime = &bench.runtimes[index];
                 if !runtime.active() {
                     continue;

@@ -440,8 +440,8 @@ fn markdown(plan: &Plan, bench: &Bench, machine: &Machine, results: &Results) ->
     }
     let _ = writeln!(
         md,
-        "{} warm-up runs, then {} measured runs per runtime and workload, interleaved across runtimes \
-         (A B C A B C …). Page cache dropped before each run: {}. Ratios (`x{baseline}`) are the median of \
+        "{} warm-up runs, then {} measured runs per runtime and workload, interleaved across runtimes, \
+         the order rotated each round (A B C, B C A, C A B, …) so that no runtime always follows the same one. Page cache dropped before each run: {}. Ratios (`x{baseline}`) are the median of \
          the pairwise ratios run i / run i of {baseline} (same round); `*` marks a comparison with {baseline}'s \
          native `/bin/true` where {baseline} cannot run the workload. `xfloor` compares with the floor's `run` \
          of the same native program. Peak RSS: {} runs. Density: {} idle containers per runtime and kind. \

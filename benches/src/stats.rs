@@ -56,6 +56,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn rotation_puts_every_runtime_first_in_turn() {
+        let rounds: Vec<Vec<usize>> = (0..3).map(|r| crate::lifecycle::rotated(3, r).collect()).collect();
+        assert_eq!(rounds, [[0, 1, 2], [1, 2, 0], [2, 0, 1]]);
+        assert_eq!(crate::lifecycle::rotated(0, 5).count(), 0);
+    }
+
+    #[test]
     fn summary_of_an_odd_and_an_even_count() {
         let s = summarize(&[5.0, 1.0, 3.0]).expect("summary");
         assert_eq!((s.n, s.median, s.min, s.max, s.p95), (3, 3.0, 1.0, 5.0, 5.0));
