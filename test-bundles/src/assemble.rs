@@ -140,7 +140,7 @@ pub fn build_wasm(dir: &Path, busybox: &Path, probe: &Path) -> Result<Bundle, Er
 }
 
 /// The directories every test rootfs has: `bin` and the usual mount points.
-fn skeleton(rootfs: &Path) -> Result<(), Error> {
+pub(crate) fn skeleton(rootfs: &Path) -> Result<(), Error> {
     install::dir(rootfs, 0o755)?;
     for name in ["bin", "proc", "dev", "sys"] {
         install::dir(&rootfs.join(name), 0o755)?;
@@ -149,7 +149,7 @@ fn skeleton(rootfs: &Path) -> Result<(), Error> {
 }
 
 /// `amphi spec`'s default config with no terminal, the given args and hostname.
-fn config(args: &[&str], hostname: &str) -> Result<Value, Error> {
+pub(crate) fn config(args: &[&str], hostname: &str) -> Result<Value, Error> {
     let spec = amphi_runtime::default_spec::default_spec();
     let mut config =
         serde_json::to_value(&spec).map_err(|source| Error::Serialise { what: "the default spec", source })?;

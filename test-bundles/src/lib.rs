@@ -33,12 +33,15 @@
 //! `module.wasm.image/variant=compat` annotation, and a component image
 //! ([`build_images`]; `amphi-images build --out DIR` from the command line).
 //!
+//! The benchmark harness builds its wasm bundles with [`bench::build_files`].
+//!
 //! ## What this crate must never do
 //! - Touch the network or anything outside the directories it is given.
 //! - Write a file in place: a running container may be executing it.
 //! - Print: errors are returned; the binaries report them.
 
 mod assemble;
+pub mod bench;
 mod bundle;
 pub mod images;
 mod install;

@@ -15,6 +15,7 @@
 //! | `trap.wasm` | `wat/trap.wat` | prints `about to trap`, then `unreachable` in `$crash_here` |
 //! | `out-of-bounds.wasm` | `wat/out-of-bounds.wat` | loads past the end of its memory (a SIGSEGV-based trap) |
 //! | `loop-forever.wasm` | `wat/loop-forever.wat` | prints `looping`, then spins forever |
+//! | `sleep.wasm` | `wat/sleep.wat` | prints `sleeping`, then sleeps in `poll_oneoff` forever (idle) |
 //! | `missing-import.wasm` | `wat/missing-import.wat` | imports a WASI function that does not exist |
 //! | `no-start.wasm` | `wat/no-start.wat` | a module without `_start` |
 //! | `unsupported-world.wasm` | `wat/unsupported-world.wat` | a component importing `amphi:nope/thing` |
@@ -40,6 +41,7 @@ pub const NAMES: &[&str] = &[
     "trap.wasm",
     "out-of-bounds.wasm",
     "loop-forever.wasm",
+    "sleep.wasm",
     "missing-import.wasm",
     "no-start.wasm",
     "unsupported-world.wasm",

@@ -1,0 +1,83 @@
+//! Throughput: containers per second, one `run` after the other, and with K
+//! `run`s at once (K threads, each running its share one after the other).
+
+use std::process::Stdio;
+use std::time::Instant;
+
+use anyhow::Context;
+
+use crate::cli::Plan;
+use crate::lifecycle::run_once;
+use crate::process::{ErrLog, reap_orphans};
+use crate::report::{Results, Unit};
+use crate::runtime::Bench;
+use crate::workload::{Workload, Workloads};
+
+pub const SECTION: &str = "throughput";
+
+pub fn measure(plan: &Plan, bench: &mut Bench, workloads: &Workloads, results: &mut Results) -> anyhow::Result<()> {
+    for workload in [Workload::True, Workload::ModuleWarm] {
+        for index in 0..bench.runtimes.len() {
+            let runtime = &bench.runtimes[index];
+            if !runtime.active() {
+                continue;
+            }
+            let Some(invocation) = workloads.invocation(runtime, workload) else { continue };
+            let name = runtime.name.clone();
+            let ids: Vec<String> = (0..plan.throughput * 2).map(|_| bench.new_id(&name)).collect();
+            let (sequential_ids, parallel_ids) = ids.split_at(plan.throughput);
+            let logs: Vec<ErrLog> = (0..plan.parallel)
+                .map(|k| ErrLog::create(&bench.work.join(format!("throughput-{k}.err"))))
+                .collect::<anyhow::Result<_>>()?;
+            let bench = &*bench;
+            let measured = bench.in_view(index, |runtime| -> anyhow::Result<(f64, f64)> {
+                let started = Instant::now();
+                for id in sequential_ids {
+                    run_once(runtime, &invocation, id, &bench.err, Stdio::null())?;
+                }
+                let sequential = plan.throughput as f64 / started.elapsed().as_secs_f64();
+                let started = Instant::now();
+                let shares: Vec<Vec<&String>> =
+                    (0..plan.parallel).map(|k| parallel_ids.iter().skip(k).step_by(plan.parallel).collect()).collect();
+                let outcomes: Vec<anyhow::Result<()>> = std::thread::scope(|scope| {
+                    let handles: Vec<_> = shares
+                        .iter()
+                        .zip(&logs)
+                        .map(|(share, log)| {
+                            let invocation = &invocation;
+                            scope.spawn(move || -> anyhow::Result<()> {
+                                for id in share {
+                                    run_once(runtime, invocation, id, log, Stdio::null())?;
+                                }
+                                Ok(())
+                            })
+                        })
+                        .collect();
+                    handles
+                        .into_iter()
+                        .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a thread panicked"))))
+                        .collect()
+                });
+                let parallel = plan.throughput as f64 / started.elapsed().as_secs_f64();
+                for outcome in outcomes {
+                    outcome.context("parallel runs")?;
+                }
+                Ok((sequential, parallel))
+            })?;
+            let Some((sequential, parallel)) = results.keep(&name, workload.name(), "throughput", measured)? else {
+                continue;
+            };
+            reap_orphans();
+            results.push(SECTION, workload.name(), "sequential", &name, Unit::PerSec, sequential);
+            results.push(
+                SECTION,
+                workload.name(),
+                &format!("parallel-{}", plan.parallel),
+                &name,
+                Unit::PerSec,
+                parallel,
+            );
+        }
+    }
+    Ok(())
+}
