@@ -72,7 +72,28 @@ pub struct CacheConfig {
     /// The directory opened by the caller ([`CacheConfig::opened`]): `dir` then
     /// names it through `/proc/self/fd`, which reaches it from any mount
     /// namespace the process later joins.
-    handle: Option<std::sync::Arc<std::os::fd::OwnedFd>>,
+    handle: Option<std::sync::Arc<Handle>>,
+}
+
+/// The directory descriptor the caller opened, shared by every copy of the
+/// config in one process: closed when the last copy drops, or at once by
+/// [`CacheConfig::close_handle`] (in a container process, once the cache was used).
+#[derive(Debug)]
+struct Handle(std::sync::atomic::AtomicI32);
+
+impl Handle {
+    fn close(&self) {
+        let fd = self.0.swap(-1, std::sync::atomic::Ordering::SeqCst);
+        if fd >= 0 {
+            let _ = nix::unistd::close(fd);
+        }
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.close();
+    }
 }
 
 impl PartialEq for CacheConfig {
@@ -112,9 +133,20 @@ impl CacheConfig {
             .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
             .open(cache.dir())
             .map_err(|source| CacheError::Create { dir: dir.clone(), source })?;
-        let fd = std::os::fd::OwnedFd::from(file);
-        let path = PathBuf::from(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd)));
-        Ok(Self { dir: Some(path), handle: Some(std::sync::Arc::new(fd)) })
+        let fd = std::os::fd::IntoRawFd::into_raw_fd(file);
+        let path = PathBuf::from(format!("/proc/self/fd/{fd}"));
+        Ok(Self { dir: Some(path), handle: Some(std::sync::Arc::new(Handle(fd.into()))) })
+    }
+
+    /// Closes the directory the caller opened, in this process only, for every
+    /// copy of the config: a container process calls it once the cache was
+    /// used, so that a host descriptor does not live on in the container.
+    /// Afterwards the cache is disabled here.
+    pub fn close_handle(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            handle.close();
+            self.dir = None;
+        }
     }
 
     /// The directory the CLI should use: its `flag` if given, else `$AMPHI_WASM_CACHE`

@@ -527,6 +527,43 @@ fn exec_crosses_between_wasm_and_native() {
     case.assert_all_gone();
 }
 
+#[test]
+fn a_wasm_init_keeps_amphis_binary_and_descriptors_from_the_container() {
+    // The init of a wasm container is amphi for its whole life: a process in the
+    // container that opened /proc/1/exe could overwrite the host's binary
+    // (CVE-2019-5736), and /proc/1/fd holds host descriptors.
+    let Some(case) = case("wasm_exe_guard") else { return };
+    let id = case.id("c");
+    let bundle = bundle(&case, &id, &["/wasm/loop-forever.wasm"], &[]);
+    let cache = case.work.path().join("cache");
+    let created = case.create_in(bundle.dir(), &id, &[], &[("AMPHI_WASM_CACHE", cache.to_str().unwrap())]);
+    assert!(created.status.success(), "{}", describe(&created));
+    assert!(cache.is_dir(), "the cache was used");
+    case.ok(&["start", &id]);
+    for path in ["/proc/1/exe", "/proc/1/mem", "/proc/1/environ", "/proc/1/fd/0"] {
+        let out = case.run(&["exec", &id, "/bin/cat", path]);
+        assert!(!out.status.success(), "{path} opened: {} bytes read", out.stdout.len());
+        assert!(stderr(&out).contains("Permission denied"), "{path}: {}", describe(&out));
+    }
+    let out = case.run(&["exec", &id, "/bin/ls", "/proc/1/root/"]);
+    assert!(!out.status.success() && stderr(&out).contains("Permission denied"), "{}", describe(&out));
+    // The wasm cache directory the caller opened on the host is closed once
+    // the module is loaded: no host descriptor lives on in the container.
+    let pid = case.state(&id)["pid"].as_i64().unwrap();
+    let cache = std::fs::canonicalize(&cache).unwrap();
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap() {
+        let target = std::fs::read_link(fd.unwrap().path()).unwrap_or_default();
+        assert!(!target.starts_with(&cache), "the init holds {}", target.display());
+    }
+    // A native workload is dumpable again after execve, as any program is.
+    let out = case.run(&["exec", &id, "/bin/sh", "-c", "cat /proc/self/environ >/dev/null && echo readable"]);
+    assert_eq!(stdout(&out).trim(), "readable", "{}", describe(&out));
+    // From the host, root still sees everything (state, ps, exec rely on it).
+    assert!(std::fs::read_link(format!("/proc/{pid}/exe")).is_ok());
+    case.ok(&["delete", "--force", &id]);
+    case.assert_all_gone();
+}
+
 // --- components -------------------------------------------------------------
 
 #[test]

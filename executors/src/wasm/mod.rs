@@ -176,6 +176,10 @@ impl WasmExecutor {
             Some(Err(error)) => return Err(error.into()),
         };
         let (compiled, outcome) = engine::load(&engine, cache.as_ref(), &path, bytes)?;
+        drop(cache);
+        // A host descriptor must not live on in a container process (the
+        // init of a wasm container stays this process for its whole life).
+        self.options.cache.close_handle();
         let linked = run::link(&compiled).map_err(|reason| WasmError::Link { path: path.clone(), reason })?;
         let preopens = wasi::preopens(ctx.spec, ctx.process)?;
         check_preopens(&preopens, ctx)?;

@@ -163,6 +163,7 @@ fn build(
         preserve_fds: options.listen_fds + options.preserve_fds,
         runtime_hooks: RuntimeHooks::from_spec(spec, hook_state),
         console_socket,
+        may_show_exe: crate::process::exe_guard::may_show(),
     };
     let spawned = spawn(request, &mut |pid| match cgroup {
         Some(cgroup) => cgroup.add_process(pid).map_err(|e| e.to_string()),

@@ -119,6 +119,7 @@ pub fn exec(store: &Store, id: &ContainerId, options: &ExecOptions, choose: Choo
             close_in_child: vec![locked.raw_fd()],
             preserve_fds: options.preserve_fds,
             console_socket,
+            may_show_exe: crate::process::exe_guard::may_show(),
         };
         let mut spawned = spawn_exec(request, &mut |pid| match &cgroup {
             Some(cgroup) => cgroup.add_process(pid).map_err(|e| e.to_string()),

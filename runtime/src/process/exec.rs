@@ -27,7 +27,7 @@ use oci_spec::runtime::{Process, Spec};
 
 use super::channel::{ChannelError, Receiver, Sender, channel};
 use super::spawn::{KillOnDrop, SpawnError, Spawned, finish, reap};
-use super::{FromInit, FromIntermediate, Stage, StageFailure, ToInit, ToIntermediate, terminal, workload};
+use super::{FromInit, FromIntermediate, Stage, StageFailure, ToInit, ToIntermediate, exe_guard, terminal, workload};
 use crate::executor::{Executor, PrepareContext};
 use crate::plan::ProcessPlan;
 use crate::plan::namespaces::Kind;
@@ -51,6 +51,8 @@ pub struct ExecRequest<'a> {
     /// With `process.terminal`: the connected socket the process sends its pty
     /// master over ([`crate::console`]).
     pub console_socket: Option<std::os::fd::OwnedFd>,
+    /// [`super::exe_guard::may_show`], decided by the caller.
+    pub may_show_exe: bool,
 }
 
 /// The namespaces of `init_pid` that differ from the caller's: what an exec'd
@@ -133,6 +135,11 @@ fn intermediate(
     if !matches!(from_parent.recv(), Ok(ToIntermediate::Go)) {
         return 1;
     }
+    // Before joining: the process it clones is in the container from birth.
+    if let Err(failure) = exe_guard::hide(Stage::Intermediate) {
+        let _ = to_parent.send(&FromIntermediate::Failed(failure));
+        return 1;
+    }
     if let Err(e) = nix::sched::setns(request.init.as_fd(), request.join) {
         let failure = StageFailure::new(
             Stage::Intermediate,
@@ -163,8 +170,8 @@ fn child(request: ExecRequest<'_>, ends: ChildEnds) -> ! {
     if !matches!(ends.from_parent.recv(), Ok(ToInit::Go)) {
         exit_now(1);
     }
-    let ExecRequest { process, plan, spec, mut executor, preserve_fds, console_socket, .. } = request;
-    let notify = match build(process, plan, spec, executor.as_mut(), console_socket) {
+    let ExecRequest { process, plan, spec, mut executor, preserve_fds, console_socket, may_show_exe, .. } = request;
+    let notify = match build(process, plan, spec, executor.as_mut(), console_socket, may_show_exe) {
         Ok(notify) => notify,
         Err(failure) => {
             let _ = ends.to_parent.send(&FromInit::Failed(failure));
@@ -189,6 +196,7 @@ fn build(
     spec: &Spec,
     executor: &mut dyn Executor,
     console_socket: Option<std::os::fd::OwnedFd>,
+    may_show_exe: bool,
 ) -> Result<Option<std::os::fd::OwnedFd>, StageFailure> {
     let fail = |step: &str, errno, msg: String| StageFailure::new(Stage::Init, step, errno, msg);
     // setns into the mount namespace made its root ours: "/" is the container's.
@@ -206,5 +214,6 @@ fn build(
     }
     let notify = workload::become_process(plan, Stage::Init)?;
     workload::arm(executor, process, spec, Stage::Init)?;
+    exe_guard::show_if_harmless(may_show_exe, Stage::Init)?;
     Ok(notify)
 }

@@ -32,9 +32,17 @@ pub(crate) fn run(request: InitRequest<'_>, ends: InitEnds) -> ! {
         // The caller died or gave up: nobody will ever start us.
         _ => exit_now(1),
     }
-    let InitRequest { plan, spec, mut executor, barrier: barrier_fd, preserve_fds, console_socket, .. } = request;
+    let InitRequest {
+        plan, spec, mut executor, barrier: barrier_fd, preserve_fds, console_socket, may_show_exe, ..
+    } = request;
+    // The caller has written our id maps by now (it needs our /proc files for
+    // that): from here on they are closed to the container.
+    if let Err(failure) = super::exe_guard::hide(Stage::Init) {
+        let _ = ends.to_parent.send(&FromInit::Failed(failure));
+        exit_now(1);
+    }
 
-    let notify = match build(plan, spec, executor.as_mut(), &ends, console_socket) {
+    let notify = match build(plan, spec, executor.as_mut(), &ends, console_socket, may_show_exe) {
         Ok(notify) => notify,
         Err(failure) => {
             let _ = ends.to_parent.send(&FromInit::Failed(failure));
@@ -87,6 +95,7 @@ fn build(
     executor: &mut dyn crate::executor::Executor,
     ends: &InitEnds,
     console_socket: Option<OwnedFd>,
+    may_show_exe: bool,
 ) -> Result<Option<OwnedFd>, StageFailure> {
     let fail = |step: &str, errno: Option<i32>, msg: String| StageFailure::new(Stage::Init, step, errno, msg);
     let ns = &plan.namespaces;
@@ -154,6 +163,7 @@ fn build(
 
     let notify = workload::become_process(&plan.process, Stage::Init)?;
     workload::arm(executor, process, spec, Stage::Init)?;
+    super::exe_guard::show_if_harmless(may_show_exe, Stage::Init)?;
     Ok(notify)
 }
 

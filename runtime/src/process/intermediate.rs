@@ -100,7 +100,9 @@ fn build(
             })?;
         }
     }
-    Ok(())
+    // The init it clones next inherits this; it may be born into a pid
+    // namespace the container's processes already see.
+    super::exe_guard::hide(Stage::Intermediate)
 }
 
 /// In a fresh user namespace, become its root (when root is mapped) so that the

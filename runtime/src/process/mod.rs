@@ -25,6 +25,7 @@
 
 pub mod barrier;
 pub mod channel;
+pub mod exe_guard;
 pub mod exec;
 pub mod identity;
 mod init;

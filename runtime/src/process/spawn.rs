@@ -54,6 +54,8 @@ pub struct InitRequest<'a> {
     /// With `process.terminal`: the connected socket the init sends its pty
     /// master over ([`crate::console`]).
     pub console_socket: Option<OwnedFd>,
+    /// [`super::exe_guard::may_show`], decided by the caller.
+    pub may_show_exe: bool,
 }
 
 /// The channel ends a cloned stage keeps.
