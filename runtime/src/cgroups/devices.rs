@@ -93,6 +93,36 @@ pub fn apply(dir: &Path, rules: Option<&[LinuxDeviceCgroup]>) -> Result<(), Devi
     Ok(())
 }
 
+/// `rules` and the defaults as the lines v1 takes in `devices.allow` (`true`)
+/// and `devices.deny` (`false`), in the spec's order: the kernel applies them
+/// one at a time, so later rules override earlier ones there too.
+pub fn v1_lines(rules: Option<&[LinuxDeviceCgroup]>) -> Result<Vec<(bool, String)>, DeviceFilterError> {
+    let mut decoded = Vec::new();
+    for (index, rule) in rules.unwrap_or_default().iter().enumerate() {
+        decoded.extend(decode(index, rule)?);
+    }
+    decoded.extend_from_slice(DEFAULTS);
+    Ok(decoded.iter().map(|rule| (rule.allow, rule.v1_text())).collect())
+}
+
+impl Rule {
+    /// `TYPE MAJOR:MINOR ACCESS`, as v1's device files read it.
+    fn v1_text(&self) -> String {
+        let kind = match self.kind {
+            None => 'a',
+            Some(BLOCK) => 'b',
+            Some(_) => 'c',
+        };
+        let number = |n: Option<u32>| n.map_or_else(|| "*".to_owned(), |n| n.to_string());
+        let access: String = [(READ, 'r'), (WRITE, 'w'), (MKNOD, 'm')]
+            .iter()
+            .filter(|(bit, _)| self.access & bit != 0)
+            .map(|(_, letter)| *letter)
+            .collect();
+        format!("{kind} {}:{} {access}", number(self.major), number(self.minor))
+    }
+}
+
 /// The rule at `index`, or `None` for a rule the device cgroup never sees (fifos).
 fn decode(index: usize, rule: &LinuxDeviceCgroup) -> Result<Option<Rule>, DeviceFilterError> {
     let kind = match rule.typ().unwrap_or_default() {
@@ -222,6 +252,30 @@ mod tests {
     use oci_spec::runtime::LinuxDeviceCgroupBuilder;
 
     use super::*;
+
+    #[test]
+    fn v1_lines_follow_the_spec_then_the_defaults() {
+        let rules = vec![
+            LinuxDeviceCgroupBuilder::default().allow(false).access("rwm").build().unwrap(),
+            LinuxDeviceCgroupBuilder::default()
+                .allow(true)
+                .typ(LinuxDeviceType::B)
+                .major(8)
+                .access("wr")
+                .build()
+                .unwrap(),
+            LinuxDeviceCgroupBuilder::default().allow(true).typ(LinuxDeviceType::P).build().unwrap(),
+        ];
+        let lines = v1_lines(Some(&rules)).unwrap();
+        assert_eq!(lines[0], (false, "a *:* rwm".to_owned()));
+        assert_eq!(lines[1], (true, "b 8:* rw".to_owned()), "fifos are not the device cgroup's");
+        assert_eq!(lines[2], (true, "c 1:3 rwm".to_owned()));
+        assert!(lines.contains(&(true, "c *:* m".to_owned())));
+        assert!(lines.contains(&(true, "c 136:* rwm".to_owned())));
+        assert_eq!(lines.len(), 2 + DEFAULTS.len());
+        let bad = vec![LinuxDeviceCgroupBuilder::default().allow(true).access("rx").build().unwrap()];
+        assert!(matches!(v1_lines(Some(&bad)), Err(DeviceFilterError::BadAccess { index: 0, .. })));
+    }
 
     /// Runs `program` the way the kernel would for one request; only the
     /// instructions [`compile`] emits are known.

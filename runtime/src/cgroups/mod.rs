@@ -110,6 +110,8 @@ pub enum CgroupError {
     NoFreezer { cgroup: PathBuf },
     #[error("cgroup {cgroup}: no memory controller is mounted")]
     NoMemoryController { cgroup: PathBuf },
+    #[error("cgroup {cgroup}: no devices controller is mounted")]
+    NoDevicesController { cgroup: PathBuf },
     #[error("{file}: still {state} after {waited_ms} ms")]
     FreezeTimeout { file: PathBuf, state: String, waited_ms: u128 },
     #[error("rmdir {dir}: processes still inside after {waited_ms} ms")]

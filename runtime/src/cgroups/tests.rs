@@ -181,6 +181,27 @@ fn create_writes_the_limits_into_the_v1_files() {
 }
 
 #[test]
+fn device_rules_alone_give_the_same_v1_list_as_with_other_limits() {
+    // Device rules alone are written by amphi itself; with other limits they go
+    // through libcgroups' v1 manager. The kernel's resulting lists must agree.
+    if !root_or_skip("device_rules_alone_give_the_same_v1_list_as_with_other_limits") || !host_has_v1() {
+        return;
+    }
+    let devices = limits().devices().clone().unwrap();
+    let alone = LinuxResourcesBuilder::default().devices(devices).build().unwrap();
+    let own = create(&test_path("devices-alone"), Some(&alone));
+    let through_libcgroups = create(&test_path("devices-with-limits"), Some(&limits()));
+    let own_list = read(&v1_file(&own, "devices", "devices.list"));
+    assert!(own_list.lines().any(|l| l == "c 4:64 rw"), "devices.list:\n{own_list}");
+    assert!(!own_list.contains("a *:* rwm"), "the deny-all rule was not applied:\n{own_list}");
+    assert_eq!(own_list, read(&v1_file(&through_libcgroups, "devices", "devices.list")));
+    for cgroup in [own, through_libcgroups] {
+        cgroup.remove().unwrap();
+        assert_gone(&cgroup);
+    }
+}
+
+#[test]
 fn update_changes_the_limits() {
     if !root_or_skip("update_changes_the_limits") || !host_has_v1() {
         return;
