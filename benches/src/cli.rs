@@ -49,7 +49,8 @@ pub struct Options {
     /// Runs of the peak-RSS and container-RSS measurements.
     #[arg(long, default_value_t = 5)]
     pub rss_iterations: usize,
-    /// Only these sections (repeatable): lifecycle, commands, memory, throughput.
+    /// Only these sections (repeatable): lifecycle, commands, memory, throughput,
+    /// containerd.
     #[arg(long = "only", value_name = "SECTION")]
     pub only: Vec<String>,
     /// One quick pass (1 warm-up, 2 runs, small density and throughput) that
@@ -78,6 +79,7 @@ pub struct Sections {
     pub commands: bool,
     pub memory: bool,
     pub throughput: bool,
+    pub containerd: bool,
 }
 
 /// The options, checked and with their defaults filled in. Paths are absolute:
@@ -139,16 +141,19 @@ impl Plan {
             Some(path) => Some(absolute(&path)?),
             None => find_program("wasmtime"),
         };
-        let mut sections = Sections { lifecycle: true, commands: true, memory: true, throughput: true };
+        let mut sections =
+            Sections { lifecycle: true, commands: true, memory: true, throughput: true, containerd: true };
         if !options.only.is_empty() {
-            sections = Sections { lifecycle: false, commands: false, memory: false, throughput: false };
+            sections =
+                Sections { lifecycle: false, commands: false, memory: false, throughput: false, containerd: false };
             for name in &options.only {
                 match name.as_str() {
                     "lifecycle" => sections.lifecycle = true,
                     "commands" => sections.commands = true,
                     "memory" => sections.memory = true,
                     "throughput" => sections.throughput = true,
-                    _ => bail!("--only {name:?}: expected lifecycle, commands, memory or throughput"),
+                    "containerd" => sections.containerd = true,
+                    _ => bail!("--only {name:?}: expected lifecycle, commands, memory, throughput or containerd"),
                 }
             }
         }

@@ -24,7 +24,9 @@
 //!    [`lifecycle`] (`run`, and create/start/wait/delete as separate commands),
 //!    [`commands`] (`--version`, `state`, `list`, `kill`), [`memory`] (peak RSS of
 //!    the runtime's processes, RSS of a running container, density of N idle
-//!    containers) and [`throughput`] (containers per second, alone and K at once).
+//!    containers), [`throughput`] (containers per second, alone and K at once)
+//!    and [`containerd`] (`ctr run --rm` with each runtime as the shim's runc
+//!    binary, against a containerd the harness starts).
 //! 4. [`leaks`]: every container the harness made must be gone: state dirs,
 //!    cgroups, processes, mounts. The report says so either way.
 //! 5. [`report`]: a table on stdout; `results.csv`, `summary.md` and
@@ -38,6 +40,7 @@
 mod chart;
 mod cli;
 mod commands;
+mod containerd;
 mod host;
 mod leaks;
 mod lifecycle;
@@ -91,6 +94,9 @@ fn run(options: cli::Options) -> anyhow::Result<ExitCode> {
     }
     if plan.sections.throughput {
         throughput::measure(&plan, &mut bench, &workloads, &mut results)?;
+    }
+    if plan.sections.containerd {
+        containerd::measure(&plan, &mut bench, &mut results)?;
     }
     results.leaks = leaks::check(&bench)?;
     let machine = host::Machine::describe(&bench);

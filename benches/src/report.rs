@@ -113,6 +113,7 @@ impl Results {
         }
         let native = match s.section.as_str() {
             "lifecycle" | "runtime-rss" | "throughput" => Workload::True.name(),
+            "containerd" => crate::containerd::NATIVE,
             "container-memory" | "density" => Idle::Native.name(),
             _ => return None,
         };
@@ -135,7 +136,7 @@ const SECTIONS: [(&str, &str); 7] = [
     ("container-memory", "Memory of one running idle container (MiB; its processes' VmRSS, VmHWM, Pss)"),
     ("density", "Density: N idle containers (per container, MiB; create+start in ms per container)"),
     ("throughput", "Throughput (containers per second; `run` of the workload)"),
-    ("", ""),
+    ("containerd", "Through containerd (`ctr run --rm`, ms; tasks per second)"),
 ];
 
 /// One row of a table.

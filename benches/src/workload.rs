@@ -271,7 +271,7 @@ impl Workloads {
                         (&module_cwasm, "/hello.cwasm"),
                         (&sleep_cwasm, "/sleep.cwasm"),
                     ],
-                    args: &["/bin/wasmtime", "run", "--allow-precompiled", "/hello.cwasm"],
+                    args: &["/bin/wasmtime", "run", "-C", "cache=n", "--allow-precompiled", "/hello.cwasm"],
                     annotations: &[],
                     host_usr: true,
                     hostname: "bench",
@@ -281,7 +281,8 @@ impl Workloads {
                 c["process"]["args"] = json!(["/bin/wasmtime", "run", "-C", "cache=n", "/hello.wasm"])
             })?;
             let sleep = warm.variant(&dir.join("wasmtime-cli-sleep"), |c| {
-                c["process"]["args"] = json!(["/bin/wasmtime", "run", "--allow-precompiled", "/sleep.cwasm"])
+                c["process"]["args"] =
+                    json!(["/bin/wasmtime", "run", "-C", "cache=n", "--allow-precompiled", "/sleep.cwasm"])
             })?;
             cli = Some(CliBundles { warm, cold, sleep });
             host_wasm.module_cwasm = Some(module_cwasm);
