@@ -178,10 +178,9 @@ impl Bench {
     pub fn in_view<T>(&self, index: usize, f: impl FnOnce(&Runtime) -> T) -> anyhow::Result<T> {
         let runtime = &self.runtimes[index];
         let Some((view, _)) = &runtime.view else { return Ok(f(runtime)) };
-        setns(view, CloneFlags::CLONE_NEWNS)
-            .with_context(|| format!("enter the mount namespace of {}", runtime.name))?;
+        enter(view).with_context(|| format!("enter the mount namespace of {}", runtime.name))?;
         let result = f(runtime);
-        setns(&self.host_mnt, CloneFlags::CLONE_NEWNS).context("return to the host's mount namespace")?;
+        enter(&self.host_mnt).context("return to the host's mount namespace")?;
         std::env::set_current_dir(&self.cwd).with_context(|| format!("chdir {}", self.cwd.display()))?;
         Ok(result)
     }
@@ -296,4 +295,18 @@ fn make_view(view: View, unified: &Path) -> anyhow::Result<OwnedFd> {
     let _ = holder.kill();
     let _ = holder.wait();
     opened
+}
+
+/// `setns` into the mount namespace `ns`. It fails with EINVAL while another
+/// thread shares our filesystem context, which a thread `f` joined may still
+/// do for a moment after the join (it leaves the kernel after waking its
+/// joiner): retried briefly then.
+fn enter(ns: &OwnedFd) -> nix::Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        match setns(ns, CloneFlags::CLONE_NEWNS) {
+            Err(nix::errno::Errno::EINVAL) if std::time::Instant::now() < deadline => std::thread::yield_now(),
+            other => return other,
+        }
+    }
 }
