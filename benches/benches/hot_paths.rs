@@ -44,7 +44,7 @@ fn cache_and_instantiation(c: &mut Criterion) {
     let cache = Cache::open(&tmp.path().join("cache")).expect("open cache");
     let engine = EngineSettings::default().engine().expect("engine");
     let bytes = amphi_wasm_fixtures::bytes("proc-exit.wasm");
-    let (compiled, outcome) = load(&engine, Some(&cache), "proc-exit.wasm", &bytes).expect("compile and store");
+    let (compiled, outcome) = load(&engine, None, Some(&cache), "proc-exit.wasm", &bytes).expect("compile and store");
     assert_eq!(outcome, CacheOutcome::Miss);
     let key = CacheKey::new(&engine, &bytes);
     c.bench_function("cache lookup (Cache::load of a stored entry)", |b| {
@@ -52,7 +52,8 @@ fn cache_and_instantiation(c: &mut Criterion) {
     });
     c.bench_function("cache hit: key, lookup and deserialize (engine::load)", |b| {
         b.iter(|| {
-            let (compiled, outcome) = load(&engine, Some(&cache), "proc-exit.wasm", black_box(&bytes)).expect("load");
+            let (compiled, outcome) =
+                load(&engine, None, Some(&cache), "proc-exit.wasm", black_box(&bytes)).expect("load");
             assert_eq!(outcome, CacheOutcome::Hit);
             compiled
         })
@@ -60,7 +61,7 @@ fn cache_and_instantiation(c: &mut Criterion) {
     for name in ["hello.wasm", "hello-component.wasm"] {
         let bytes = amphi_wasm_fixtures::bytes(name);
         c.bench_function(&format!("compile {name} with no cache (what a cold start adds)"), |b| {
-            b.iter(|| load(&engine, None, name, black_box(&bytes)).expect("compile").0)
+            b.iter(|| load(&engine, None, None, name, black_box(&bytes)).expect("compile").0)
         });
     }
     let linked = link(&compiled).expect("link");
@@ -71,7 +72,8 @@ fn cache_and_instantiation(c: &mut Criterion) {
         })
     });
     let component = amphi_wasm_fixtures::bytes("exit-with-code-component.wasm");
-    let (compiled, _) = load(&engine, Some(&cache), "exit-with-code-component.wasm", &component).expect("compile");
+    let (compiled, _) =
+        load(&engine, None, Some(&cache), "exit-with-code-component.wasm", &component).expect("compile");
     let linked = link(&compiled).expect("link");
     c.bench_function("instantiate and run a precompiled component (exit-with-code(7))", |b| {
         b.iter(|| {

@@ -8,8 +8,9 @@
 //! - `kubernetes`: the documented CRI config, and pods run through the CRI
 //!   plugin's `amphi` runtime handler by `cri`, a small CRI client.
 //! - `podman`: `podman --runtime <amphi>` on rootfs directories.
-//! - `startup`: `ctr run --rm` timings against runc and crun (ignored: a
-//!   measurement, run with `--ignored --nocapture`).
+//!
+//! Start-up through containerd is measured by the benchmark harness
+//! (`amphi-bench --only containerd`), not here.
 //!
 //! They need root and Debian's `containerd` and `podman` (`.ci/setup` installs
 //! them); without root or a manager they skip, unless `CI=true`.
@@ -20,5 +21,4 @@ mod cri;
 mod ctr;
 mod kubernetes;
 mod podman;
-mod startup;
 mod support;

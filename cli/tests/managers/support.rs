@@ -179,9 +179,3 @@ pub fn proc_state(pid: i64) -> char {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     stat.rsplit(')').next().and_then(|rest| rest.trim_start().chars().next()).unwrap_or('?')
 }
-
-/// A line for the person running the tests (measurements, notes).
-#[expect(clippy::print_stderr, reason = "measurements are for the person running them")]
-pub fn note(text: &str) {
-    eprintln!("{text}");
-}

@@ -71,11 +71,12 @@ impl EngineSettings {
 
     /// The engine configuration. Compilation is single-threaded: `prepare` runs in
     /// the container's init, where a second thread would escape the seccomp filter
-    /// and capability changes applied later to the first. (wasmtime is built
-    /// without its `parallel-compilation` feature, so there is no rayon pool to
-    /// turn off.) Wasm backtraces are on, as by default.
+    /// and capability changes applied later to the first. A cache miss compiles
+    /// on every core in a child process instead ([`load`]). Wasm backtraces are
+    /// on, as by default.
     pub fn config(&self) -> Config {
         let mut config = Config::new();
+        config.parallel_compilation(false);
         config.cranelift_opt_level(OptLevel::Speed);
         config.wasm_component_model(true);
         if let Some(address_space) = self.address_space {
@@ -152,8 +153,16 @@ pub enum CacheOutcome {
 /// Compiles `bytes` (from `path`, for messages) or loads its artifact from
 /// `cache`. A corrupt entry is removed and the program recompiled; a failed store
 /// is logged and does not fail the load.
+///
+/// On a miss, with `settings` given and this process single-threaded (a
+/// container's init or exec'd process), the program is compiled on every core
+/// by a forked child, which stores it and exits; this process then loads it
+/// from the cache. The threads live and die in the child, before this process
+/// takes its seccomp filter and capabilities. Should the child fail, the
+/// program is compiled here, and its errors reported as ever.
 pub fn load(
     engine: &Engine,
+    settings: Option<&EngineSettings>,
     cache: Option<&Cache>,
     path: &str,
     bytes: &[u8],
@@ -182,13 +191,27 @@ pub fn load(
         }
         Err(e) => return Err(WasmError::Cache(e)),
     }
+    if let Some(settings) = settings
+        && compile_in_child(settings, cache, &key, path, format, bytes)
+    {
+        match cache.load(&key) {
+            Ok(Some((kind, artifact))) => match deserialize(engine, kind, &artifact) {
+                Ok(compiled) => {
+                    tracing::debug!(cache = "miss", path, module = %key.module, elapsed_us = started.elapsed().as_micros() as u64, "wasm module compiled on every core by a child process");
+                    return Ok((compiled, CacheOutcome::Miss));
+                }
+                Err(e) => {
+                    tracing::warn!(path, error = %format!("{e:#}"), "the child's artifact was rejected; compiling here")
+                }
+            },
+            other => {
+                tracing::warn!(path, outcome = ?other.map(|found| found.is_some()), "the child's artifact is not in the cache; compiling here")
+            }
+        }
+    }
     let compiled = compile(engine, path, format, bytes)?;
     tracing::debug!(cache = "miss", path, module = %key.module, elapsed_us = started.elapsed().as_micros() as u64, "wasm module compiled");
-    let serialized = match &compiled {
-        Compiled::Module(module) => module.serialize().map(|a| (ArtifactKind::Module, a)),
-        Compiled::Component(component) => component.serialize().map(|a| (ArtifactKind::Component, a)),
-    };
-    match serialized {
+    match serialize(&compiled) {
         Ok((kind, artifact)) => {
             if let Err(e) = cache.store(&key, kind, &artifact) {
                 tracing::warn!(path, error = %e, "could not store the compiled module in the wasm cache");
@@ -197,6 +220,63 @@ pub fn load(
         Err(e) => tracing::warn!(path, error = %format!("{e:#}"), "could not serialize the compiled module"),
     }
     Ok((compiled, CacheOutcome::Miss))
+}
+
+/// Compiles the program in a forked child with parallel compilation and stores
+/// it in `cache` under `key`; whether the child succeeded. Does nothing (false)
+/// when this process has more than one thread: a fork would copy locks other
+/// threads hold.
+fn compile_in_child(
+    settings: &EngineSettings,
+    cache: &Cache,
+    key: &CacheKey,
+    path: &str,
+    format: Format,
+    bytes: &[u8],
+) -> bool {
+    if !single_threaded() {
+        return false;
+    }
+    // SAFETY: this process has a single thread (checked above), so the child is
+    // a complete copy that may take locks and start threads of its own; it
+    // leaves through `_exit`, running no destructor of the parent's state.
+    match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Child) => {
+            let stored = (|| -> Option<()> {
+                let mut config = settings.config();
+                config.parallel_compilation(true);
+                let engine = Engine::new(&config).ok()?;
+                // The child's engine must file the artifact where the parent looks.
+                if crate::cache::engine_fingerprint(&engine) != key.engine {
+                    return None;
+                }
+                let (kind, artifact) = serialize(&compile(&engine, path, format, bytes).ok()?).ok()?;
+                cache.store(key, kind, &artifact).ok().map(drop)
+            })();
+            // SAFETY: `_exit` ends the process at once; nothing after it runs.
+            unsafe { libc::_exit(if stored.is_some() { 0 } else { 1 }) }
+        }
+        Ok(nix::unistd::ForkResult::Parent { child }) => loop {
+            match nix::sys::wait::waitpid(child, None) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => break true,
+                _ => break false,
+            }
+        },
+        Err(_) => false,
+    }
+}
+
+/// Whether this process has one thread (`/proc/self/task` has one entry).
+fn single_threaded() -> bool {
+    std::fs::read_dir("/proc/self/task").map(|tasks| tasks.count() == 1).unwrap_or(false)
+}
+
+fn serialize(compiled: &Compiled) -> wasmtime::Result<(ArtifactKind, Vec<u8>)> {
+    match compiled {
+        Compiled::Module(module) => module.serialize().map(|a| (ArtifactKind::Module, a)),
+        Compiled::Component(component) => component.serialize().map(|a| (ArtifactKind::Component, a)),
+    }
 }
 
 fn remove_quietly(cache: &Cache, key: &CacheKey) {
@@ -242,6 +322,26 @@ mod tests {
     use oci_spec::runtime::{
         LinuxBuilder, LinuxMemoryBuilder, LinuxResourcesBuilder, PosixRlimitBuilder, ProcessBuilder, SpecBuilder,
     };
+
+    #[test]
+    fn parallel_compilation_files_artifacts_under_the_same_key() {
+        // The compile child uses parallel compilation, the init does not: both
+        // must agree on the cache key, or every miss would compile twice.
+        for settings in [settings(None, None), settings(Some(256 << 20), Some(8 << 30))] {
+            let sequential = settings.engine().expect("engine");
+            let mut config = settings.config();
+            config.parallel_compilation(true);
+            let parallel = Engine::new(&config).expect("parallel engine");
+            assert_eq!(crate::cache::engine_fingerprint(&sequential), crate::cache::engine_fingerprint(&parallel));
+        }
+    }
+
+    #[test]
+    fn a_second_thread_is_seen() {
+        // `load` then compiles in-process: it never forks a multi-threaded process.
+        let other = std::thread::spawn(single_threaded);
+        assert!(!other.join().expect("thread"));
+    }
 
     fn settings(limit: Option<i64>, rlimit_as: Option<u64>) -> EngineSettings {
         let spec = spec(limit, rlimit_as);

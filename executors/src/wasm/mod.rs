@@ -175,7 +175,7 @@ impl WasmExecutor {
             }
             Some(Err(error)) => return Err(error.into()),
         };
-        let (compiled, outcome) = engine::load(&engine, cache.as_ref(), &path, bytes)?;
+        let (compiled, outcome) = engine::load(&engine, Some(&settings), cache.as_ref(), &path, bytes)?;
         drop(cache);
         // A host descriptor must not live on in a container process (the
         // init of a wasm container stays this process for its whole life).
