@@ -47,8 +47,12 @@ fn exec_joins_every_namespace_and_the_cgroup() {
             let exec = std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).unwrap();
             assert_eq!(theirs, exec, "exec'd process is not in the container's {ns} namespace");
         }
-        let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
-        assert!(cgroup.contains(&Case::cgroup_path(&id)), "{cgroup}");
+        // Every hierarchy, v1 and cgroup2 alike: the init and the exec'd
+        // process each joined all of them by themselves.
+        for member in [init, pid] {
+            let cgroup = std::fs::read_to_string(format!("/proc/{member}/cgroup")).unwrap();
+            assert!(cgroup.lines().all(|l| l.ends_with(&Case::cgroup_path(&id))), "{member}: {cgroup}");
+        }
         // Its root is the container's: same file as the init sees.
         let root = std::fs::read_link(format!("/proc/{pid}/root")).unwrap();
         assert_eq!(root, std::fs::read_link(format!("/proc/{init}/root")).unwrap());

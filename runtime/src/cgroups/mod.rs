@@ -59,6 +59,7 @@ mod tests;
 use std::fmt;
 use std::fs;
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -161,6 +162,30 @@ pub fn layout() -> Result<Layout, CgroupError> {
     }
 }
 
+/// How a container process joins its cgroup without anyone writing its pid:
+/// cloned into the cgroup2 directory (`clone3` with `CLONE_INTO_CGROUP`), and
+/// writing `0` (itself, one thread) into the v1 hierarchies' `tasks` files.
+/// Neither takes the threadgroup lock for writing, so neither waits for the RCU
+/// grace period that [`Cgroup::add_process`] can cost. The process must be
+/// single-threaded, which a freshly cloned stage is.
+#[derive(Debug)]
+pub struct SelfPlacement {
+    /// The cgroup2 directory, for `CLONE_INTO_CGROUP`.
+    pub unified: Option<std::os::fd::OwnedFd>,
+    v1_tasks: Vec<PathBuf>,
+}
+
+impl SelfPlacement {
+    /// Moves the calling (single-threaded) process into the v1 hierarchies.
+    /// Errors name the file.
+    pub fn join_v1(&self) -> Result<(), CgroupError> {
+        for file in &self.v1_tasks {
+            write_file(file, "0")?;
+        }
+        Ok(())
+    }
+}
+
 /// A container's cgroup: one path, a directory in every hierarchy.
 #[derive(Debug)]
 pub struct Cgroup {
@@ -225,10 +250,32 @@ impl Cgroup {
         self.layout
     }
 
+    /// How a new container process joins this cgroup by itself
+    /// ([`SelfPlacement`]), the cheap way for a process amphi clones.
+    pub fn self_placement(&self) -> Result<SelfPlacement, CgroupError> {
+        let unified = match &self.hierarchies.unified {
+            Some(mount) => {
+                let dir = mount.join(self.relative());
+                let file = fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+                    .open(&dir)
+                    .map_err(CgroupError::io("open", &dir))?;
+                Some(std::os::fd::OwnedFd::from(file))
+            }
+            None => None,
+        };
+        let relative = self.relative();
+        let v1_tasks = self.hierarchies.v1.iter().map(|h| h.mount.join(relative).join("tasks")).collect();
+        Ok(SelfPlacement { unified, v1_tasks })
+    }
+
     /// Moves `pid` into the cgroup in every hierarchy.
     ///
-    /// The first move into a cgroup after a quiet spell costs the kernel an RCU
-    /// grace period (5 to 15 ms on a small VM), whoever does it: runc pays it too.
+    /// Moving another process (or a whole thread group) takes the kernel's
+    /// threadgroup lock for writing, which waits for an RCU grace period after
+    /// a quiet spell: 5 to 15 ms on a small VM. A process amphi makes joins by
+    /// itself instead ([`Cgroup::self_placement`]).
     pub fn add_process(&self, pid: Pid) -> Result<(), CgroupError> {
         let text = pid.to_string();
         for dir in self.dirs() {

@@ -164,11 +164,10 @@ fn build(
         runtime_hooks: RuntimeHooks::from_spec(spec, hook_state),
         console_socket,
         may_show_exe: crate::process::exe_guard::may_show(),
+        // The init (or intermediate) joins the cgroup by itself: nothing to place.
+        cgroup: cgroup.map(crate::cgroups::Cgroup::self_placement).transpose()?,
     };
-    let spawned = spawn(request, &mut |pid| match cgroup {
-        Some(cgroup) => cgroup.add_process(pid).map_err(|e| e.to_string()),
-        None => Ok(()),
-    })?;
+    let spawned = spawn(request)?;
     let pid = spawned.pid;
     let executor_name = spawned.executor.clone();
     made.spawned = Some(spawned);

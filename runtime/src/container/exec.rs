@@ -120,11 +120,10 @@ pub fn exec(store: &Store, id: &ContainerId, options: &ExecOptions, choose: Choo
             preserve_fds: options.preserve_fds,
             console_socket,
             may_show_exe: crate::process::exe_guard::may_show(),
+            // The exec'd process's intermediate joins the cgroup by itself.
+            cgroup: cgroup.as_ref().map(Cgroup::self_placement).transpose()?,
         };
-        let mut spawned = spawn_exec(request, &mut |pid| match &cgroup {
-            Some(cgroup) => cgroup.add_process(pid).map_err(|e| e.to_string()),
-            None => Ok(()),
-        })?;
+        let mut spawned = spawn_exec(request)?;
         let pid = spawned.pid;
         let master = match relay_end.as_ref().map(|end| console::receive_master(end.as_fd())).transpose() {
             Ok(master) => master,

@@ -31,7 +31,7 @@ use super::{FromInit, FromIntermediate, Stage, StageFailure, ToInit, ToIntermedi
 use crate::executor::{Executor, PrepareContext};
 use crate::plan::ProcessPlan;
 use crate::plan::namespaces::Kind;
-use crate::sys::clone::{Forked, clone_fork, exit_now};
+use crate::sys::clone::{Forked, clone_fork, clone_fork_into, exit_now};
 use crate::sys::pidfd::PidFd;
 
 /// What the exec'd process needs, moved into it by the clones.
@@ -53,6 +53,8 @@ pub struct ExecRequest<'a> {
     pub console_socket: Option<std::os::fd::OwnedFd>,
     /// [`super::exe_guard::may_show`], decided by the caller.
     pub may_show_exe: bool,
+    /// The container's cgroup, which the intermediate joins by itself.
+    pub cgroup: Option<crate::cgroups::SelfPlacement>,
 }
 
 /// The namespaces of `init_pid` that differ from the caller's: what an exec'd
@@ -77,16 +79,14 @@ pub fn namespaces_to_join(init_pid: Pid) -> std::io::Result<CloneFlags> {
 /// Builds the exec'd process; returns once it is ready (the caller then writes
 /// the pid file and calls [`Spawned::commit`]). On failure everything cloned is
 /// killed and reaped.
-pub fn spawn_exec(
-    request: ExecRequest<'_>,
-    place: &mut dyn FnMut(Pid) -> Result<(), String>,
-) -> Result<Spawned, SpawnError> {
+pub fn spawn_exec(request: ExecRequest<'_>) -> Result<Spawned, SpawnError> {
     let (to_child, child_from_parent) = channel::<ToInit>()?;
     let (child_to_parent, from_child) = channel::<FromInit>()?;
     let (to_mid, mid_from_parent) = channel::<ToIntermediate>()?;
     let (mid_to_parent, from_mid) = channel::<FromIntermediate>()?;
 
-    let mid = match clone_fork(0).map_err(|source| SpawnError::Sys { step: "clone".into(), source })? {
+    let unified = super::spawn::unified(&request.cgroup);
+    let mid = match clone_fork_into(0, unified).map_err(|source| SpawnError::Sys { step: "clone".into(), source })? {
         Forked::Child => {
             drop((to_child, from_child, to_mid, from_mid));
             let ends = ChildEnds { to_parent: child_to_parent, from_parent: child_from_parent };
@@ -96,7 +96,6 @@ pub fn spawn_exec(
     };
     drop((mid_to_parent, mid_from_parent, child_to_parent, child_from_parent));
     let mid_guard = KillOnDrop(Some(mid));
-    place(mid).map_err(SpawnError::Caller)?;
     to_mid.send(&ToIntermediate::Go)?;
     let pid = match from_mid.recv() {
         Ok(FromIntermediate::InitPid(pid)) => Pid::from_raw(pid),
@@ -123,7 +122,7 @@ struct ChildEnds {
 
 /// The intermediate: joins the container's namespaces and clones the process.
 fn intermediate(
-    request: ExecRequest<'_>,
+    mut request: ExecRequest<'_>,
     to_parent: Sender<FromIntermediate>,
     from_parent: Receiver<ToIntermediate>,
     ends: ChildEnds,
@@ -131,6 +130,10 @@ fn intermediate(
     let _ = nix::sys::prctl::set_name(c"amphi:exec-mid");
     for fd in &request.close_in_child {
         let _ = nix::unistd::close(*fd);
+    }
+    if let Err(failure) = super::spawn::join_cgroup(&request.cgroup.take(), Stage::Intermediate) {
+        let _ = to_parent.send(&FromIntermediate::Failed(failure));
+        return 1;
     }
     if !matches!(from_parent.recv(), Ok(ToIntermediate::Go)) {
         return 1;

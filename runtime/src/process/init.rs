@@ -27,6 +27,10 @@ pub(crate) fn run(request: InitRequest<'_>, ends: InitEnds) -> ! {
     for fd in &request.close_in_child {
         let _ = nix::unistd::close(*fd);
     }
+    if let Err(failure) = super::spawn::join_cgroup(&request.cgroup, Stage::Init) {
+        let _ = ends.to_parent.send(&FromInit::Failed(failure));
+        exit_now(1);
+    }
     match ends.from_parent.recv() {
         Ok(ToInit::Go) => {}
         // The caller died or gave up: nobody will ever start us.

@@ -14,7 +14,7 @@ use crate::sys::clone::{Forked, clone_fork};
 
 /// Runs the intermediate and returns its exit code.
 pub(crate) fn run(
-    request: InitRequest<'_>,
+    mut request: InitRequest<'_>,
     to_parent: Sender<FromIntermediate>,
     from_parent: Receiver<ToIntermediate>,
     init_to_parent: Sender<FromInit>,
@@ -23,6 +23,11 @@ pub(crate) fn run(
     let _ = nix::sys::prctl::set_name(c"amphi:mid");
     for fd in &request.close_in_child {
         let _ = nix::unistd::close(*fd);
+    }
+    // The init inherits the cgroup from us: it must not join again.
+    if let Err(failure) = super::spawn::join_cgroup(&request.cgroup.take(), Stage::Intermediate) {
+        let _ = to_parent.send(&FromIntermediate::Failed(failure));
+        return 1;
     }
     if !matches!(from_parent.recv(), Ok(ToIntermediate::Go)) {
         return 1;

@@ -12,7 +12,7 @@ use super::channel::{ChannelError, Receiver, Sender, channel};
 use super::{FromInit, FromIntermediate, Stage, StageFailure, ToInit, ToIntermediate, init, intermediate};
 use crate::executor::Executor;
 use crate::plan::ContainerPlan;
-use crate::sys::clone::{Forked, clone_fork, exit_now};
+use crate::sys::clone::{Forked, clone_fork_into, exit_now};
 
 /// Why the container process could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +56,9 @@ pub struct InitRequest<'a> {
     pub console_socket: Option<OwnedFd>,
     /// [`super::exe_guard::may_show`], decided by the caller.
     pub may_show_exe: bool,
+    /// The container's cgroup, which the first cloned stage joins by itself
+    /// (the caller's `place` then has nothing to do).
+    pub cgroup: Option<crate::cgroups::SelfPlacement>,
 }
 
 /// The channel ends a cloned stage keeps.
@@ -99,13 +102,10 @@ impl Spawned {
 }
 
 /// Clones the container's init (through an intermediate when the plan needs
-/// one), lets `place` put the first child in the container's cgroup, writes the
-/// id maps, and waits until the init reports ready. On failure everything that was
+/// one; the first child joins the container's cgroup by itself), writes the id
+/// maps, and waits until the init reports ready. On failure everything that was
 /// cloned is killed and reaped before the error returns.
-pub fn spawn(
-    mut request: InitRequest<'_>,
-    place: &mut dyn FnMut(Pid) -> Result<(), String>,
-) -> Result<Spawned, SpawnError> {
+pub fn spawn(mut request: InitRequest<'_>) -> Result<Spawned, SpawnError> {
     let hooks = request.runtime_hooks.take();
     let (to_init, init_from_parent) = channel::<ToInit>()?;
     let (init_to_parent, from_init) = channel::<FromInit>()?;
@@ -113,7 +113,7 @@ pub fn spawn(
 
     if !ns.needs_intermediate() {
         let flags = ns.clone_flags();
-        let pid = match clone_fork(flags).map_err(|source| sys("clone", source))? {
+        let pid = match clone_fork_into(flags, unified(&request.cgroup)).map_err(|source| sys("clone", source))? {
             Forked::Child => {
                 drop(to_init);
                 drop(from_init);
@@ -124,7 +124,6 @@ pub fn spawn(
         drop(init_to_parent);
         drop(init_from_parent);
         let guard = KillOnDrop(Some(pid));
-        place(pid).map_err(SpawnError::Caller)?;
         if ns.new_user {
             write_id_maps(pid, ns.uid_map.as_deref(), ns.gid_map.as_deref())?;
         }
@@ -133,7 +132,7 @@ pub fn spawn(
 
     let (to_mid, mid_from_parent) = channel::<ToIntermediate>()?;
     let (mid_to_parent, from_mid) = channel::<FromIntermediate>()?;
-    let mid = match clone_fork(0).map_err(|source| sys("clone intermediate", source))? {
+    let mid = match clone_fork_into(0, unified(&request.cgroup)).map_err(|source| sys("clone intermediate", source))? {
         Forked::Child => {
             drop((to_init, from_init, to_mid, from_mid));
             let code = intermediate::run(request, mid_to_parent, mid_from_parent, init_to_parent, init_from_parent);
@@ -143,9 +142,6 @@ pub fn spawn(
     };
     drop((mid_to_parent, mid_from_parent, init_to_parent, init_from_parent));
     let mid_guard = KillOnDrop(Some(mid));
-    // The init inherits the intermediate's cgroup: place the intermediate
-    // before it may clone.
-    place(mid).map_err(SpawnError::Caller)?;
     to_mid.send(&ToIntermediate::Go)?;
     let init_pid = loop {
         match from_mid.recv() {
@@ -201,6 +197,23 @@ pub(crate) fn finish(
             }
             Err(e) => Err(e.into()),
         };
+    }
+}
+
+/// The cgroup2 directory a stage is cloned into, if any.
+pub(crate) fn unified(cgroup: &Option<crate::cgroups::SelfPlacement>) -> Option<std::os::fd::BorrowedFd<'_>> {
+    use std::os::fd::AsFd;
+    cgroup.as_ref().and_then(|c| c.unified.as_ref()).map(|fd| fd.as_fd())
+}
+
+/// Joins the v1 hierarchies of `cgroup`, if any, as the first thing a freshly
+/// cloned stage does.
+pub(crate) fn join_cgroup(cgroup: &Option<crate::cgroups::SelfPlacement>, stage: Stage) -> Result<(), StageFailure> {
+    match cgroup {
+        Some(placement) => placement
+            .join_v1()
+            .map_err(|e| StageFailure::new(stage, "cgroup", None, format!("join the container's cgroup: {e}"))),
+        None => Ok(()),
     }
 }
 
