@@ -425,53 +425,60 @@ fn the_memory_limit_is_the_guests_ceiling() {
 #[test]
 fn the_second_create_hits_the_cache_and_a_corrupt_entry_is_recompiled() {
     let Some(case) = case("wasm_cache") else { return };
-    let cache = case.work.path().join("cache");
-    let log = case.work.path().join("amphi.log");
-    let run_logged = |id: &str| {
-        let bundle = bundle(&case, id, &["/wasm/hello.wasm"], &[]);
-        let out = case
-            .cmd(&[
-                "--debug",
-                "--log",
-                log.to_str().unwrap(),
-                "--log-format",
-                "json",
-                "--wasm-cache",
-                cache.to_str().unwrap(),
-                "run",
-                "--bundle",
-                bundle.dir().to_str().unwrap(),
-                id,
-            ])
-            .output()
+    // A small module compiles in the init; the component (65 KiB) on every core
+    // in a child of the init, which stores it for the init to load.
+    for (program, compiled_by) in [
+        ("/wasm/hello.wasm", "wasm module compiled"),
+        ("/wasm/hello-component.wasm", "wasm module compiled on every core by a child process"),
+    ] {
+        let cache = case.work.path().join(format!("cache{}", program.len()));
+        let log = case.work.path().join("amphi.log");
+        let run_logged = |id: &str| {
+            let bundle = bundle(&case, id, &[program], &[]);
+            let out = case
+                .cmd(&[
+                    "--debug",
+                    "--log",
+                    log.to_str().unwrap(),
+                    "--log-format",
+                    "json",
+                    "--wasm-cache",
+                    cache.to_str().unwrap(),
+                    "run",
+                    "--bundle",
+                    bundle.dir().to_str().unwrap(),
+                    id,
+                ])
+                .output()
+                .unwrap();
+            assert_eq!(stdout(&out).trim(), "hello from wasm", "{}", describe(&out));
+            let text = std::fs::read_to_string(&log).unwrap();
+            std::fs::remove_file(&log).unwrap();
+            let lines: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+            lines
+                .iter()
+                .find_map(|l| Some((l["cache"].as_str()?.to_owned(), l["msg"].as_str()?.to_owned())))
+                .unwrap_or_else(|| panic!("no cache line in {text}"))
+        };
+        assert_eq!(run_logged(&case.id("first")), ("miss".to_owned(), compiled_by.to_owned()), "{program}");
+        assert_eq!(run_logged(&case.id("second")).0, "hit", "{program}");
+        let listing = case.ok(&["--wasm-cache", cache.to_str().unwrap(), "wasm-cache", "list"]);
+        assert_eq!(listing.lines().count(), 2, "a header and one entry: {listing}");
+        // Corrupt the entry: the next create recompiles instead of loading it.
+        let entry = std::fs::read_dir(&cache)
+            .unwrap()
+            .flatten()
+            .find(|e| e.file_name().to_string_lossy().ends_with(".cwasm"))
             .unwrap();
-        assert_eq!(stdout(&out).trim(), "hello from wasm", "{}", describe(&out));
-        let text = std::fs::read_to_string(&log).unwrap();
-        std::fs::remove_file(&log).unwrap();
-        let lines: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
-        lines
-            .iter()
-            .find_map(|l| l["cache"].as_str().map(str::to_owned))
-            .unwrap_or_else(|| panic!("no cache line in {text}"))
-    };
-    assert_eq!(run_logged(&case.id("first")), "miss");
-    assert_eq!(run_logged(&case.id("second")), "hit");
-    let listing = case.ok(&["--wasm-cache", cache.to_str().unwrap(), "wasm-cache", "list"]);
-    assert_eq!(listing.lines().count(), 2, "a header and one entry: {listing}");
-    // Corrupt the entry: the next create recompiles instead of loading it.
-    let entry = std::fs::read_dir(&cache)
-        .unwrap()
-        .flatten()
-        .find(|e| e.file_name().to_string_lossy().ends_with(".cwasm"))
-        .unwrap();
-    let mut bytes = std::fs::read(entry.path()).unwrap();
-    let middle = bytes.len() / 2;
-    bytes[middle] ^= 0xff;
-    std::fs::write(entry.path(), &bytes).unwrap();
-    assert_eq!(run_logged(&case.id("third")), "miss");
-    assert_eq!(run_logged(&case.id("fourth")), "hit");
-    let pruned = case.ok(&["--wasm-cache", cache.to_str().unwrap(), "wasm-cache", "prune"]);
-    assert!(pruned.contains("removed 1"), "{pruned}");
+        let mut bytes = std::fs::read(entry.path()).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0xff;
+        std::fs::write(entry.path(), &bytes).unwrap();
+        assert_eq!(run_logged(&case.id("third")).0, "miss", "{program}");
+        assert_eq!(run_logged(&case.id("fourth")).0, "hit", "{program}");
+        let pruned = case.ok(&["--wasm-cache", cache.to_str().unwrap(), "wasm-cache", "prune"]);
+        assert!(pruned.contains("removed 1"), "{pruned}");
+    }
     case.assert_all_gone();
 }
 
