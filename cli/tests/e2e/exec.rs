@@ -176,3 +176,65 @@ fn exec_into_a_missing_or_stopped_container_fails() {
     case.ok(&["delete", &id]);
     case.assert_all_gone();
 }
+
+/// A seccomp filter that answers `clone3` with ENOSYS, as Docker's default
+/// profile does for the containers amphi may itself run in.
+fn without_clone3(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    const CLONE3: u32 = 435;
+    let filter = [
+        libc::sock_filter { code: 0x20, jt: 0, jf: 0, k: 0 }, // A = seccomp_data.nr
+        libc::sock_filter { code: 0x15, jt: 0, jf: 1, k: CLONE3 }, // if A == clone3
+        libc::sock_filter { code: 0x06, jt: 0, jf: 0, k: 0x0005_0000 | libc::ENOSYS as u32 }, // ERRNO(ENOSYS)
+        libc::sock_filter { code: 0x06, jt: 0, jf: 0, k: 0x7fff_0000 }, // else ALLOW
+    ];
+    // SAFETY: between fork and exec the closure makes one prctl call (async-signal
+    // safe) on a program that lives in the closure, copied before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            let program = libc::sock_fprog { len: filter.len() as u16, filter: filter.as_ptr().cast_mut() };
+            match libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &program as *const libc::sock_fprog) {
+                0 => Ok(()),
+                _ => Err(std::io::Error::last_os_error()),
+            }
+        });
+    }
+}
+
+#[test]
+fn without_clone3_the_container_and_exec_still_join_every_cgroup() {
+    // amphi clones its stages into the container's cgroup2 directory with
+    // clone3; where clone3 is refused it clones the old way and places them.
+    let Some(case) = support::case("exec_no_clone3") else { return };
+    for userns in [false, true] {
+        let id = case.id(if userns { "u" } else { "n" });
+        let bundle = case.bundle(&support::bundles().wasm, &id, |config| {
+            config["process"]["args"] = json!(["/bin/sleep", "1000"]);
+            if userns {
+                config["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "user"}));
+                config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+                config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            }
+        });
+        let err = std::fs::File::create(case.work.path().join(format!("{id}.err"))).unwrap();
+        let mut create = case.cmd(&["create", "--bundle", bundle.dir().to_str().unwrap(), &id]);
+        create.stdin(Stdio::null()).stdout(Stdio::null()).stderr(err);
+        without_clone3(&mut create);
+        assert!(create.status().unwrap().success(), "create without clone3");
+        case.ok(&["start", &id]);
+        let pid_file = case.work.path().join(format!("{id}.pid"));
+        let mut exec =
+            case.cmd(&["exec", "--detach", "--pid-file", pid_file.to_str().unwrap(), &id, "/bin/sleep", "1000"]);
+        exec.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        without_clone3(&mut exec);
+        assert!(exec.status().unwrap().success(), "exec without clone3");
+        let init = case.state(&id)["pid"].as_i64().unwrap();
+        let exec_pid: i64 = std::fs::read_to_string(&pid_file).unwrap().parse().unwrap();
+        for member in [init, exec_pid] {
+            let cgroup = std::fs::read_to_string(format!("/proc/{member}/cgroup")).unwrap();
+            assert!(cgroup.lines().all(|l| l.ends_with(&Case::cgroup_path(&id))), "{member}: {cgroup}");
+        }
+        case.ok(&["delete", "--force", &id]);
+    }
+    case.assert_all_gone();
+}

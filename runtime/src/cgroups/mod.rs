@@ -176,6 +176,19 @@ pub struct SelfPlacement {
 }
 
 impl SelfPlacement {
+    /// Moves `pid` into the cgroup2 directory the slow way, for a child that
+    /// could not be cloned into it ([`crate::sys::clone::clone_fork_into`]).
+    pub fn place_in_unified(&self, pid: Pid) -> Result<(), CgroupError> {
+        match &self.unified {
+            Some(dir) => {
+                let file =
+                    PathBuf::from(format!("/proc/self/fd/{}/{CGROUP_PROCS}", std::os::fd::AsRawFd::as_raw_fd(dir)));
+                write_file(&file, &pid.to_string())
+            }
+            None => Ok(()),
+        }
+    }
+
     /// Moves the calling (single-threaded) process into the v1 hierarchies.
     /// Errors name the file.
     pub fn join_v1(&self) -> Result<(), CgroupError> {

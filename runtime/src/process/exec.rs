@@ -31,7 +31,7 @@ use super::{FromInit, FromIntermediate, Stage, StageFailure, ToInit, ToIntermedi
 use crate::executor::{Executor, PrepareContext};
 use crate::plan::ProcessPlan;
 use crate::plan::namespaces::Kind;
-use crate::sys::clone::{Forked, clone_fork, clone_fork_into, exit_now};
+use crate::sys::clone::{Forked, clone_fork, exit_now};
 use crate::sys::pidfd::PidFd;
 
 /// What the exec'd process needs, moved into it by the clones.
@@ -85,8 +85,7 @@ pub fn spawn_exec(request: ExecRequest<'_>) -> Result<Spawned, SpawnError> {
     let (to_mid, mid_from_parent) = channel::<ToIntermediate>()?;
     let (mid_to_parent, from_mid) = channel::<FromIntermediate>()?;
 
-    let unified = super::spawn::unified(&request.cgroup);
-    let mid = match clone_fork_into(0, unified).map_err(|source| SpawnError::Sys { step: "clone".into(), source })? {
+    let mid = match super::spawn::clone_stage(0, &request.cgroup, "clone")? {
         Forked::Child => {
             drop((to_child, from_child, to_mid, from_mid));
             let ends = ChildEnds { to_parent: child_to_parent, from_parent: child_from_parent };

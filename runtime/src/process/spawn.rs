@@ -12,7 +12,7 @@ use super::channel::{ChannelError, Receiver, Sender, channel};
 use super::{FromInit, FromIntermediate, Stage, StageFailure, ToInit, ToIntermediate, init, intermediate};
 use crate::executor::Executor;
 use crate::plan::ContainerPlan;
-use crate::sys::clone::{Forked, clone_fork_into, exit_now};
+use crate::sys::clone::{Forked, clone_fork, clone_fork_into, exit_now};
 
 /// Why the container process could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -113,7 +113,7 @@ pub fn spawn(mut request: InitRequest<'_>) -> Result<Spawned, SpawnError> {
 
     if !ns.needs_intermediate() {
         let flags = ns.clone_flags();
-        let pid = match clone_fork_into(flags, unified(&request.cgroup)).map_err(|source| sys("clone", source))? {
+        let pid = match clone_stage(flags, &request.cgroup, "clone")? {
             Forked::Child => {
                 drop(to_init);
                 drop(from_init);
@@ -132,7 +132,7 @@ pub fn spawn(mut request: InitRequest<'_>) -> Result<Spawned, SpawnError> {
 
     let (to_mid, mid_from_parent) = channel::<ToIntermediate>()?;
     let (mid_to_parent, from_mid) = channel::<FromIntermediate>()?;
-    let mid = match clone_fork_into(0, unified(&request.cgroup)).map_err(|source| sys("clone intermediate", source))? {
+    let mid = match clone_stage(0, &request.cgroup, "clone intermediate")? {
         Forked::Child => {
             drop((to_init, from_init, to_mid, from_mid));
             let code = intermediate::run(request, mid_to_parent, mid_from_parent, init_to_parent, init_from_parent);
@@ -197,6 +197,35 @@ pub(crate) fn finish(
             }
             Err(e) => Err(e.into()),
         };
+    }
+}
+
+/// Clones a stage (see [`clone_fork_into`]) born in the container's cgroup2
+/// directory. Where `clone3` is refused (a kernel before 5.7, or the seccomp
+/// profile of an outer container that hides it, as Docker's does), a plain
+/// clone, and the caller writes the child's pid into that directory, the slow
+/// way. The child waits for `Go` before it does anything, so it is placed in
+/// time either way.
+pub(crate) fn clone_stage(
+    flags: libc::c_int,
+    cgroup: &Option<crate::cgroups::SelfPlacement>,
+    step: &str,
+) -> Result<Forked, SpawnError> {
+    let refused =
+        |e: &io::Error| matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM | libc::EINVAL | libc::E2BIG));
+    match clone_fork_into(flags, unified(cgroup)) {
+        Err(e) if unified(cgroup).is_some() && refused(&e) => {
+            tracing::debug!(error = %e, "clone3 into the cgroup refused: clone, then place the child");
+            let forked = clone_fork(flags).map_err(|source| sys(step, source))?;
+            if let (Forked::Parent(pid), Some(placement)) = (forked, cgroup)
+                && let Err(e) = placement.place_in_unified(pid)
+            {
+                kill_and_reap(pid);
+                return Err(SpawnError::Caller(e.to_string()));
+            }
+            Ok(forked)
+        }
+        other => other.map_err(|source| sys(step, source)),
     }
 }
 
