@@ -196,28 +196,9 @@ pub fn measure(plan: &Plan, bench: &mut Bench, results: &mut Results) -> anyhow:
             .map(|k| ErrLog::create(&bench.work.join(format!("containerd-{k}.err"))))
             .collect::<anyhow::Result<_>>()?;
         let started = Instant::now();
-        let outcomes: Vec<anyhow::Result<()>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = logs
-                .iter()
-                .enumerate()
-                .map(|(k, log)| {
-                    let daemon = &daemon;
-                    let share: Vec<&String> = parallel_ids.iter().skip(k).step_by(plan.parallel).collect();
-                    scope.spawn(move || -> anyhow::Result<()> {
-                        for id in share {
-                            run_once(daemon, case, id, log)?;
-                        }
-                        Ok(())
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a thread panicked"))))
-                .collect()
-        });
+        let outcome =
+            crate::throughput::at_once(parallel_ids, &logs, |id, log| run_once(&daemon, case, id, log).map(drop));
         let parallel = plan.throughput as f64 / started.elapsed().as_secs_f64();
-        let outcome: anyhow::Result<()> = outcomes.into_iter().collect();
         if results.keep(&case.name, case.workload, "ctr throughput", outcome)?.is_none() {
             continue;
         }

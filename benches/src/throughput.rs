@@ -37,31 +37,11 @@ pub fn measure(plan: &Plan, bench: &mut Bench, workloads: &Workloads, results: &
                 }
                 let sequential = plan.throughput as f64 / started.elapsed().as_secs_f64();
                 let started = Instant::now();
-                let shares: Vec<Vec<&String>> =
-                    (0..plan.parallel).map(|k| parallel_ids.iter().skip(k).step_by(plan.parallel).collect()).collect();
-                let outcomes: Vec<anyhow::Result<()>> = std::thread::scope(|scope| {
-                    let handles: Vec<_> = shares
-                        .iter()
-                        .zip(&logs)
-                        .map(|(share, log)| {
-                            let invocation = &invocation;
-                            scope.spawn(move || -> anyhow::Result<()> {
-                                for id in share {
-                                    run_once(runtime, invocation, id, log, Stdio::null())?;
-                                }
-                                Ok(())
-                            })
-                        })
-                        .collect();
-                    handles
-                        .into_iter()
-                        .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a thread panicked"))))
-                        .collect()
+                let outcome = at_once(parallel_ids, &logs, |id, log| {
+                    run_once(runtime, &invocation, id, log, Stdio::null()).map(drop)
                 });
                 let parallel = plan.throughput as f64 / started.elapsed().as_secs_f64();
-                for outcome in outcomes {
-                    outcome.context("parallel runs")?;
-                }
+                outcome.context("parallel runs")?;
                 Ok((sequential, parallel))
             })?;
             let Some((sequential, parallel)) = results.keep(&name, workload.name(), "throughput", measured)? else {
@@ -80,4 +60,27 @@ pub fn measure(plan: &Plan, bench: &mut Bench, workloads: &Workloads, results: &
         }
     }
     Ok(())
+}
+
+/// Runs `run` for every id, `logs.len()` threads at once (thread k takes ids
+/// k, k+K, k+2K…, one after the other, with log k); the first failure.
+pub fn at_once(
+    ids: &[String],
+    logs: &[ErrLog],
+    run: impl Fn(&str, &ErrLog) -> anyhow::Result<()> + Sync,
+) -> anyhow::Result<()> {
+    let k = logs.len().max(1);
+    let run = &run;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = logs
+            .iter()
+            .enumerate()
+            .map(|(first, log)| {
+                scope.spawn(move || -> anyhow::Result<()> {
+                    ids.iter().skip(first).step_by(k).try_for_each(|id| run(id, log))
+                })
+            })
+            .collect();
+        handles.into_iter().try_for_each(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a thread panicked"))))
+    })
 }
