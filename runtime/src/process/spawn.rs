@@ -57,7 +57,7 @@ pub struct InitRequest<'a> {
     /// [`super::exe_guard::may_show`], decided by the caller.
     pub may_show_exe: bool,
     /// The container's cgroup, which the first cloned stage joins by itself
-    /// (the caller's `place` then has nothing to do).
+    /// ([`clone_stage`], [`join_cgroup`]).
     pub cgroup: Option<crate::cgroups::SelfPlacement>,
 }
 
