@@ -126,11 +126,9 @@ fn intermediate(
     from_parent: Receiver<ToIntermediate>,
     ends: ChildEnds,
 ) -> i32 {
-    let _ = nix::sys::prctl::set_name(c"amphi:exec-mid");
-    for fd in &request.close_in_child {
-        let _ = nix::unistd::close(*fd);
-    }
-    if let Err(failure) = super::spawn::join_cgroup(&request.cgroup.take(), Stage::Intermediate) {
+    let entered =
+        super::spawn::enter_stage(c"amphi:exec-mid", &request.close_in_child, &mut request.cgroup, Stage::Intermediate);
+    if let Err(failure) = entered {
         let _ = to_parent.send(&FromIntermediate::Failed(failure));
         return 1;
     }

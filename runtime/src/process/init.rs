@@ -22,12 +22,9 @@ use crate::hooks::{self, HookKind};
 use crate::sys::clone::exit_now;
 
 /// Runs the init. Never returns: the process becomes the workload or exits.
-pub(crate) fn run(request: InitRequest<'_>, ends: InitEnds) -> ! {
-    let _ = nix::sys::prctl::set_name(c"amphi:init");
-    for fd in &request.close_in_child {
-        let _ = nix::unistd::close(*fd);
-    }
-    if let Err(failure) = super::spawn::join_cgroup(&request.cgroup, Stage::Init) {
+pub(crate) fn run(mut request: InitRequest<'_>, ends: InitEnds) -> ! {
+    let entered = super::spawn::enter_stage(c"amphi:init", &request.close_in_child, &mut request.cgroup, Stage::Init);
+    if let Err(failure) = entered {
         let _ = ends.to_parent.send(&FromInit::Failed(failure));
         exit_now(1);
     }

@@ -20,12 +20,10 @@ pub(crate) fn run(
     init_to_parent: Sender<FromInit>,
     init_from_parent: Receiver<ToInit>,
 ) -> i32 {
-    let _ = nix::sys::prctl::set_name(c"amphi:mid");
-    for fd in &request.close_in_child {
-        let _ = nix::unistd::close(*fd);
-    }
-    // The init inherits the cgroup from us: it must not join again.
-    if let Err(failure) = super::spawn::join_cgroup(&request.cgroup.take(), Stage::Intermediate) {
+    // The init inherits the cgroup from us: it does not join again.
+    let entered =
+        super::spawn::enter_stage(c"amphi:mid", &request.close_in_child, &mut request.cgroup, Stage::Intermediate);
+    if let Err(failure) = entered {
         let _ = to_parent.send(&FromIntermediate::Failed(failure));
         return 1;
     }

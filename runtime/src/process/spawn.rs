@@ -57,7 +57,7 @@ pub struct InitRequest<'a> {
     /// [`super::exe_guard::may_show`], decided by the caller.
     pub may_show_exe: bool,
     /// The container's cgroup, which the first cloned stage joins by itself
-    /// ([`clone_stage`], [`join_cgroup`]).
+    /// ([`clone_stage`], [`enter_stage`]).
     pub cgroup: Option<crate::cgroups::SelfPlacement>,
 }
 
@@ -235,10 +235,21 @@ pub(crate) fn unified(cgroup: &Option<crate::cgroups::SelfPlacement>) -> Option<
     cgroup.as_ref().and_then(|c| c.unified.as_ref()).map(|fd| fd.as_fd())
 }
 
-/// Joins the v1 hierarchies of `cgroup`, if any, as the first thing a freshly
-/// cloned stage does.
-pub(crate) fn join_cgroup(cgroup: &Option<crate::cgroups::SelfPlacement>, stage: Stage) -> Result<(), StageFailure> {
-    match cgroup {
+/// What a freshly cloned stage does first: names itself, closes what the
+/// caller holds that it must not (the state lock), and joins the v1 hierarchies
+/// of the container's cgroup when it is the first stage. It takes the
+/// placement, so a stage it clones later inherits the cgroup instead.
+pub(crate) fn enter_stage(
+    name: &std::ffi::CStr,
+    close_in_child: &[RawFd],
+    cgroup: &mut Option<crate::cgroups::SelfPlacement>,
+    stage: Stage,
+) -> Result<(), StageFailure> {
+    let _ = nix::sys::prctl::set_name(name);
+    for fd in close_in_child {
+        let _ = nix::unistd::close(*fd);
+    }
+    match cgroup.take() {
         Some(placement) => placement
             .join_v1()
             .map_err(|e| StageFailure::new(stage, "cgroup", None, format!("join the container's cgroup: {e}"))),
