@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use std::hint::black_box;
 use std::path::Path;
 
-use amphi_executors::cache::{Cache, CacheConfig, CacheKey};
-use amphi_executors::select::{Decision, SelectOptions, select};
+use amphi_executors::cache::{Cache, CacheKey};
+use amphi_executors::select::{Decision, select};
 use amphi_executors::wasm::engine::{CacheOutcome, EngineSettings, load};
 use amphi_executors::wasm::run::{link, run};
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -35,8 +35,7 @@ fn selection(c: &mut Criterion) {
     let spec: oci_spec::runtime::Spec =
         serde_json::from_value(serde_json::to_value(amphi_runtime::default_spec::default_spec()).expect("spec"))
             .expect("spec");
-    let options = SelectOptions { cache: CacheConfig::disabled() };
-    c.bench_function("select (default spec, no annotation)", |b| b.iter(|| select(black_box(&spec), &options)));
+    c.bench_function("select (default spec, no annotation)", |b| b.iter(|| select(black_box(&spec))));
 }
 
 fn cache_and_instantiation(c: &mut Criterion) {
@@ -48,7 +47,7 @@ fn cache_and_instantiation(c: &mut Criterion) {
     assert_eq!(outcome, CacheOutcome::Miss);
     let key = CacheKey::new(&engine, &bytes);
     c.bench_function("cache lookup (Cache::load of a stored entry)", |b| {
-        b.iter(|| cache.load(black_box(&key)).expect("load").expect("stored"))
+        b.iter(|| cache.load(black_box(&key), None).expect("load").expect("stored"))
     });
     c.bench_function("cache hit: key, lookup and deserialize (engine::load)", |b| {
         b.iter(|| {

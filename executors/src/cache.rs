@@ -24,11 +24,23 @@
 //! - the directory must be owned by the caller's effective uid (root) and not
 //!   writable by group or others ([`Cache::open`] refuses it otherwise, with the
 //!   reason), and is created `0700`;
-//! - every entry carries a header with the artifact's length and sha256, checked
-//!   before the bytes reach wasmtime, so a truncated or corrupt file (a full disk,
-//!   a crash, a stray edit) is detected, removed and recompiled;
+//! - every entry carries a header with the artifact's kind, length and sha256
+//!   and the sha256 of the module it was compiled from, all checked before the
+//!   bytes reach wasmtime: a truncated or corrupt file (a full disk, a crash, a
+//!   stray edit) and an entry filed under another module's key (a swapped or
+//!   renamed file, which would run the other module's code) are detected,
+//!   removed and recompiled;
 //! - an entry must be a regular file owned by the caller, opened without
 //!   following a symlink.
+//!
+//! ## The directory is a descriptor
+//!
+//! Every entry is reached relative to one descriptor of the checked directory
+//! (`openat`, `renameat`, `unlinkat`), never through a path: the directory is
+//! opened on the host by the caller, and a container process that uses it has
+//! no host path to it and must not resolve `/proc/self/fd/N` (the container's
+//! `/proc` is not to be trusted). [`CacheConfig::open_dir`] checks and opens
+//! it; [`Cache::from_dir`] takes such a descriptor.
 //!
 //! ## Writes
 //!
@@ -43,11 +55,15 @@
 //! A hit sets the entry's modification time to now, so [`Cache::list`] shows the
 //! last use and [`Cache::prune`] can drop entries unused for a while.
 
-use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
 
 use sha2::{Digest, Sha256};
 
@@ -64,89 +80,31 @@ const TMP_PREFIX: &str = ".tmp-";
 /// Temporary files older than this are leftovers of a crashed writer.
 const STALE_TMP: Duration = Duration::from_secs(600);
 
-/// Where the cache lives, or that there is none.
-#[derive(Debug, Clone)]
+/// Where the cache lives, or that there is none: resolved once by the CLI.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheConfig {
     /// `None` disables the cache: every `prepare` compiles.
     pub dir: Option<PathBuf>,
-    /// The directory opened by the caller ([`CacheConfig::opened`]): `dir` then
-    /// names it through `/proc/self/fd`, which reaches it from any mount
-    /// namespace the process later joins.
-    handle: Option<std::sync::Arc<Handle>>,
 }
-
-/// The directory descriptor the caller opened, shared by every copy of the
-/// config in one process: closed when the last copy drops, or at once by
-/// [`CacheConfig::close_handle`] (in a container process, once the cache was used).
-#[derive(Debug)]
-struct Handle(std::sync::atomic::AtomicI32);
-
-impl Handle {
-    fn close(&self) {
-        let fd = self.0.swap(-1, std::sync::atomic::Ordering::SeqCst);
-        if fd >= 0 {
-            let _ = nix::unistd::close(fd);
-        }
-    }
-}
-
-impl Drop for Handle {
-    fn drop(&mut self) {
-        self.close();
-    }
-}
-
-impl PartialEq for CacheConfig {
-    fn eq(&self, other: &Self) -> bool {
-        self.dir == other.dir
-    }
-}
-
-impl Eq for CacheConfig {}
 
 impl CacheConfig {
     /// The cache at `dir`.
     pub fn at(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: Some(dir.into()), handle: None }
+        Self { dir: Some(dir.into()) }
     }
 
     /// No cache.
     pub fn disabled() -> Self {
-        Self { dir: None, handle: None }
-    }
-
-    /// Whether the directory was checked and opened by the caller.
-    pub fn is_opened(&self) -> bool {
-        self.handle.is_some()
+        Self { dir: None }
     }
 
     /// Checks the cache directory here, in the caller's mount namespace (making
     /// it if missing, refusing a foreign-owned or group/world-writable one), and
-    /// keeps it open for the container processes this caller forks: they reach
-    /// it through `/proc/self/fd/N` even after joining the container's mount
-    /// namespace, where the host path does not exist.
-    pub fn opened(&self) -> Result<Self, CacheError> {
-        let Some(dir) = &self.dir else { return Ok(self.clone()) };
-        let cache = Cache::open(dir)?;
-        let file = fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
-            .open(cache.dir())
-            .map_err(|source| CacheError::Create { dir: dir.clone(), source })?;
-        let fd = std::os::fd::IntoRawFd::into_raw_fd(file);
-        let path = PathBuf::from(format!("/proc/self/fd/{fd}"));
-        Ok(Self { dir: Some(path), handle: Some(std::sync::Arc::new(Handle(fd.into()))) })
-    }
-
-    /// Closes the directory the caller opened, in this process only, for every
-    /// copy of the config: a container process calls it once the cache was
-    /// used, so that a host descriptor does not live on in the container.
-    /// Afterwards the cache is disabled here.
-    pub fn close_handle(&mut self) {
-        if let Some(handle) = self.handle.take() {
-            handle.close();
-            self.dir = None;
-        }
+    /// returns it opened `O_PATH`: what the caller hands to a container process
+    /// that asks for it. `None` when the cache is disabled.
+    pub fn open_dir(&self) -> Result<Option<OwnedFd>, CacheError> {
+        let Some(dir) = &self.dir else { return Ok(None) };
+        Ok(Some(Cache::open(dir)?.fd))
     }
 
     /// The directory the CLI should use: its `flag` if given, else `$AMPHI_WASM_CACHE`
@@ -270,34 +228,49 @@ pub struct PruneReport {
     pub freed_bytes: u64,
 }
 
-/// An opened, checked cache directory.
-#[derive(Debug, Clone)]
+/// An opened, checked cache directory: every entry is reached relative to its
+/// descriptor.
+#[derive(Debug)]
 pub struct Cache {
+    /// For messages: the directory's host path.
     dir: PathBuf,
+    fd: OwnedFd,
 }
 
 impl Cache {
-    /// Opens the cache at `dir`, creating it (and its parents) `0700` when
-    /// missing. Refuses a directory owned by another uid or writable by group or
-    /// others: code is loaded from it.
+    /// Opens the cache at `dir` (a host path, in the caller), creating it (and
+    /// its parents) `0700` when missing. Refuses a directory owned by another
+    /// uid or writable by group or others: code is loaded from it.
     pub fn open(dir: &Path) -> Result<Self, CacheError> {
-        match DirBuilder::new().recursive(true).mode(0o700).create(dir) {
-            Ok(()) => {}
-            Err(source) => return Err(CacheError::Create { dir: dir.to_owned(), source }),
-        }
-        let meta = fs::metadata(dir).map_err(|source| CacheError::Create { dir: dir.to_owned(), source })?;
-        if !meta.is_dir() {
-            return Err(CacheError::NotADirectory { dir: dir.to_owned() });
+        let create = |source| CacheError::Create { dir: dir.to_owned(), source };
+        DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(create)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(dir)
+            .map_err(|source| match source.raw_os_error() {
+                Some(libc::ENOTDIR) => CacheError::NotADirectory { dir: dir.to_owned() },
+                _ => create(source),
+            })?;
+        Self::from_dir(OwnedFd::from(file), dir.to_owned())
+    }
+
+    /// The cache in the directory `fd` (opened by the caller, named `dir` in
+    /// messages), checked as [`Cache::open`] checks it.
+    pub fn from_dir(fd: OwnedFd, dir: PathBuf) -> Result<Self, CacheError> {
+        let meta = fstat(&fd).map_err(|source| CacheError::Create { dir: dir.clone(), source })?;
+        if meta.st_mode & libc::S_IFMT != libc::S_IFDIR {
+            return Err(CacheError::NotADirectory { dir });
         }
         let expected = nix::unistd::geteuid().as_raw();
-        if meta.uid() != expected {
-            return Err(CacheError::ForeignOwner { dir: dir.to_owned(), owner: meta.uid(), expected });
+        if meta.st_uid != expected {
+            return Err(CacheError::ForeignOwner { dir, owner: meta.st_uid, expected });
         }
-        let mode = meta.permissions().mode() & 0o7777;
+        let mode = meta.st_mode & 0o7777;
         if mode & 0o022 != 0 {
-            return Err(CacheError::Writable { dir: dir.to_owned(), mode });
+            return Err(CacheError::Writable { dir, mode });
         }
-        Ok(Self { dir: dir.to_owned() })
+        Ok(Self { dir, fd })
     }
 
     /// The directory.
@@ -305,19 +278,37 @@ impl Cache {
         &self.dir
     }
 
-    /// The path of `key`'s entry.
+    /// The path of `key`'s entry, for messages and listings.
     pub fn entry_path(&self, key: &CacheKey) -> PathBuf {
         self.dir.join(key.file_name())
     }
 
+    /// Opens `name` in the directory (never following a symlink) with `flags`.
+    fn open_entry(&self, name: &str, flags: OFlag, mode: u32) -> io::Result<File> {
+        let fd = nix::fcntl::openat(
+            Some(self.fd.as_raw_fd()),
+            name,
+            flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(mode),
+        )?;
+        // SAFETY: openat returned a fresh descriptor that nothing else owns.
+        Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
     /// Reads and verifies `key`'s entry: `Ok(None)` when there is none,
-    /// [`CacheError::Corrupt`] when its header or checksum do not hold (the
-    /// caller removes it with [`Cache::remove`] and recompiles). A hit refreshes
-    /// the entry's last-use time.
-    pub fn load(&self, key: &CacheKey) -> Result<Option<(ArtifactKind, Vec<u8>)>, CacheError> {
+    /// [`CacheError::Corrupt`] when its header or checksum do not hold, when it
+    /// was compiled from another module than `key` names, or when it holds
+    /// another kind of artifact than `expected` (the caller removes it with
+    /// [`Cache::remove`] and recompiles). A hit refreshes the entry's last-use
+    /// time.
+    pub fn load(
+        &self,
+        key: &CacheKey,
+        expected: Option<ArtifactKind>,
+    ) -> Result<Option<(ArtifactKind, Vec<u8>)>, CacheError> {
         let path = self.entry_path(key);
         let io_err = |source| CacheError::Io { path: path.clone(), source };
-        let mut file = match OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(&path) {
+        let mut file = match self.open_entry(&key.file_name(), OFlag::O_RDONLY | OFlag::O_NONBLOCK, 0) {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
@@ -334,7 +325,8 @@ impl Cache {
         }
         let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
         file.read_to_end(&mut bytes).map_err(io_err)?;
-        let (kind, artifact) = verify(&bytes).map_err(|reason| CacheError::Corrupt { path: path.clone(), reason })?;
+        let (kind, artifact) =
+            verify(&bytes, key, expected).map_err(|reason| CacheError::Corrupt { path: path.clone(), reason })?;
         // The last use is advisory (list and prune); failing to record it is harmless.
         let _ = file.set_modified(SystemTime::now());
         let artifact = artifact.to_vec();
@@ -344,58 +336,63 @@ impl Cache {
     /// Stores `artifact` (a wasmtime serialization of `kind`) under `key`,
     /// atomically: a temporary file in the cache directory, renamed into place.
     pub fn store(&self, key: &CacheKey, kind: ArtifactKind, artifact: &[u8]) -> Result<PathBuf, CacheError> {
-        let path = self.entry_path(key);
+        let module = decode_hex(&key.module).ok_or_else(|| CacheError::Corrupt {
+            path: self.entry_path(key),
+            reason: "the key's module hash is not 64 hex digits",
+        })?;
         let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-        let tmp = self.dir.join(format!("{TMP_PREFIX}{}-{}-{nanos}", key.file_name(), std::process::id()));
-        let io_err = |source| CacheError::Io { path: tmp.clone(), source };
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&tmp)
-            .map_err(io_err)?;
-        let module = decode_hex(&key.module).unwrap_or([0; 32]);
+        let tmp = format!("{TMP_PREFIX}{}-{}-{nanos}", key.file_name(), std::process::id());
+        let io_err = |source| CacheError::Io { path: self.dir.join(&tmp), source };
+        let mut file =
+            self.open_entry(&tmp, OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL, 0o600).map_err(io_err)?;
         let written = file
             .write_all(&header(kind, artifact, &module))
             .and_then(|()| file.write_all(artifact))
             .and_then(|()| file.flush());
         drop(file);
-        if let Err(e) = written.and_then(|()| fs::rename(&tmp, &path)) {
-            let _ = fs::remove_file(&tmp);
+        let dir = Some(self.fd.as_raw_fd());
+        let renamed =
+            written.and_then(|()| Ok(nix::fcntl::renameat(dir, tmp.as_str(), dir, key.file_name().as_str())?));
+        if let Err(e) = renamed {
+            let _ = nix::unistd::unlinkat(dir, tmp.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
             return Err(io_err(e));
         }
-        Ok(path)
+        Ok(self.entry_path(key))
     }
 
     /// Removes `key`'s entry (a corrupt one, before recompiling); a missing entry
     /// is not an error.
     pub fn remove(&self, key: &CacheKey) -> Result<(), CacheError> {
-        let path = self.entry_path(key);
-        match fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(CacheError::Io { path, source }),
+        self.remove_name(&key.file_name())
+    }
+
+    fn remove_name(&self, name: &str) -> Result<(), CacheError> {
+        match nix::unistd::unlinkat(Some(self.fd.as_raw_fd()), name, nix::unistd::UnlinkatFlags::NoRemoveDir) {
+            Ok(()) | Err(nix::errno::Errno::ENOENT) => Ok(()),
+            Err(e) => Err(CacheError::Io { path: self.dir.join(name), source: e.into() }),
         }
     }
 
     /// Every entry, most recently used first.
     pub fn list(&self) -> Result<Vec<CacheEntry>, CacheError> {
         let mut entries = Vec::new();
-        for (path, name, meta) in self.files()? {
+        for (name, meta) in self.files()? {
             let Some(stem) = name.strip_suffix(ENTRY_SUFFIX) else { continue };
             let Some((module, engine)) = stem.rsplit_once('-') else { continue };
             let mut head = [0u8; HEADER_LEN];
-            let header_ok = File::open(&path).and_then(|mut f| f.read_exact(&mut head)).is_ok();
+            let header_ok = self
+                .open_entry(&name, OFlag::O_RDONLY | OFlag::O_NONBLOCK, 0)
+                .and_then(|mut f| f.read_exact(&mut head))
+                .is_ok();
             let parsed = if header_ok { parse_header(&head) } else { None };
-            let intact = parsed.is_some_and(|(_, len)| HEADER_LEN as u64 + len == meta.len());
+            let intact = parsed.is_some_and(|(_, len)| HEADER_LEN as u64 + len == meta.len);
             entries.push(CacheEntry {
-                path,
+                path: self.dir.join(&name),
                 module: module.to_owned(),
                 engine: engine.to_owned(),
                 kind: parsed.map(|(kind, _)| kind),
-                size: meta.len(),
-                last_used: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                size: meta.len,
+                last_used: meta.modified,
                 intact,
             });
         }
@@ -408,8 +405,8 @@ impl Cache {
     pub fn prune(&self, older_than: Option<Duration>) -> Result<PruneReport, CacheError> {
         let now = SystemTime::now();
         let mut report = PruneReport::default();
-        for (path, name, meta) in self.files()? {
-            let age = now.duration_since(meta.modified().unwrap_or(SystemTime::UNIX_EPOCH)).unwrap_or(Duration::ZERO);
+        for (name, meta) in self.files()? {
+            let age = now.duration_since(meta.modified).unwrap_or(Duration::ZERO);
             let remove = if name.starts_with(TMP_PREFIX) {
                 age >= STALE_TMP
             } else if name.ends_with(ENTRY_SUFFIX) {
@@ -417,37 +414,60 @@ impl Cache {
             } else {
                 false
             };
-            if !remove {
-                continue;
-            }
-            match fs::remove_file(&path) {
-                Ok(()) => {
-                    report.removed += 1;
-                    report.freed_bytes += meta.len();
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(source) => return Err(CacheError::Io { path, source }),
+            if remove {
+                self.remove_name(&name)?;
+                report.removed += 1;
+                report.freed_bytes += meta.len;
             }
         }
         Ok(report)
     }
 
-    fn files(&self) -> Result<Vec<(PathBuf, String, fs::Metadata)>, CacheError> {
-        let io_err = |source| CacheError::Io { path: self.dir.clone(), source };
+    /// The regular files in the directory, read through its descriptor.
+    fn files(&self) -> Result<Vec<(String, FileMeta)>, CacheError> {
+        let io_err = |source: nix::Error| CacheError::Io { path: self.dir.clone(), source: source.into() };
+        let mut dir = nix::dir::Dir::openat(
+            Some(self.fd.as_raw_fd()),
+            ".",
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(io_err)?;
         let mut files = Vec::new();
-        for entry in fs::read_dir(&self.dir).map_err(io_err)? {
+        for entry in dir.iter() {
             let entry = entry.map_err(io_err)?;
-            let Ok(name) = entry.file_name().into_string() else { continue };
-            let meta = match entry.metadata() {
-                Ok(meta) if meta.is_file() => meta,
-                Ok(_) => continue,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(source) => return Err(CacheError::Io { path: entry.path(), source }),
+            let Ok(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
+            if name == "." || name == ".." {
+                continue;
+            }
+            let stat = match nix::sys::stat::fstatat(
+                Some(self.fd.as_raw_fd()),
+                name.as_str(),
+                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+            ) {
+                Ok(stat) if stat.st_mode & libc::S_IFMT == libc::S_IFREG => stat,
+                Ok(_) | Err(nix::errno::Errno::ENOENT) => continue,
+                Err(e) => return Err(CacheError::Io { path: self.dir.join(&name), source: e.into() }),
             };
-            files.push((entry.path(), name, meta));
+            let modified = SystemTime::UNIX_EPOCH
+                + Duration::new(
+                    u64::try_from(stat.st_mtime).unwrap_or(0),
+                    u32::try_from(stat.st_mtime_nsec).unwrap_or(0),
+                );
+            files.push((name, FileMeta { len: u64::try_from(stat.st_size).unwrap_or(0), modified }));
         }
         Ok(files)
     }
+}
+
+/// What [`Cache::files`] reports of a file.
+struct FileMeta {
+    len: u64,
+    modified: SystemTime,
+}
+
+fn fstat(fd: &OwnedFd) -> io::Result<nix::sys::stat::FileStat> {
+    Ok(nix::sys::stat::fstat(fd.as_raw_fd())?)
 }
 
 /// The entry header: magic, kind (padded to 8), artifact length, artifact sha256,
@@ -471,9 +491,25 @@ fn parse_header(head: &[u8]) -> Option<(ArtifactKind, u64)> {
     Some((kind, len))
 }
 
-/// Checks an entry's bytes and returns the artifact they carry.
-fn verify(bytes: &[u8]) -> Result<(ArtifactKind, &[u8]), &'static str> {
+/// Checks an entry's bytes against its key and returns the artifact they
+/// carry: the header's magic, kind and padding, the artifact's length and
+/// sha256, and the module hash, which must be the one `key` names (an entry
+/// renamed or copied over another module's key would run that other code).
+fn verify<'a>(
+    bytes: &'a [u8],
+    key: &CacheKey,
+    expected: Option<ArtifactKind>,
+) -> Result<(ArtifactKind, &'a [u8]), &'static str> {
     let (kind, len) = parse_header(bytes).ok_or("bad header")?;
+    if bytes[9..16].iter().any(|&b| b != 0) {
+        return Err("bad header (padding is not zero)");
+    }
+    if expected.is_some_and(|expected| expected != kind) {
+        return Err("holds another kind of artifact than the module needs");
+    }
+    if decode_hex(&key.module).is_none_or(|module| module[..] != bytes[56..88]) {
+        return Err("was compiled from another module than its name says");
+    }
     let artifact = &bytes[HEADER_LEN..];
     if artifact.len() as u64 != len {
         return Err("truncated or overlong (length does not match its header)");
@@ -497,6 +533,9 @@ fn decode_hex(text: &str) -> Option<[u8; 32]> {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     fn key(module: &[u8]) -> CacheKey {
@@ -520,9 +559,9 @@ mod tests {
     fn store_then_load_round_trips() {
         let (_temp, cache) = open_temp();
         let key = key(b"module");
-        assert_eq!(cache.load(&key).expect("load"), None);
+        assert_eq!(cache.load(&key, None).expect("load"), None);
         cache.store(&key, ArtifactKind::Component, b"artifact bytes").expect("store");
-        let (kind, bytes) = cache.load(&key).expect("load").expect("hit");
+        let (kind, bytes) = cache.load(&key, None).expect("load").expect("hit");
         assert_eq!(kind, ArtifactKind::Component);
         assert_eq!(bytes, b"artifact bytes");
     }
@@ -538,7 +577,7 @@ mod tests {
                     for _ in 0..25 {
                         cache.store(&key, ArtifactKind::Module, &artifact).expect("store");
                         // A reader never sees a partial entry: Corrupt would fail here.
-                        let (_, loaded) = cache.load(&key).expect("load").expect("hit");
+                        let (_, loaded) = cache.load(&key, None).expect("load").expect("hit");
                         assert_eq!(loaded.len(), artifact.len());
                     }
                 });
@@ -556,9 +595,9 @@ mod tests {
         let path = cache.store(&key, ArtifactKind::Module, &[7u8; 1000]).expect("store");
         let len = fs::metadata(&path).expect("stat").len();
         OpenOptions::new().write(true).open(&path).expect("open").set_len(len - 10).expect("truncate");
-        assert!(matches!(cache.load(&key), Err(CacheError::Corrupt { .. })));
+        assert!(matches!(cache.load(&key, None), Err(CacheError::Corrupt { .. })));
         cache.remove(&key).expect("remove");
-        assert_eq!(cache.load(&key).expect("load"), None);
+        assert_eq!(cache.load(&key, None).expect("load"), None);
     }
 
     #[test]
@@ -570,10 +609,35 @@ mod tests {
         let last = bytes.len() - 1;
         bytes[last] ^= 0xff;
         fs::write(&path, &bytes).expect("write");
-        match cache.load(&key) {
+        match cache.load(&key, None) {
             Err(CacheError::Corrupt { reason, .. }) => assert_eq!(reason, "checksum mismatch"),
             other => panic!("expected a checksum mismatch, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn an_entry_filed_under_another_modules_key_is_refused() {
+        let (_temp, cache) = open_temp();
+        let (good, evil) = (key(b"good module"), key(b"evil module"));
+        cache.store(&good, ArtifactKind::Module, b"good code").expect("store good");
+        let evil_path = cache.store(&evil, ArtifactKind::Module, b"evil code").expect("store evil");
+        // An attacker who can write the directory swaps the evil entry in.
+        fs::rename(&evil_path, cache.entry_path(&good)).expect("swap");
+        match cache.load(&good, None) {
+            Err(CacheError::Corrupt { reason, .. }) => {
+                assert_eq!(reason, "was compiled from another module than its name says")
+            }
+            other => panic!("a swapped entry must be refused, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_entry_of_the_wrong_kind_is_refused() {
+        let (_temp, cache) = open_temp();
+        let key = key(b"m");
+        cache.store(&key, ArtifactKind::Component, b"component code").expect("store");
+        assert!(matches!(cache.load(&key, Some(ArtifactKind::Module)), Err(CacheError::Corrupt { .. })));
+        assert!(cache.load(&key, Some(ArtifactKind::Component)).expect("load").is_some());
     }
 
     #[test]

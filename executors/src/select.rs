@@ -26,11 +26,10 @@ use std::os::unix::fs::FileExt;
 use amphi_runtime::executor::{ExecContext, Executor, ExecutorError, PrepareContext};
 use oci_spec::runtime::Spec;
 
-use crate::cache::CacheConfig;
 use crate::entrypoint::{self, Require};
 use crate::native::NativeExecutor;
+use crate::wasm::WasmExecutor;
 use crate::wasm::engine::detect;
-use crate::wasm::{WasmExecutor, WasmOptions};
 
 /// The annotation naming a pod's sandbox (pause) container.
 pub const CONTAINER_TYPE: &str = "io.kubernetes.cri.container-type";
@@ -77,12 +76,6 @@ impl Decision {
     }
 }
 
-/// The options every executor this crate makes shares.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SelectOptions {
-    pub cache: CacheConfig,
-}
-
 /// Why the choice could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum SelectError {
@@ -96,9 +89,9 @@ pub enum SelectError {
 
 /// The executor for the init of the container `spec` describes: decided by the
 /// annotations now and by the entrypoint's content in `prepare`.
-pub fn select(spec: &Spec, options: &SelectOptions) -> Box<dyn Executor> {
+pub fn select(spec: &Spec) -> Box<dyn Executor> {
     let annotations = spec.annotations().clone().unwrap_or_default();
-    executor_for(Decision::from_annotations(&annotations), &annotations, options)
+    executor_for(Decision::from_annotations(&annotations), &annotations)
 }
 
 /// The executor for a process exec'd into the container `spec` describes. The
@@ -106,26 +99,19 @@ pub fn select(spec: &Spec, options: &SelectOptions) -> Box<dyn Executor> {
 /// it: an explicit wasm annotation only means "wasm if the file is wasm" here,
 /// so a native debug tool can be exec'd into a wasm container (podman and the
 /// CRI copy the annotation into config.json).
-pub fn select_for_exec(spec: &Spec, options: &SelectOptions) -> Box<dyn Executor> {
+pub fn select_for_exec(spec: &Spec) -> Box<dyn Executor> {
     let annotations = spec.annotations().clone().unwrap_or_default();
     let decision = match Decision::from_annotations(&annotations) {
         Decision::Wasm => Decision::WasmIfWasm,
         other => other,
     };
-    executor_for(decision, &annotations, options)
+    executor_for(decision, &annotations)
 }
 
-fn executor_for(
-    decision: Decision,
-    annotations: &HashMap<String, String>,
-    options: &SelectOptions,
-) -> Box<dyn Executor> {
+fn executor_for(decision: Decision, annotations: &HashMap<String, String>) -> Box<dyn Executor> {
     match decision {
         Decision::Native => Box::new(NativeExecutor::new()),
-        _ => Box::new(Selected {
-            state: State::Undecided { decision, annotation: Decision::source(annotations) },
-            options: options.clone(),
-        }),
+        _ => Box::new(Selected { state: State::Undecided { decision, annotation: Decision::source(annotations) } }),
     }
 }
 
@@ -133,7 +119,6 @@ fn executor_for(
 #[derive(Debug)]
 struct Selected {
     state: State,
-    options: SelectOptions,
 }
 
 #[derive(Debug)]
@@ -154,6 +139,10 @@ impl Executor for Selected {
             State::Native(native) => native.name(),
             State::Wasm(wasm) => wasm.name(),
         }
+    }
+
+    fn runs_in_process(&self) -> bool {
+        matches!(self.state, State::Wasm(_))
     }
 
     fn prepare(&mut self, ctx: &PrepareContext<'_>) -> Result<(), ExecutorError> {
@@ -180,7 +169,7 @@ impl Executor for Selected {
             Decision::Native => false,
         };
         if wasm {
-            let mut executor = WasmExecutor::new(WasmOptions { cache: self.options.cache.clone() });
+            let mut executor = WasmExecutor::new();
             executor.prepare_from_file(found.file, &found.path, ctx)?;
             self.state = State::Wasm(Box::new(executor));
         } else {

@@ -19,10 +19,25 @@
 //!
 //! The boxed executor moves into the cloned child, which owns its own copy of the
 //! memory: neither phase needs `Clone`, and nothing is shared with the caller.
+//!
+//! ## Host resources
+//!
+//! A container process holds no host directory while it touches the
+//! container's files. The one host directory an executor may need, its compile
+//! cache, is not inherited: in `prepare` the executor asks for it
+//! ([`CacheDir::ask`]) once it knows it needs it (the entrypoint was read and is
+//! wasm), the caller opens it on the host and hands the descriptor over the
+//! stage channel, and the executor closes it before any further container
+//! path is touched. A native workload never sees it.
+//!
+//! An executor that runs the workload in this very process (wasm) says so
+//! ([`Executor::runs_in_process`]): the runtime then gives the process a view of
+//! the container's files in which no procfs is mounted, so the guest can never
+//! reach its own process's `/proc` entries (`mem`, `environ`, `fd`).
 
 use std::fmt::Debug;
-use std::os::fd::BorrowedFd;
-use std::path::Path;
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{Process, Spec};
 
@@ -43,7 +58,91 @@ pub struct PrepareContext<'a> {
     pub process: &'a Process,
     /// The whole spec: annotations, `root.readonly`, `linux.resources`.
     pub spec: &'a Spec,
+    /// Asks the caller for the executor's compile-cache directory.
+    pub cache_dir: CacheDir<'a>,
 }
+
+/// A directory on the host, opened by the caller and handed to a container
+/// process: a descriptor (`O_PATH`) and, for messages, its host path.
+#[derive(Debug)]
+pub struct HostDir {
+    pub fd: OwnedFd,
+    pub path: PathBuf,
+}
+
+/// Opens a host directory on request: `Ok(None)` when there is none to give
+/// (the cache is disabled); `Err` carries the reason, one line.
+pub type OpenHostDir<'a> = &'a dyn Fn() -> Result<Option<HostDir>, String>;
+
+/// Where the caller gets the executor's cache directory when a container
+/// process asks for it (set by the CLI; the default has none). Runs in the
+/// caller, on the host.
+#[derive(Clone, Default)]
+pub struct CacheDirSource(Option<std::sync::Arc<HostDirFn>>);
+
+/// What [`CacheDirSource`] calls.
+type HostDirFn = dyn Fn() -> Result<Option<HostDir>, String> + Send + Sync;
+
+impl CacheDirSource {
+    /// The directory `open` opens, on request.
+    pub fn new(open: impl Fn() -> Result<Option<HostDir>, String> + Send + Sync + 'static) -> Self {
+        Self(Some(std::sync::Arc::new(open)))
+    }
+
+    /// The way to it, for the stage requests.
+    pub fn cache_dir(&self) -> CacheDir<'_> {
+        match self.0.as_deref() {
+            Some(open) => CacheDir::new(open),
+            None => CacheDir::none(),
+        }
+    }
+}
+
+impl Debug for CacheDirSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("CacheDirSource").field(&self.0.is_some()).finish()
+    }
+}
+
+/// The way to the executor's compile-cache directory during
+/// [`Executor::prepare`]: in a container process, a request to the caller over
+/// the stage channel; in tests, any function.
+#[derive(Clone, Copy)]
+pub struct CacheDir<'a> {
+    open: Option<OpenHostDir<'a>>,
+}
+
+impl<'a> CacheDir<'a> {
+    /// No cache directory to give.
+    pub fn none() -> Self {
+        Self { open: None }
+    }
+
+    /// The directory `open` gives.
+    pub fn new(open: OpenHostDir<'a>) -> Self {
+        Self { open: Some(open) }
+    }
+
+    /// Asks for the directory. Call it only once the workload needs it, and
+    /// close it before touching any other container path.
+    pub fn ask(&self) -> Result<Option<HostDir>, CacheDirError> {
+        match self.open {
+            None => Ok(None),
+            Some(open) => open().map_err(CacheDirError),
+        }
+    }
+}
+
+impl Debug for CacheDir<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheDir").field("available", &self.open.is_some()).finish()
+    }
+}
+
+/// The caller could not give the cache directory (its message).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct CacheDirError(pub String);
 
 /// What an executor sees in [`Executor::exec`], after every isolation step.
 #[derive(Debug)]
@@ -56,6 +155,13 @@ pub struct ExecContext<'a> {
 pub trait Executor: Debug + Send {
     /// A short name for logs and `state` annotations (`native`, `wasm`).
     fn name(&self) -> &'static str;
+
+    /// Whether the workload runs inside this process (wasm) rather than
+    /// replacing it with `execve`. Asked after `prepare`; the runtime then hides
+    /// every procfs from the process's view of the container's files.
+    fn runs_in_process(&self) -> bool {
+        false
+    }
 
     /// Before the start barrier: find, open and validate the entrypoint (and for
     /// wasm, compile it). Runs with the container's mounts in place, before

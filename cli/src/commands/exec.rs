@@ -31,10 +31,9 @@ pub fn exec(store: &Store, globals: &Globals, args: ExecArgs) -> anyhow::Result<
         pid_file: args.pid_file,
         console_socket: args.console_socket,
         preserve_fds: args.preserve_fds,
+        cache_dir: globals.cache_dir(),
     };
-    let choose = |spec: &oci_spec::runtime::Spec, _process: &Process| {
-        amphi_executors::select::select_for_exec(spec, &globals.executors)
-    };
+    let choose = |spec: &oci_spec::runtime::Spec, _process: &Process| amphi_executors::select::select_for_exec(spec);
     let code = container::exec(store, &id, &options, &choose)?;
     Ok(exit_status(code))
 }

@@ -21,6 +21,7 @@ fn create_options(flags: &CreateFlags, globals: &Globals) -> CreateOptions {
         systemd_cgroup: globals.systemd_cgroup,
         listen_fds: super::activation::listen_fds(),
         rootless: globals.rootless,
+        cache_dir: globals.cache_dir(),
     }
 }
 
@@ -28,7 +29,7 @@ pub fn create(store: &Store, globals: &Globals, args: CreateArgs) -> anyhow::Res
     let id = ContainerId::new(&args.id)?;
     let options = create_options(&args.flags, globals);
     let bundle = Bundle::load(&args.flags.bundle)?;
-    let executor = amphi_executors::select(&bundle.spec, &globals.executors);
+    let executor = amphi_executors::select(&bundle.spec);
     container::create(store, &id, &bundle, executor, &options)?;
     Ok(0)
 }
@@ -37,7 +38,7 @@ pub fn run(store: &Store, globals: &Globals, args: RunArgs) -> anyhow::Result<u8
     let id = ContainerId::new(&args.id)?;
     let options = RunOptions { create: create_options(&args.flags, globals), detach: args.detach };
     let bundle = Bundle::load(&args.flags.bundle)?;
-    let executor = amphi_executors::select(&bundle.spec, &globals.executors);
+    let executor = amphi_executors::select(&bundle.spec);
     let code = container::run(store, &id, &bundle, executor, &options)?;
     Ok(exit_status(code))
 }

@@ -13,7 +13,7 @@ mod update;
 mod wasm_cache;
 
 use amphi_executors::cache::CacheConfig;
-use amphi_executors::select::SelectOptions;
+use amphi_runtime::executor::{CacheDirSource, HostDir};
 use amphi_runtime::state::Store;
 
 use crate::args::{Cli, Command};
@@ -41,17 +41,12 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         (None, None) => crate::rootless::default_wasm_cache(&env),
         _ => None,
     };
-    let mut cache = match cache_flag {
+    let cache = match cache_flag {
         Some(Some(dir)) => CacheConfig::at(dir),
         Some(None) => CacheConfig::disabled(),
         None => CacheConfig::resolve(cli.wasm_cache.clone()),
     };
-    // Commands that make container processes hand them the wasm cache opened
-    // here, on the host: an exec'd process cannot reach its path.
-    if matches!(cli.command, Command::Create(_) | Command::Run(_) | Command::Exec(_)) {
-        cache = cache.opened()?;
-    }
-    let globals = Globals { systemd_cgroup: cli.systemd_cgroup, rootless, executors: SelectOptions { cache } };
+    let globals = Globals { systemd_cgroup: cli.systemd_cgroup, rootless, cache };
     match cli.command {
         Command::Create(args) => lifecycle::create(&store, &globals, args),
         Command::Start(args) => lifecycle::start(&store, args),
@@ -78,6 +73,22 @@ pub struct Globals {
     pub systemd_cgroup: bool,
     /// `--rootless`, decided (`auto` resolved).
     pub rootless: bool,
-    /// What every executor shares (the wasm compile cache).
-    pub executors: SelectOptions,
+    /// The wasm compile cache, resolved once.
+    pub cache: CacheConfig,
+}
+
+impl Globals {
+    /// The wasm cache as container processes get it: opened here, on the host,
+    /// only when a wasm workload asks for it (never inherited by a stage).
+    pub fn cache_dir(&self) -> CacheDirSource {
+        let cache = self.cache.clone();
+        CacheDirSource::new(move || {
+            let path = cache.dir.clone().unwrap_or_default();
+            match cache.open_dir() {
+                Ok(Some(fd)) => Ok(Some(HostDir { fd, path })),
+                Ok(None) => Ok(None),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+    }
 }

@@ -10,7 +10,7 @@ use super::Globals;
 use crate::args::{WasmCacheAction, WasmCacheArgs};
 
 pub fn wasm_cache(globals: &Globals, args: WasmCacheArgs) -> anyhow::Result<u8> {
-    let Some(dir) = &globals.executors.cache.dir else { anyhow::bail!("the wasm cache is disabled") };
+    let Some(dir) = &globals.cache.dir else { anyhow::bail!("the wasm cache is disabled") };
     let cache = Cache::open(dir)?;
     let mut out = String::new();
     match args.action {

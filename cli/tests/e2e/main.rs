@@ -4,6 +4,8 @@
 
 mod bad_input;
 mod exec;
+mod hostile_cwd;
+mod hostile_wasm;
 mod isolation;
 mod lifecycle;
 mod oci;

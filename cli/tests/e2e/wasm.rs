@@ -181,16 +181,12 @@ fn a_wasm_container_is_isolated_like_a_native_one() {
     assert!(cgroup.contains(&Case::cgroup_path(&id)), "{cgroup}");
     case.ok(&["start", &id]);
     case.wait_status(&id, "stopped");
-    // From inside: the guest reads its own /proc through the "/" preopen.
+    // From inside: the guest's view has no procfs at all, so none of the
+    // init's own entries (the guest runs in the init) is reachable.
     let report = probe_report(&case.container_stdout(&id));
-    assert_eq!(report["hostname"], amphi_test_bundles::WASM_HOSTNAME, "{report}");
-    let inside = report["proc_self_status"].as_str().expect("the guest reads /proc/self/status");
-    let field = |name: &str| inside.lines().find(|l| l.starts_with(name)).map(str::to_owned);
-    assert_eq!(field("Pid:").as_deref().map(str::split_whitespace).and_then(|mut w| w.nth(1)), Some("1"));
-    assert!(field("CapEff:").unwrap().ends_with("0000000020000420"), "{inside}");
-    assert!(field("Uid:").unwrap().split_whitespace().skip(1).all(|u| u == "0"));
-    let inside_cgroup = report["proc_self_cgroup"].as_str().unwrap_or_default();
-    assert!(inside_cgroup.lines().all(|l| l.ends_with(":/")), "a cgroup namespace: {inside_cgroup}");
+    for key in ["proc_self_status", "proc_self_cgroup", "hostname"] {
+        assert_eq!(report[key], Value::Null, "{key}: {report}");
+    }
     case.ok(&["delete", &id]);
     case.assert_all_gone();
 }

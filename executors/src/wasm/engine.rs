@@ -172,8 +172,13 @@ pub fn load(
         return Ok((compile(engine, path, format, bytes)?, CacheOutcome::Off));
     };
     let key = CacheKey::new(engine, bytes);
+    let expected = match format {
+        Format::Module => Some(ArtifactKind::Module),
+        Format::Component => Some(ArtifactKind::Component),
+        Format::Text => None,
+    };
     let started = Instant::now();
-    match cache.load(&key) {
+    match cache.load(&key, expected) {
         Ok(Some((kind, artifact))) => match deserialize(engine, kind, &artifact) {
             Ok(compiled) => {
                 tracing::debug!(cache = "hit", path, module = %key.module, elapsed_us = started.elapsed().as_micros() as u64, "wasm module loaded from cache");
@@ -195,7 +200,7 @@ pub fn load(
         && bytes.len() >= PARALLEL_MIN_BYTES
         && compile_in_child(settings, cache, &key, path, format, bytes)
     {
-        match cache.load(&key) {
+        match cache.load(&key, expected) {
             Ok(Some((kind, artifact))) => match deserialize(engine, kind, &artifact) {
                 Ok(compiled) => {
                     tracing::debug!(cache = "miss", path, module = %key.module, elapsed_us = started.elapsed().as_micros() as u64, "wasm module compiled on every core by a child process");
@@ -313,9 +318,10 @@ fn compile(engine: &Engine, path: &str, format: Format, bytes: &[u8]) -> Result<
 fn deserialize(engine: &Engine, kind: ArtifactKind, artifact: &[u8]) -> wasmtime::Result<Compiled> {
     match kind {
         // SAFETY: the artifact comes from a cache directory that only our uid can
-        // write (checked by `Cache::open`), in a regular file owned by us, and its
-        // length and sha256 match the header written with it (`Cache::load`): it
-        // is byte for byte what `Module::serialize` produced for an engine with
+        // write (checked by `Cache::open`/`Cache::from_dir`), in a regular file
+        // owned by us, and its length, sha256, kind and module hash match the
+        // header written with it and the key (`Cache::load`): it is byte for byte
+        // what `Module::serialize` produced from this module for an engine with
         // the same compatibility hash (the key). wasmtime checks that hash again.
         ArtifactKind::Module => unsafe { Module::deserialize(engine, artifact) }.map(Compiled::Module),
         // SAFETY: as above, for `Component::serialize`.

@@ -59,7 +59,7 @@ use amphi_runtime::sys::inroot::open_in_root;
 use nix::fcntl::OFlag;
 use oci_spec::runtime::Process;
 
-use crate::cache::{Cache, CacheConfig, CacheError};
+use crate::cache::{Cache, CacheError};
 use engine::{CacheOutcome, EngineSettings};
 use run::Linked;
 use wasi::Preopen;
@@ -86,6 +86,8 @@ pub enum WasmError {
     Engine { reason: String },
     #[error(transparent)]
     Cache(#[from] CacheError),
+    #[error("{reason}")]
+    CacheDir { reason: String },
     #[error("annotation {}: entry {entry:?}: {reason}", wasi::PREOPENS_ANNOTATION)]
     Preopen { entry: String, reason: String },
     #[error("wasm preopen {}: {reason}", path.display())]
@@ -100,17 +102,9 @@ pub enum WasmError {
     NotPrepared,
 }
 
-/// How the executor is set up by the CLI.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WasmOptions {
-    /// Where compiled programs are cached ([`CacheConfig::resolve`] for the CLI).
-    pub cache: CacheConfig,
-}
-
 /// The in-process wasm executor.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct WasmExecutor {
-    options: WasmOptions,
     prepared: Option<Prepared>,
 }
 
@@ -128,8 +122,8 @@ struct Prepared {
 }
 
 impl WasmExecutor {
-    pub fn new(options: WasmOptions) -> Self {
-        Self { options, prepared: None }
+    pub fn new() -> Self {
+        Self { prepared: None }
     }
 
     /// Whether the last `prepare` loaded the program from the cache (`None` before
@@ -163,23 +157,11 @@ impl WasmExecutor {
         let settings = EngineSettings::from_spec(ctx.spec, ctx.process);
         let engine = settings.engine()?;
         let trap_handlers = signals::TrapHandlers::save().map_err(|source| WasmError::TrapHandlers { source })?;
-        let cache = match self.options.cache.dir.as_deref().map(Cache::open) {
-            None => None,
-            Some(Ok(cache)) => Some(cache),
-            // The caller checked the directory on the host; a container process
-            // whose credentials cannot use it (a user namespace maps root away)
-            // compiles without it rather than failing.
-            Some(Err(error)) if self.options.cache.is_opened() => {
-                tracing::debug!(%error, "wasm cache unusable from the container process: compiling");
-                None
-            }
-            Some(Err(error)) => return Err(error.into()),
-        };
+        // The cache directory is asked for only now that the program is known
+        // to be wasm, and closed before any other container path is touched.
+        let cache = open_cache(ctx)?;
         let (compiled, outcome) = engine::load(&engine, Some(&settings), cache.as_ref(), &path, bytes)?;
         drop(cache);
-        // A host descriptor must not live on in a container process (the
-        // init of a wasm container stays this process for its whole life).
-        self.options.cache.close_handle();
         let linked = run::link(&compiled).map_err(|reason| WasmError::Link { path: path.clone(), reason })?;
         let preopens = wasi::preopens(ctx.spec, ctx.process)?;
         check_preopens(&preopens, ctx)?;
@@ -223,6 +205,21 @@ impl WasmExecutor {
     }
 }
 
+/// The compile cache the caller hands over, if any. The caller checked the
+/// directory on the host; a container process whose credentials cannot use it
+/// (a user namespace maps root away) compiles without it rather than failing.
+fn open_cache(ctx: &PrepareContext<'_>) -> Result<Option<Cache>, WasmError> {
+    let dir = ctx.cache_dir.ask().map_err(|e| WasmError::CacheDir { reason: e.0 })?;
+    let Some(dir) = dir else { return Ok(None) };
+    match Cache::from_dir(dir.fd, dir.path) {
+        Ok(cache) => Ok(Some(cache)),
+        Err(error) => {
+            tracing::debug!(%error, "wasm cache unusable from the container process: compiling");
+            Ok(None)
+        }
+    }
+}
+
 /// Every preopen named by the annotation must be a directory in the container.
 /// The cwd is exempt: the runtime creates it, as runc does.
 fn check_preopens(preopens: &[Preopen], ctx: &PrepareContext<'_>) -> Result<(), WasmError> {
@@ -248,6 +245,10 @@ pub fn entrypoint_path(process: &Process) -> Result<PathBuf, WasmError> {
 impl Executor for WasmExecutor {
     fn name(&self) -> &'static str {
         "wasm"
+    }
+
+    fn runs_in_process(&self) -> bool {
+        true
     }
 
     fn prepare(&mut self, ctx: &PrepareContext<'_>) -> Result<(), ExecutorError> {

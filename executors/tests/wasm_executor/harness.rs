@@ -11,8 +11,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use amphi_executors::cache::CacheConfig;
-use amphi_executors::wasm::{WasmExecutor, WasmOptions};
-use amphi_runtime::executor::{ExecContext, Executor, PrepareContext};
+use amphi_executors::wasm::WasmExecutor;
+use amphi_runtime::executor::{CacheDir, ExecContext, Executor, HostDir, PrepareContext};
 use oci_spec::runtime::{
     LinuxBuilder, LinuxMemoryBuilder, LinuxResourcesBuilder, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder,
     RootBuilder, Spec, SpecBuilder,
@@ -89,7 +89,18 @@ pub fn play_init(case: &Case) -> i32 {
         .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
         .open(&case.rootfs)
         .expect("open rootfs");
-    let ctx = PrepareContext { rootfs: &case.rootfs, rootfs_fd: rootfs_fd.as_fd(), process: &process, spec: &spec };
+    let cache_config = case.cache.clone().map_or_else(CacheConfig::disabled, CacheConfig::at);
+    let open_cache = || match cache_config.open_dir() {
+        Ok(fd) => Ok(fd.map(|fd| HostDir { fd, path: cache_config.dir.clone().unwrap_or_default() })),
+        Err(e) => Err(e.to_string()),
+    };
+    let ctx = PrepareContext {
+        rootfs: &case.rootfs,
+        rootfs_fd: rootfs_fd.as_fd(),
+        process: &process,
+        spec: &spec,
+        cache_dir: CacheDir::new(&open_cache),
+    };
 
     let log = LogBuffer::default();
     let subscriber = tracing_subscriber::fmt()
@@ -97,8 +108,7 @@ pub fn play_init(case: &Case) -> i32 {
         .with_ansi(false)
         .with_writer(log.clone())
         .finish();
-    let cache = case.cache.clone().map_or_else(CacheConfig::disabled, CacheConfig::at);
-    let mut executor = Box::new(WasmExecutor::new(WasmOptions { cache }));
+    let mut executor = Box::new(WasmExecutor::new());
     let threads_before = threads("self");
     let started = Instant::now();
     let prepared = tracing::subscriber::with_default(subscriber, || executor.prepare(&ctx));

@@ -37,6 +37,8 @@ pub struct CreateOptions {
     /// `--rootless`: a cgroup is used only where the caller may write one (a
     /// delegated cgroup v2); otherwise the container stays in the caller's.
     pub rootless: bool,
+    /// Where the executor's cache directory comes from, if it asks.
+    pub cache_dir: crate::executor::CacheDirSource,
 }
 
 /// A created container.
@@ -166,10 +168,12 @@ fn build(
         may_show_exe: crate::process::exe_guard::may_show(),
         // The init (or intermediate) joins the cgroup by itself: nothing to place.
         cgroup: cgroup.map(crate::cgroups::Cgroup::self_placement).transpose()?,
+        cache_dir: options.cache_dir.cache_dir(),
     };
     let spawned = spawn(request)?;
     let pid = spawned.pid;
     let executor_name = spawned.executor.clone();
+    let container_view_fd = spawned.container_view_fd;
     made.spawned = Some(spawned);
 
     let start_time = ProcStat::read(pid)
@@ -191,6 +195,7 @@ fn build(
         paused: false,
         hooks: later_hooks(spec),
         cgroup_skipped: cgroup.is_none(),
+        container_view_fd,
     };
     locked.write(&record)?;
     if let Some(fd) = made.spawned.as_mut().and_then(|s| s.seccomp_notify.take()) {

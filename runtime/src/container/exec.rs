@@ -15,7 +15,7 @@ use crate::executor::Executor;
 use crate::id::ContainerId;
 use crate::plan::ProcessPlan;
 use crate::process::exec::{ExecRequest, namespaces_to_join, spawn_exec};
-use crate::state::{Status, Store};
+use crate::state::{Record, Status, Store};
 
 /// The flags of `exec`. Without `process`, the new process is the container's
 /// own `process` with `args` and the overrides applied (as runc builds it).
@@ -38,6 +38,23 @@ pub struct ExecOptions {
     pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
     pub preserve_fds: u32,
+    /// Where the executor's cache directory comes from, if it asks.
+    pub cache_dir: crate::executor::CacheDirSource,
+}
+
+/// The container's mount namespace, when its init lives in a wasm guest's view
+/// ([`Record::container_view_fd`]): a copy of the init's descriptor, checked to
+/// be a mount namespace.
+fn container_view(init: &crate::sys::pidfd::PidFd, record: &Record) -> std::io::Result<Option<std::os::fd::OwnedFd>> {
+    let Some(fd) = record.container_view_fd else { return Ok(None) };
+    let view = init.get_fd(fd)?;
+    if crate::sys::ns::namespace_type(view.as_fd())? != libc::CLONE_NEWNS {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("descriptor {fd} is not a mount namespace"),
+        ));
+    }
+    Ok(Some(view))
 }
 
 /// Chooses the executor for the exec'd process (decided again for every
@@ -99,6 +116,8 @@ pub fn exec(store: &Store, id: &ContainerId, options: &ExecOptions, choose: Choo
         (_, false) => (None, None),
     };
     let join = namespaces_to_join(nix::unistd::Pid::from_raw(record.pid)).map_err(io("read the init's namespaces"))?;
+    let container_view =
+        container_view(&init, &record).map_err(io("take the container's mount namespace from its init"))?;
     let cgroup = if record.cgroup_skipped { None } else { Some(Cgroup::open(&record.cgroup_path)?) };
     let executor = choose(&spec, &process);
 
@@ -122,6 +141,8 @@ pub fn exec(store: &Store, id: &ContainerId, options: &ExecOptions, choose: Choo
             may_show_exe: crate::process::exe_guard::may_show(),
             // The exec'd process's intermediate joins the cgroup by itself.
             cgroup: cgroup.as_ref().map(Cgroup::self_placement).transpose()?,
+            cache_dir: options.cache_dir.cache_dir(),
+            container_view,
         };
         let mut spawned = spawn_exec(request)?;
         let pid = spawned.pid;

@@ -28,7 +28,7 @@ use oci_spec::runtime::{Process, Spec};
 use super::channel::{ChannelError, Receiver, Sender, channel};
 use super::spawn::{KillOnDrop, SpawnError, Spawned, finish, reap};
 use super::{FromInit, FromIntermediate, Stage, StageFailure, ToInit, ToIntermediate, exe_guard, terminal, workload};
-use crate::executor::{Executor, PrepareContext};
+use crate::executor::{CacheDir, Executor, PrepareContext};
 use crate::plan::ProcessPlan;
 use crate::plan::namespaces::Kind;
 use crate::sys::clone::{Forked, clone_fork, exit_now};
@@ -55,6 +55,12 @@ pub struct ExecRequest<'a> {
     pub may_show_exe: bool,
     /// The container's cgroup, which the intermediate joins by itself.
     pub cgroup: Option<crate::cgroups::SelfPlacement>,
+    /// Opens the executor's cache directory when the process asks for it.
+    /// Stays with the caller.
+    pub cache_dir: CacheDir<'a>,
+    /// The container's mount namespace when the init lives elsewhere (a wasm
+    /// guest's view): joined instead of the init's.
+    pub container_view: Option<std::os::fd::OwnedFd>,
 }
 
 /// The namespaces of `init_pid` that differ from the caller's: what an exec'd
@@ -79,7 +85,8 @@ pub fn namespaces_to_join(init_pid: Pid) -> std::io::Result<CloneFlags> {
 /// Builds the exec'd process; returns once it is ready (the caller then writes
 /// the pid file and calls [`Spawned::commit`]). On failure everything cloned is
 /// killed and reaped.
-pub fn spawn_exec(request: ExecRequest<'_>) -> Result<Spawned, SpawnError> {
+pub fn spawn_exec(mut request: ExecRequest<'_>) -> Result<Spawned, SpawnError> {
+    let cache_dir = std::mem::replace(&mut request.cache_dir, CacheDir::none());
     let (to_child, child_from_parent) = channel::<ToInit>()?;
     let (child_to_parent, from_child) = channel::<FromInit>()?;
     let (to_mid, mid_from_parent) = channel::<ToIntermediate>()?;
@@ -111,7 +118,7 @@ pub fn spawn_exec(request: ExecRequest<'_>) -> Result<Spawned, SpawnError> {
     };
     let guard = KillOnDrop(Some(pid));
     mid_guard.reap();
-    finish(guard, to_child, from_child, None)
+    finish(guard, to_child, from_child, None, cache_dir)
 }
 
 struct ChildEnds {
@@ -140,7 +147,13 @@ fn intermediate(
         let _ = to_parent.send(&FromIntermediate::Failed(failure));
         return 1;
     }
-    if let Err(e) = nix::sched::setns(request.init.as_fd(), request.join) {
+    let joined = match &request.container_view {
+        Some(view) => nix::sched::setns(request.init.as_fd(), request.join - CloneFlags::CLONE_NEWNS)
+            .and_then(|()| nix::sched::setns(view.as_fd(), CloneFlags::CLONE_NEWNS)),
+        None => nix::sched::setns(request.init.as_fd(), request.join),
+    };
+    request.container_view = None;
+    if let Err(e) = joined {
         let failure = StageFailure::new(
             Stage::Intermediate,
             "join namespaces",
@@ -171,7 +184,7 @@ fn child(request: ExecRequest<'_>, ends: ChildEnds) -> ! {
         exit_now(1);
     }
     let ExecRequest { process, plan, spec, mut executor, preserve_fds, console_socket, may_show_exe, .. } = request;
-    let notify = match build(process, plan, spec, executor.as_mut(), console_socket, may_show_exe) {
+    let notify = match build(process, plan, spec, executor.as_mut(), console_socket, may_show_exe, &ends) {
         Ok(notify) => notify,
         Err(failure) => {
             let _ = ends.to_parent.send(&FromInit::Failed(failure));
@@ -179,7 +192,8 @@ fn child(request: ExecRequest<'_>, ends: ChildEnds) -> ! {
         }
     };
     let fds: Vec<i32> = notify.iter().map(|fd| fd.as_raw_fd()).collect();
-    if ends.to_parent.send_with_fds(&FromInit::Ready { executor: executor.name().to_owned() }, &fds).is_err() {
+    let ready = FromInit::Ready { executor: executor.name().to_owned(), container_view_fd: None };
+    if ends.to_parent.send_with_fds(&ready, &fds).is_err() {
         exit_now(1);
     }
     drop(notify);
@@ -197,6 +211,7 @@ fn build(
     executor: &mut dyn Executor,
     console_socket: Option<std::os::fd::OwnedFd>,
     may_show_exe: bool,
+    ends: &ChildEnds,
 ) -> Result<Option<std::os::fd::OwnedFd>, StageFailure> {
     let fail = |step: &str, errno, msg: String| StageFailure::new(Stage::Init, step, errno, msg);
     // setns into the mount namespace made its root ours: "/" is the container's.
@@ -205,14 +220,25 @@ fn build(
         .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
         .open("/")
         .map_err(|e| fail("rootfs", e.raw_os_error(), format!("open the container's root: {e}")))?;
-    let ctx = PrepareContext { rootfs: Path::new("/"), rootfs_fd: root.as_fd(), process, spec };
+    let ask = || super::spawn::ask_for_cache_dir(&ends.to_parent, &ends.from_parent);
+    let ctx = PrepareContext {
+        rootfs: Path::new("/"),
+        rootfs_fd: root.as_fd(),
+        process,
+        spec,
+        cache_dir: CacheDir::new(&ask),
+    };
     executor.prepare(&ctx).map_err(|e| fail("prepare", None, workload::error_chain(e.as_ref())))?;
     drop(root);
     workload::apply_lsm_labels(plan, Stage::Init)?;
     if let Some(socket) = console_socket {
         terminal::attach(socket, plan, false, Stage::Init)?;
     }
-    let notify = workload::become_process(plan, Stage::Init)?;
+    let setgroups_allowed = workload::setgroups_allowed();
+    if executor.runs_in_process() {
+        super::guest_view::enter(Stage::Init)?;
+    }
+    let notify = workload::become_process(plan, Stage::Init, setgroups_allowed)?;
     workload::arm(executor, process, spec, Stage::Init)?;
     exe_guard::show_if_harmless(may_show_exe, Stage::Init)?;
     Ok(notify)

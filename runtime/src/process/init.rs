@@ -17,7 +17,7 @@ use nix::sched::CloneFlags;
 use super::channel::ChannelError;
 use super::spawn::{InitEnds, InitRequest};
 use super::{FromInit, Stage, StageFailure, ToInit, barrier, rootfs, terminal, workload};
-use crate::executor::PrepareContext;
+use crate::executor::{CacheDir, PrepareContext};
 use crate::hooks::{self, HookKind};
 use crate::sys::clone::exit_now;
 
@@ -43,8 +43,8 @@ pub(crate) fn run(mut request: InitRequest<'_>, ends: InitEnds) -> ! {
         exit_now(1);
     }
 
-    let notify = match build(plan, spec, executor.as_mut(), &ends, console_socket, may_show_exe) {
-        Ok(notify) => notify,
+    let (notify, container_view) = match build(plan, spec, executor.as_mut(), &ends, console_socket, may_show_exe) {
+        Ok(built) => built,
         Err(failure) => {
             let _ = ends.to_parent.send(&FromInit::Failed(failure));
             exit_now(1);
@@ -56,14 +56,17 @@ pub(crate) fn run(mut request: InitRequest<'_>, ends: InitEnds) -> ! {
     // The seccomp notify descriptor travels with Ready: the caller hands it to
     // the profile's listener once the state exists.
     let fds: Vec<i32> = notify.iter().map(|fd| fd.as_raw_fd()).collect();
-    if ends.to_parent.send_with_fds(&FromInit::Ready { executor: executor.name().to_owned() }, &fds).is_err() {
+    // The container's view stays open for the container's life: exec joins it.
+    let container_view_fd = container_view.as_ref().map(AsRawFd::as_raw_fd);
+    let ready = FromInit::Ready { executor: executor.name().to_owned(), container_view_fd };
+    if ends.to_parent.send_with_fds(&ready, &fds).is_err() {
         exit_now(1);
     }
     drop(notify);
     let start_state = match ends.from_parent.recv() {
         Ok(ToInit::Commit) => None,
         Ok(ToInit::CommitWithState { state }) => Some(state),
-        Ok(ToInit::Go | ToInit::HooksDone { .. })
+        Ok(ToInit::Go | ToInit::HooksDone { .. } | ToInit::CacheDir { .. } | ToInit::CacheDirRefused { .. })
         | Err(ChannelError::Closed | ChannelError::Sys(_) | ChannelError::Decode(_)) => exit_now(1),
     };
     drop(ends);
@@ -89,7 +92,8 @@ pub(crate) fn run(mut request: InitRequest<'_>, ends: InitEnds) -> ! {
 }
 
 /// Everything between Go and Ready. Returns the seccomp notify descriptor when
-/// the profile has one.
+/// the profile has one, and for a workload that runs in this process the
+/// descriptor of the container's mount namespace ([`super::guest_view`]).
 fn build(
     plan: &crate::plan::ContainerPlan,
     spec: &oci_spec::runtime::Spec,
@@ -97,7 +101,7 @@ fn build(
     ends: &InitEnds,
     console_socket: Option<OwnedFd>,
     may_show_exe: bool,
-) -> Result<Option<OwnedFd>, StageFailure> {
+) -> Result<(Option<OwnedFd>, Option<OwnedFd>), StageFailure> {
     let fail = |step: &str, errno: Option<i32>, msg: String| StageFailure::new(Stage::Init, step, errno, msg);
     let ns = &plan.namespaces;
 
@@ -121,9 +125,18 @@ fn build(
         .map_err(|e| fail("cwd", e.raw_os_error(), format!("process.cwd {}: {e}", plan.process.cwd.display())))?;
 
     let process = spec.process().as_ref().expect("validated: process present");
-    let ctx = PrepareContext { rootfs: plan.rootfs.rootfs(), rootfs_fd: rootfs_fd.as_fd(), process, spec };
+    let ask = || super::spawn::ask_for_cache_dir(&ends.to_parent, &ends.from_parent);
+    let ctx = PrepareContext {
+        rootfs: plan.rootfs.rootfs(),
+        rootfs_fd: rootfs_fd.as_fd(),
+        process,
+        spec,
+        cache_dir: CacheDir::new(&ask),
+    };
     executor.prepare(&ctx).map_err(|e| fail("prepare", None, workload::error_chain(e.as_ref())))?;
     drop(rootfs_fd);
+    let in_process = executor.runs_in_process();
+    let container_view = in_process.then(|| super::guest_view::open_container_view(Stage::Init)).transpose()?;
 
     for (path, value) in &plan.sysctl {
         std::fs::write(path, value).map_err(|e| {
@@ -161,11 +174,15 @@ fn build(
         terminal::attach(socket, &plan.process, true, Stage::Init)?;
     }
     rootfs::seal(&plan.rootfs).map_err(|e| fail("rootfs", e.errno(), e.to_string()))?;
+    let setgroups_allowed = workload::setgroups_allowed();
+    if in_process {
+        super::guest_view::enter(Stage::Init)?;
+    }
 
-    let notify = workload::become_process(&plan.process, Stage::Init)?;
+    let notify = workload::become_process(&plan.process, Stage::Init, setgroups_allowed)?;
     workload::arm(executor, process, spec, Stage::Init)?;
     super::exe_guard::show_if_harmless(may_show_exe, Stage::Init)?;
-    Ok(notify)
+    Ok((notify, container_view))
 }
 
 /// The hooks of the create phase, with the mounts in place and before

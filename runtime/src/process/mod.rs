@@ -27,6 +27,7 @@ pub mod barrier;
 pub mod channel;
 pub mod exe_guard;
 pub mod exec;
+mod guest_view;
 pub mod identity;
 mod init;
 mod intermediate;
@@ -95,6 +96,11 @@ pub(crate) enum ToInit {
     /// The runtime's hooks ran (answer to [`FromInit::RunHooks`]): run the
     /// createContainer hooks with this state JSON, then go on.
     HooksDone { state: String },
+    /// Answer to [`FromInit::NeedCacheDir`]: with `path`, the directory's
+    /// descriptor travels with the message; without, there is no cache.
+    CacheDir { path: Option<std::path::PathBuf> },
+    /// Answer to [`FromInit::NeedCacheDir`]: the caller could not open it.
+    CacheDirRefused { reason: String },
 }
 
 /// Init → caller.
@@ -104,10 +110,18 @@ pub(crate) enum FromInit {
     /// executor the workload's content chose.
     Ready {
         executor: String,
+        /// With a workload that runs in this process: the number of the init's
+        /// descriptor of the container's mount namespace (the init itself lives
+        /// in the guest's view, [`guest_view`]); `exec` joins through it.
+        #[serde(default)]
+        container_view_fd: Option<i32>,
     },
     /// The rootfs is mounted and `pivot_root` is next: the runtime runs the
     /// prestart and createRuntime hooks now. Sent only when the spec has a hook
     /// of the create phase ([`crate::hooks::pauses_before_pivot`]).
     RunHooks,
+    /// The executor needs its compile-cache directory (in `prepare`, once it
+    /// read a wasm entrypoint): the caller opens it on the host and sends it.
+    NeedCacheDir,
     Failed(StageFailure),
 }

@@ -10,7 +10,7 @@ use oci_spec::runtime::Spec;
 
 use super::channel::{ChannelError, Receiver, Sender, channel};
 use super::{FromInit, FromIntermediate, Stage, StageFailure, ToInit, ToIntermediate, init, intermediate};
-use crate::executor::Executor;
+use crate::executor::{CacheDir, Executor, HostDir};
 use crate::plan::ContainerPlan;
 use crate::sys::clone::{Forked, clone_fork, clone_fork_into, exit_now};
 
@@ -59,6 +59,9 @@ pub struct InitRequest<'a> {
     /// The container's cgroup, which the first cloned stage joins by itself
     /// ([`clone_stage`], [`enter_stage`]).
     pub cgroup: Option<crate::cgroups::SelfPlacement>,
+    /// Opens the executor's cache directory when the init asks for it. Stays
+    /// with the caller.
+    pub cache_dir: CacheDir<'a>,
 }
 
 /// The channel ends a cloned stage keeps.
@@ -75,6 +78,9 @@ pub struct Spawned {
     pub seccomp_notify: Option<OwnedFd>,
     /// The executor the process chose in `prepare` (`native`, `wasm`).
     pub executor: String,
+    /// The init's descriptor of the container's mount namespace, when the init
+    /// itself lives in a guest's view (a wasm workload): exec joins through it.
+    pub container_view_fd: Option<i32>,
     to_init: Sender<ToInit>,
     from_init: Receiver<FromInit>,
 }
@@ -107,6 +113,7 @@ impl Spawned {
 /// cloned is killed and reaped before the error returns.
 pub fn spawn(mut request: InitRequest<'_>) -> Result<Spawned, SpawnError> {
     let hooks = request.runtime_hooks.take();
+    let cache_dir = std::mem::replace(&mut request.cache_dir, CacheDir::none());
     let (to_init, init_from_parent) = channel::<ToInit>()?;
     let (init_to_parent, from_init) = channel::<FromInit>()?;
     let ns = &request.plan.namespaces;
@@ -127,7 +134,7 @@ pub fn spawn(mut request: InitRequest<'_>) -> Result<Spawned, SpawnError> {
         if ns.new_user {
             write_id_maps(pid, ns.uid_map.as_deref(), ns.gid_map.as_deref())?;
         }
-        return finish(guard, to_init, from_init, hooks.as_ref());
+        return finish(guard, to_init, from_init, hooks.as_ref(), cache_dir);
     }
 
     let (to_mid, mid_from_parent) = channel::<ToIntermediate>()?;
@@ -161,16 +168,18 @@ pub fn spawn(mut request: InitRequest<'_>) -> Result<Spawned, SpawnError> {
     // The init is our child (CLONE_PARENT): guard it before the intermediate goes.
     let guard = KillOnDrop(Some(init_pid));
     mid_guard.reap();
-    finish(guard, to_init, from_init, hooks.as_ref())
+    finish(guard, to_init, from_init, hooks.as_ref(), cache_dir)
 }
 
 /// Sends Go and waits for the init's verdict, running the runtime's hooks
-/// when the init stops before `pivot_root` for them.
+/// when the init stops before `pivot_root` for them and opening the cache
+/// directory when its executor asks.
 pub(crate) fn finish(
     mut guard: KillOnDrop,
     to_init: Sender<ToInit>,
     from_init: Receiver<FromInit>,
     hooks: Option<&crate::hooks::RuntimeHooks>,
+    cache_dir: CacheDir<'_>,
 ) -> Result<Spawned, SpawnError> {
     let pid = guard.0.expect("guard holds the init");
     to_init.send(&ToInit::Go)?;
@@ -185,9 +194,13 @@ pub(crate) fn finish(
                 to_init.send(&ToInit::HooksDone { state })?;
                 continue;
             }
-            Ok((FromInit::Ready { executor }, mut fds)) => {
+            Ok((FromInit::NeedCacheDir, _)) => {
+                give_cache_dir(&to_init, cache_dir)?;
+                continue;
+            }
+            Ok((FromInit::Ready { executor, container_view_fd }, mut fds)) => {
                 guard.0 = None;
-                Ok(Spawned { pid, seccomp_notify: fds.pop(), executor, to_init, from_init })
+                Ok(Spawned { pid, seccomp_notify: fds.pop(), executor, container_view_fd, to_init, from_init })
             }
             Ok((FromInit::Failed(failure), _)) => Err(failure.into()),
             Err(ChannelError::Closed) => {
@@ -197,6 +210,38 @@ pub(crate) fn finish(
             }
             Err(e) => Err(e.into()),
         };
+    }
+}
+
+/// Answers a stage's [`FromInit::NeedCacheDir`]: opens the directory here, on
+/// the host, sends its descriptor and closes the caller's copy.
+fn give_cache_dir(to_init: &Sender<ToInit>, cache_dir: CacheDir<'_>) -> Result<(), SpawnError> {
+    use std::os::fd::AsRawFd;
+    match cache_dir.ask() {
+        Ok(Some(HostDir { fd, path })) => {
+            to_init.send_with_fds(&ToInit::CacheDir { path: Some(path) }, &[fd.as_raw_fd()])?;
+        }
+        Ok(None) => to_init.send(&ToInit::CacheDir { path: None })?,
+        Err(refused) => to_init.send(&ToInit::CacheDirRefused { reason: refused.0 })?,
+    }
+    Ok(())
+}
+
+/// In a stage: asks the caller for the executor's cache directory and waits
+/// for it (the executor's [`crate::executor::CacheDir`]).
+pub(crate) fn ask_for_cache_dir(
+    to_parent: &Sender<FromInit>,
+    from_parent: &Receiver<ToInit>,
+) -> Result<Option<HostDir>, String> {
+    to_parent.send(&FromInit::NeedCacheDir).map_err(|e| format!("ask the runtime for the cache directory: {e}"))?;
+    match from_parent.recv_with_fds() {
+        Ok((ToInit::CacheDir { path: Some(path) }, mut fds)) if fds.len() == 1 => {
+            Ok(fds.pop().map(|fd| HostDir { fd, path }))
+        }
+        Ok((ToInit::CacheDir { path: None }, _)) => Ok(None),
+        Ok((ToInit::CacheDirRefused { reason }, _)) => Err(reason),
+        Ok((other, _)) => Err(format!("unexpected answer {other:?} to a request for the cache directory")),
+        Err(e) => Err(format!("wait for the cache directory: {e}")),
     }
 }
 
@@ -235,7 +280,8 @@ pub(crate) fn unified(cgroup: &Option<crate::cgroups::SelfPlacement>) -> Option<
     cgroup.as_ref().and_then(|c| c.unified.as_ref()).map(|fd| fd.as_fd())
 }
 
-/// What a freshly cloned stage does first: names itself, closes what the
+/// What a freshly cloned stage does first: names itself, forgets the caller's
+/// command line and environment ([`crate::sys::cmdline`]), closes what the
 /// caller holds that it must not (the state lock), and joins the v1 hierarchies
 /// of the container's cgroup when it is the first stage. It takes the
 /// placement, so a stage it clones later inherits the cgroup instead.
@@ -246,6 +292,16 @@ pub(crate) fn enter_stage(
     stage: Stage,
 ) -> Result<(), StageFailure> {
     let _ = nix::sys::prctl::set_name(name);
+    // The caller's argv and environment (host paths, secrets) must not live
+    // on in a process that ends up in the container.
+    crate::sys::cmdline::forget_caller(name.to_bytes()).map_err(|e| {
+        StageFailure::new(
+            stage,
+            "forget the caller",
+            e.raw_os_error(),
+            format!("clear the command line and environment: {e}"),
+        )
+    })?;
     for fd in close_in_child {
         let _ = nix::unistd::close(*fd);
     }

@@ -54,26 +54,60 @@ pub(crate) fn apply_lsm_labels(plan: &ProcessPlan, stage: Stage) -> Result<(), S
 /// The filter is the last step when `noNewPrivileges` is set; without it the
 /// kernel wants CAP_SYS_ADMIN to load a filter, so (as runc does) it goes in
 /// just before the capabilities are dropped.
-pub(crate) fn become_process(plan: &ProcessPlan, stage: Stage) -> Result<Option<OwnedFd>, StageFailure> {
+/// Whether this process may call `setgroups` (a rootless user namespace denies
+/// it): read from `/proc`, before the guest's view hides it.
+pub(crate) fn setgroups_allowed() -> bool {
+    std::fs::read_to_string("/proc/self/setgroups").map(|s| s.trim() != "deny").unwrap_or(true)
+}
+
+pub(crate) fn become_process(
+    plan: &ProcessPlan,
+    stage: Stage,
+    setgroups_allowed: bool,
+) -> Result<Option<OwnedFd>, StageFailure> {
     let fail = |step: &str, errno, msg| StageFailure::new(stage, step, errno, msg);
     let load_seccomp = || match &plan.seccomp {
         Some(seccomp) => crate::seccomp::load(seccomp).map_err(|e| fail("seccomp", e.errno(), e.to_string())),
         None => Ok(None),
     };
     identity::apply_rlimits(&plan.identity.rlimits).map_err(|e| fail("rlimits", e.errno(), e.to_string()))?;
-    nix::unistd::chdir(&plan.cwd)
-        .map_err(|e| fail("cwd", Some(e as i32), format!("process.cwd {}: {e}", plan.cwd.display())))?;
+    enter_cwd(&plan.cwd)
+        .map_err(|e| fail("cwd", e.raw_os_error(), format!("process.cwd {}: {}", plan.cwd.display(), lower(&e))))?;
     let mut notify = None;
     if !plan.identity.no_new_privileges {
         notify = load_seccomp()?;
     }
-    let setgroups_allowed = std::fs::read_to_string("/proc/self/setgroups").map(|s| s.trim() != "deny").unwrap_or(true);
     identity::become_user(&plan.identity, setgroups_allowed)
         .map_err(|e| fail("identity", e.errno(), format!("process.user: {e}")))?;
     if plan.identity.no_new_privileges {
         notify = load_seccomp()?;
     }
     Ok(notify)
+}
+
+/// Enters `process.cwd` through a descriptor resolved inside the container's
+/// root (the process's `/`, after `pivot_root` or after joining the container's
+/// mount namespace): `..` stops at the root, absolute symlinks are read against
+/// it, and a magic link (`/proc/self/fd/N`, `/proc/1/cwd`) is refused, so a cwd
+/// the image turned into a symlink can never lead the process to a host
+/// directory (CVE-2024-21626). It must be a directory.
+fn enter_cwd(cwd: &Path) -> std::io::Result<()> {
+    use std::os::fd::{AsFd, AsRawFd};
+    use std::os::unix::fs::OpenOptionsExt;
+    let root = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_PATH | libc::O_DIRECTORY).open("/")?;
+    let flags = nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY;
+    let dir = crate::sys::inroot::open_in_root(root.as_fd(), cwd, flags)?;
+    nix::unistd::fchdir(dir.as_raw_fd())?;
+    Ok(())
+}
+
+/// An io error's text as amphi's messages read it: lowercase, without the
+/// `(os error N)` suffix.
+fn lower(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(errno) => nix::errno::Errno::from_raw(errno).desc().to_lowercase(),
+        None => e.to_string(),
+    }
 }
 
 /// Lets the executor make the workload ready (instantiate it) now that every

@@ -50,6 +50,12 @@ pub struct Record {
     /// `cgroup_path`.
     #[serde(default)]
     pub cgroup_skipped: bool,
+    /// For a workload that runs inside the init (wasm): the number of the
+    /// init's descriptor of the container's mount namespace (the init itself
+    /// lives in the guest's view, which has no procfs). `exec` takes a copy
+    /// through the init's pidfd and joins it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_view_fd: Option<i32>,
 }
 
 impl Record {
@@ -72,6 +78,7 @@ impl Record {
             paused: false,
             hooks: None,
             cgroup_skipped: false,
+            container_view_fd: None,
         }
     }
 }

@@ -10,6 +10,7 @@
 pub mod bpf;
 pub mod caps;
 pub mod clone;
+pub mod cmdline;
 pub mod fd;
 pub mod inroot;
 pub mod keyring;
@@ -17,6 +18,7 @@ pub mod mount;
 pub mod ns;
 pub mod pidfd;
 pub mod proc;
+pub mod procfs;
 pub mod pty;
 pub mod rlimit;
 pub mod seccomp;

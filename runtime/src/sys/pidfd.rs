@@ -31,6 +31,19 @@ impl PidFd {
         Ok(Self(unsafe { OwnedFd::from_raw_fd(ret as i32) }))
     }
 
+    /// A duplicate of the process's descriptor `target` (`pidfd_getfd(2)`,
+    /// close-on-exec). Needs ptrace access to the process.
+    pub fn get_fd(&self, target: i32) -> io::Result<OwnedFd> {
+        // SAFETY: the pidfd is valid and owned by self; target and flags are
+        // plain integers; the call returns a new descriptor or -1.
+        let ret = unsafe { libc::syscall(libc::SYS_pidfd_getfd, self.0.as_raw_fd(), target, 0) };
+        if ret < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the kernel just returned this fd to us; nothing else owns it.
+        Ok(unsafe { OwnedFd::from_raw_fd(ret as i32) })
+    }
+
     /// Sends `signal` to the process this pidfd names (never to a reused pid).
     pub fn send_signal(&self, signal: Signal) -> io::Result<()> {
         // SAFETY: the fd is a valid pidfd owned by self; a null siginfo asks the

@@ -9,9 +9,14 @@
  *   proc_self_status       /proc/self/status, read through the "/" preopen
  *   proc_self_cgroup       /proc/self/cgroup
  *   hostname               /proc/sys/kernel/hostname, without the newline
+ *   own_entries            for each way to the process's own /proc entries
+ *                          (/proc/self/mem, environ, cmdline, /proc/1/mem,
+ *                          /proc/thread-self/mem, /dev/fd/0): "opened", or the
+ *                          error that refused it (mem is opened for writing)
  *
  * A value that cannot be read is null. */
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,6 +145,17 @@ static void json_fd_entries(__wasi_fd_t fd) {
     free(names);
 }
 
+/* Tries to open `path` ("r+" for writing and reading) and says how it went. */
+static void json_open_attempt(const char *path, const char *mode) {
+    FILE *f = fopen(path, mode);
+    if (f != NULL) {
+        fclose(f);
+        json_string("opened");
+    } else {
+        json_string(strerror(errno));
+    }
+}
+
 int main(int argc, char **argv) {
     fputs("{\"args\":[", stdout);
     for (int i = 0; i < argc; i++) {
@@ -203,6 +219,20 @@ int main(int argc, char **argv) {
     fputs(",\"hostname\":", stdout);
     json_string(hostname);
     free(hostname);
-    fputs("}\n", stdout);
+
+    static const char *const own[][2] = {
+        {"/proc/self/mem", "r+"}, {"/proc/self/environ", "r"}, {"/proc/self/cmdline", "r"},
+        {"/proc/1/mem", "r+"},    {"/proc/thread-self/mem", "r+"}, {"/dev/fd/0", "r"},
+    };
+    fputs(",\"own_entries\":{", stdout);
+    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) {
+        if (i > 0) {
+            putchar(',');
+        }
+        json_string(own[i][0]);
+        putchar(':');
+        json_open_attempt(own[i][0], own[i][1]);
+    }
+    fputs("}}\n", stdout);
     return 0;
 }

@@ -1,0 +1,89 @@
+//! A hostile image against `exec`'s working directory (the CVE-2024-21626
+//! class): the container turns the directory an `exec` will enter into a
+//! symlink to `/proc/self/fd/N`, hoping that the exec'd process still holds a
+//! host directory at N (amphi's wasm cache was one) and lands outside the
+//! container's root. The host must be untouched afterwards.
+
+use std::fs;
+use std::os::unix::fs::symlink;
+
+use serde_json::Value;
+
+use crate::support::{self, case, describe};
+
+/// Every descriptor number a stage might hold a host directory at.
+const FDS: std::ops::RangeInclusive<u32> = 3..=20;
+
+#[test]
+fn exec_into_a_cwd_that_is_a_magic_link_never_reaches_the_host() {
+    let Some(case) = case("hostile_exec_cwd") else { return };
+    let id = case.id("c");
+    let bundle = case.private_probe_bundle(&id, &["--sleep", "0"], |_| {});
+    let rootfs = case.work.path().join(format!("rootfs-{id}"));
+    for n in FDS {
+        symlink(format!("/proc/self/fd/{n}"), rootfs.join(format!("evil{n}"))).expect("plant the symlink");
+    }
+    // The wasm cache the old CLI opened on the host for every exec, and a
+    // canary next to it.
+    let cache = case.work.path().join("cache");
+    fs::create_dir_all(&cache).expect("cache dir");
+    fs::set_permissions(&cache, std::os::unix::fs::PermissionsExt::from_mode(0o700)).expect("chmod");
+    let canary = case.work.path().join("canary");
+    fs::write(&canary, "untouched").expect("canary");
+    let running = case.start(&bundle, &id);
+    assert!(running.report.is_object());
+
+    let amphi = support::runtime().is_amphi;
+    for n in FDS {
+        let cwd = format!("/evil{n}");
+        let mut args = vec![];
+        if amphi {
+            args.extend(["--wasm-cache", cache.to_str().unwrap()]);
+        }
+        args.extend(["exec", "--cwd", &cwd, &id, amphi_test_bundles::PROBE_IN_ROOTFS, "--no-report"]);
+        args.extend([
+            "--write",
+            "marker:written through a leaked descriptor",
+            "--write",
+            "../../../../../../marker-root:x",
+        ]);
+        let out = case.run(&args);
+        assert!(!out.status.success(), "exec with cwd {cwd} ran: {}", describe(&out));
+        if amphi {
+            let text = String::from_utf8_lossy(&out.stderr);
+            assert!(text.contains(&format!("process.cwd {cwd}")), "exec --cwd {cwd}: {}", describe(&out));
+            assert_eq!(text.trim().lines().count(), 1, "one line: {text}");
+        }
+    }
+    // The host: nothing landed in the cache, the work dir, the state root or /.
+    for dir in [&cache, &case.work.path().to_path_buf(), &case.root.path().to_path_buf()] {
+        for entry in walk(dir) {
+            let name = entry.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+            assert!(!name.starts_with("marker"), "a container process wrote {}", entry.display());
+        }
+    }
+    assert!(!std::path::Path::new("/marker-root").exists(), "a container process wrote /marker-root on the host");
+    assert_eq!(fs::read_to_string(&canary).expect("canary"), "untouched");
+    // A plain directory of the container is still a fine cwd.
+    let out = case.run(&["exec", "--cwd", "/tmp", &id, amphi_test_bundles::PROBE_IN_ROOTFS, "--no-report"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(case.state(&id)["status"], Value::from("running"));
+    case.delete_force(&id);
+    case.assert_all_gone();
+}
+
+/// Every file and directory below `dir` (symlinks not followed).
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(next) = todo.pop() {
+        for entry in fs::read_dir(&next).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                todo.push(path.clone());
+            }
+            out.push(path);
+        }
+    }
+    out
+}
