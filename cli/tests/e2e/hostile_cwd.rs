@@ -87,3 +87,42 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn a_container_process_holds_no_host_directory() {
+    // The descriptors a stage holds while the container waits for `start`:
+    // none may be a directory (a way back into the host's tree through
+    // /proc/self/fd). The old CLI handed every stage the wasm cache directory,
+    // native ones included.
+    let Some(case) = case("hostile_no_host_dirs") else { return };
+    if !support::runtime().is_amphi {
+        return; // the --wasm-cache flag is amphi's
+    }
+    let cache = case.work.path().join("cache");
+    let native = case.id("native");
+    let wasm = case.id("wasm");
+    let bundles = [
+        (native.clone(), case.probe_bundle(&native, &["--sleep", "0"], |_| {})),
+        (
+            wasm.clone(),
+            case.bundle(&support::bundles().wasm, &wasm, |config| {
+                config["process"]["args"] = serde_json::json!(["/wasm/loop-forever.wasm"])
+            }),
+        ),
+    ];
+    for (id, bundle) in &bundles {
+        let out = case.create_in(bundle.dir(), id, &[], &[("AMPHI_WASM_CACHE", cache.to_str().unwrap())]);
+        assert!(out.status.success(), "{}", describe(&out));
+        let pid = case.state(id)["pid"].as_i64().expect("pid");
+        for fd in fs::read_dir(format!("/proc/{pid}/fd")).expect("the init's descriptors").flatten() {
+            let target = fs::read_link(fd.path()).unwrap_or_default();
+            let is_dir = fs::metadata(fd.path()).is_ok_and(|m| m.is_dir());
+            assert!(!is_dir, "{id}: the init holds the directory {} at fd {:?}", target.display(), fd.file_name());
+        }
+    }
+    assert!(cache.is_dir(), "the wasm container used the cache");
+    for (id, _) in &bundles {
+        case.delete_force(id);
+    }
+    case.assert_all_gone();
+}

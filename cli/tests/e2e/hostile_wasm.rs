@@ -49,7 +49,7 @@ fn a_wasm_guest_never_reaches_its_own_proc_entries() {
     // environment and command line.
     let id = case.id("init");
     let bundle = wasm_bundle(&case, &id, &["/wasm/loop-forever.wasm"]);
-    let created = case.create_in(bundle.dir(), &id, &["--pid-file", "/dev/null"], &[(key, value)]);
+    let created = case.create_in(bundle.dir(), &id, &[], &[(key, value)]);
     assert!(created.status.success(), "{}", describe(&created));
     let pid = case.state(&id)["pid"].as_i64().expect("pid");
     let environ = fs::read(format!("/proc/{pid}/environ")).expect("environ from the host");
