@@ -14,6 +14,9 @@ pub const CGROUP_ROOT: &str = libcgroups::common::DEFAULT_CGROUP_ROOT;
 
 const MOUNTINFO: &str = "/proc/self/mountinfo";
 
+/// The name of the cgroup2 hierarchy in messages and records.
+pub const UNIFIED: &str = "unified";
+
 /// Every hierarchy a container's cgroup is made in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hierarchies {
@@ -35,6 +38,12 @@ pub struct V1Hierarchy {
 impl V1Hierarchy {
     pub fn has(&self, subsystem: &str) -> bool {
         self.subsystems.iter().any(|s| s == subsystem)
+    }
+
+    /// Its name in messages and records: its controllers, as mounted
+    /// (`cpu,cpuacct`, `memory`, `name=systemd`).
+    pub fn name(&self) -> String {
+        self.subsystems.join(",")
     }
 }
 

@@ -14,15 +14,21 @@
 //!    clean absolute path, never the root cgroup.
 //! 2. [`Cgroup::create`] makes the directories, lets a new v1 `cpuset` cgroup
 //!    inherit its parent's cpus and mems, enables the v2 controllers on the way
-//!    down, and applies `linux.resources`. Any failure removes exactly the
-//!    directories this call made.
+//!    down, and applies `linux.resources`. A directory that already exists is
+//!    used only while it and every cgroup below it hold no process, checked in
+//!    every hierarchy. Each directory is marked as the container's ([`ownership`]),
+//!    saying whether amphi made it; [`Cgroup::created`] lists the hierarchies in
+//!    which it did, for the record. Any failure removes exactly the directories
+//!    this call made.
 //! 3. The lead process places the container's init with [`Cgroup::add_process`],
 //!    before the init runs anything of the container's.
 //! 4. Later commands [`Cgroup::open`] the same path: `kill --all`
 //!    ([`Cgroup::signal_all`]), `pause`/`resume` ([`Cgroup::freeze`],
 //!    [`Cgroup::thaw`]), `update`, `ps`, `events`.
 //! 5. `delete` calls [`Cgroup::remove`]: kill what is left, then `rmdir` every
-//!    directory (children first), waiting for the killed to leave.
+//!    directory amphi made (children first), waiting for the killed to leave. A
+//!    later command learns which ones those are from [`Cgroup::open_owned`]: the
+//!    record's list, confirmed by each directory's mark.
 //!
 //! ## What comes from `libcgroups` and what does not
 //!
@@ -44,6 +50,9 @@
 //!
 //! - Touch the root cgroup: a path that cleans to `/` is refused, since removing
 //!   it would kill every process of the host.
+//! - Take over a cgroup that holds a process, in any hierarchy (systemd on a v1
+//!   host lays out a service in some hierarchies and not in others), or remove a
+//!   directory it did not make, or kill what is in one ([`removal`]).
 //! - Thaw a paused container on any signal but `SIGKILL`.
 //! - Start a thread: waits are short sleeps in the calling thread.
 
@@ -51,7 +60,9 @@ mod devices;
 mod freezer;
 mod hierarchy;
 mod oom;
+pub mod ownership;
 mod path;
+mod removal;
 mod resources;
 #[cfg(test)]
 mod tests;
@@ -61,25 +72,21 @@ use std::fs;
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use oci_spec::runtime::LinuxResources;
 
-use crate::sys::pidfd::PidFd;
 use freezer::Freezer;
 use hierarchy::Hierarchies;
+pub use ownership::Mark;
+use removal::remove_made;
 
 pub use oom::OomWatch;
 pub use path::DEFAULT_PARENT;
 
 const CGROUP_PROCS: &str = "cgroup.procs";
-/// How long [`Cgroup::remove`] waits for killed processes to leave a cgroup.
-const REMOVE_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long a SIGKILL of every process waits for them to exit.
-const KILL_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Errors of the cgroup layer; each message is one line naming the cgroup or the
 /// file that failed.
@@ -97,8 +104,8 @@ pub enum CgroupError {
     SystemdNotRunning,
     #[error("{op} {file}: {source}")]
     Io { op: &'static str, file: PathBuf, source: io::Error },
-    #[error("cgroup {cgroup} already holds processes ({file})")]
-    NotEmpty { cgroup: PathBuf, file: PathBuf },
+    #[error("linux.cgroupsPath {cgroup}: cgroup already holds processes ({hierarchy} hierarchy)")]
+    NotEmpty { cgroup: PathBuf, hierarchy: String },
     #[error("cgroup {cgroup}: linux.resources: {}", resources::describe(.source))]
     Resources { cgroup: PathBuf, source: libcgroups::common::AnyManagerError },
     #[error("cgroup {cgroup}: linux.resources.unified needs cgroup v2, this host is {layout}")]
@@ -206,6 +213,11 @@ pub struct Cgroup {
     path: PathBuf,
     layout: Layout,
     hierarchies: Hierarchies,
+    /// The hierarchies (by name, [`Cgroup::created`]) whose directory amphi made
+    /// for the container: the only ones [`Cgroup::remove`] removes.
+    created: Vec<String>,
+    /// The container's mark ([`ownership`]): its state directory, when known.
+    owner: Option<String>,
 }
 
 impl Cgroup {
@@ -222,13 +234,22 @@ impl Cgroup {
         path::resolve(spec_path, id, systemd)
     }
 
-    /// Makes the cgroup in every hierarchy and applies `resources`. On any failure
-    /// the directories this call made are removed before the error is returned.
-    /// An existing cgroup is reused only while it holds no process.
-    pub fn create(path: &Path, resources: Option<&LinuxResources>) -> Result<Self, CgroupError> {
-        let cgroup = Self::open(path)?;
+    /// Every path [`Cgroup::resolve_path`] could have given for `spec_path` and
+    /// `id`, with or without `--systemd-cgroup`.
+    pub fn candidate_paths(spec_path: Option<&Path>, id: &str) -> Vec<PathBuf> {
+        path::candidates(spec_path, id)
+    }
+
+    /// Makes the cgroup in every hierarchy, marked as `owner`'s (the container's
+    /// state directory), and applies `resources`. On any failure the directories
+    /// this call made are removed before the error is returned. An existing
+    /// directory is used only while it holds no process, nor does any cgroup
+    /// below it, in every hierarchy.
+    pub fn create(path: &Path, resources: Option<&LinuxResources>, owner: &str) -> Result<Self, CgroupError> {
+        let mut cgroup = Self::open(path)?;
+        cgroup.owner = Some(owner.to_owned());
         let mut made = Vec::new();
-        let result = cgroup.make_dirs(&mut made).and_then(|()| match resources {
+        let result = cgroup.make_dirs(&mut made, owner).and_then(|()| match resources {
             Some(resources) => resources::apply(&cgroup, resources, resources::Purpose::Create),
             None => Ok(()),
         });
@@ -251,7 +272,7 @@ impl Cgroup {
         }
         let layout = layout()?;
         let hierarchies = Hierarchies::discover(layout)?;
-        Ok(Self { path: clean, layout, hierarchies })
+        Ok(Self { path: clean, layout, hierarchies, created: Vec::new(), owner: None })
     }
 
     /// The cgroup path, as seen from the root of each hierarchy.
@@ -361,34 +382,17 @@ impl Cgroup {
         resources::stats(self)
     }
 
-    /// Kills whatever is left in the cgroup and removes its directory (and any
-    /// cgroup the container made below it) from every hierarchy. A cgroup that is
-    /// already gone is fine. Parent directories (`/amphi`) are left, as runc
-    /// leaves them.
-    pub fn remove(&self) -> Result<(), CgroupError> {
-        let present: Vec<PathBuf> = self.dirs().filter(|d| d.exists()).collect();
-        if present.is_empty() {
-            return Ok(());
-        }
-        let killed = if self.procs_dir().exists() { self.kill_all() } else { Ok(()) };
-        let mut first_error = killed.err();
-        for dir in &present {
-            if let Err(e) = remove_tree(dir) {
-                first_error.get_or_insert(e);
-            }
-        }
-        match first_error {
-            // The kill failed but every directory is gone: nothing is left to kill.
-            Some(_) if present.iter().all(|d| !d.exists()) => Ok(()),
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
-    }
-
     /// The cgroup's directory in every hierarchy: v1 ones first, cgroup2 last.
     fn dirs(&self) -> impl Iterator<Item = PathBuf> + '_ {
+        self.named_dirs().map(|(_, dir)| dir)
+    }
+
+    /// [`Cgroup::dirs`], each with its hierarchy's name ([`Cgroup::created`]).
+    fn named_dirs(&self) -> impl Iterator<Item = (String, PathBuf)> + '_ {
         let relative = self.relative();
-        self.hierarchies.v1.iter().map(|h| &h.mount).chain(&self.hierarchies.unified).map(move |m| m.join(relative))
+        let v1 = self.hierarchies.v1.iter().map(|h| (h.name(), &h.mount));
+        v1.chain(self.hierarchies.unified.iter().map(|m| (hierarchy::UNIFIED.to_owned(), m)))
+            .map(move |(name, mount)| (name, mount.join(relative)))
     }
 
     /// The path without its leading `/`, to join onto a mount point.
@@ -421,31 +425,24 @@ impl Cgroup {
         }
     }
 
-    fn kill_all(&self) -> Result<(), CgroupError> {
-        let deadline = Instant::now() + KILL_TIMEOUT;
-        if self.layout == Layout::V2 {
-            let file = self.procs_dir().join("cgroup.kill");
-            match write_file(&file, "1") {
-                Ok(()) => {}
-                // Before Linux 5.14 there is no cgroup.kill: the loop below does it.
-                Err(CgroupError::Io { source, .. })
-                    if source.kind() == io::ErrorKind::NotFound && file.parent().is_some_and(Path::exists) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        kill_and_wait(&self.procs_dir(), self.freezer().ok().as_ref(), deadline)
-    }
-
     /// Makes the cgroup's directory in every hierarchy, recording each directory
-    /// it made in `made` (parents before children).
-    fn make_dirs(&self, made: &mut Vec<PathBuf>) -> Result<(), CgroupError> {
+    /// it made in `made` (parents before children) and each hierarchy in which it
+    /// made the cgroup's own in `self.created`, and marks them as `owner`'s. A
+    /// directory that exists already must hold no process, nor any cgroup below it.
+    fn make_dirs(&mut self, made: &mut Vec<PathBuf>, owner: &str) -> Result<(), CgroupError> {
         let relative = self.relative().to_owned();
+        let mut leaves = Vec::new();
         for h in &self.hierarchies.v1 {
             let cpuset = h.has("cpuset");
             let mut dir = h.mount.clone();
-            for component in relative.components() {
+            let mut components = relative.components().peekable();
+            while let Some(component) = components.next() {
                 dir.push(component);
-                mkdir(&dir, made)?;
+                let new = mkdir(&dir, made)?;
+                if components.peek().is_none() {
+                    self.check_empty(&dir, new, &h.name())?;
+                    leaves.push((h.name(), dir.clone(), new));
+                }
                 if cpuset {
                     resources::inherit_cpuset(&dir)?;
                 }
@@ -453,142 +450,45 @@ impl Cgroup {
         }
         if let Some(unified) = &self.hierarchies.unified {
             let mut dir = unified.clone();
-            for component in relative.components() {
+            let mut components = relative.components().peekable();
+            while let Some(component) = components.next() {
                 if self.layout == Layout::V2 {
                     resources::enable_controllers(&dir)?;
                 }
                 dir.push(component);
-                mkdir(&dir, made)?;
+                let new = mkdir(&dir, made)?;
+                if components.peek().is_none() {
+                    self.check_empty(&dir, new, hierarchy::UNIFIED)?;
+                    leaves.push((hierarchy::UNIFIED.to_owned(), dir.clone(), new));
+                }
             }
         }
-        let procs_dir = self.procs_dir();
-        if !made.contains(&procs_dir) {
-            let file = procs_dir.join(CGROUP_PROCS);
-            let procs = fs::read_to_string(&file).map_err(CgroupError::io("read", &file))?;
-            if !procs.trim().is_empty() {
-                return Err(CgroupError::NotEmpty { cgroup: self.path.clone(), file });
+        for (name, dir, new) in leaves {
+            ownership::set(&dir, if new { ownership::Kind::Created } else { ownership::Kind::Adopted }, owner)?;
+            if new {
+                self.created.push(name);
             }
         }
         Ok(())
     }
 }
 
-fn mkdir(dir: &Path, made: &mut Vec<PathBuf>) -> Result<(), CgroupError> {
+/// Makes `dir`, recording it in `made`; returns whether it was made (false when
+/// it existed).
+fn mkdir(dir: &Path, made: &mut Vec<PathBuf>) -> Result<bool, CgroupError> {
     match fs::create_dir(dir) {
         Ok(()) => {
             made.push(dir.to_owned());
-            Ok(())
+            Ok(true)
         }
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
         Err(source) => Err(CgroupError::Io { op: "mkdir", file: dir.to_owned(), source }),
-    }
-}
-
-/// Removes the directories [`Cgroup::create`] made, children first. They hold no
-/// process yet; a parent (`/amphi`) that another container's cgroup has meanwhile
-/// moved into is left to it.
-fn remove_made(made: &[PathBuf]) -> Result<(), CgroupError> {
-    let mut first_error = None;
-    for dir in made.iter().rev() {
-        match fs::remove_dir(dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EBUSY | libc::ENOTEMPTY)) => {}
-            Err(source) => {
-                first_error.get_or_insert(CgroupError::Io { op: "rmdir", file: dir.clone(), source });
-            }
-        }
-    }
-    first_error.map_or(Ok(()), Err)
-}
-
-/// Removes `dir` and every cgroup below it, children first.
-fn remove_tree(dir: &Path) -> Result<(), CgroupError> {
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(source) => return Err(CgroupError::Io { op: "list", file: dir.to_owned(), source }),
-    };
-    for entry in entries {
-        let entry = entry.map_err(CgroupError::io("list", dir))?;
-        if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            remove_tree(&entry.path())?;
-        }
-    }
-    rmdir_waiting(dir)
-}
-
-/// `rmdir` of a cgroup fails with `EBUSY` while a process is inside (a zombie
-/// does not count): kill and wait for whatever is still listed, then retry.
-fn rmdir_waiting(dir: &Path) -> Result<(), CgroupError> {
-    let start = Instant::now();
-    loop {
-        match fs::remove_dir(dir) {
-            Ok(()) => return Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                if start.elapsed() > REMOVE_TIMEOUT {
-                    return Err(CgroupError::Busy { dir: dir.to_owned(), waited_ms: start.elapsed().as_millis() });
-                }
-                kill_and_wait(dir, None, start + REMOVE_TIMEOUT)?;
-                // Listed nothing, yet busy: the last exits are being accounted.
-                std::thread::sleep(Duration::from_micros(200));
-            }
-            Err(source) => return Err(CgroupError::Io { op: "rmdir", file: dir.to_owned(), source }),
-        }
-    }
-}
-
-/// SIGKILLs every process listed in `dir` and below, and waits (on pidfds, no
-/// polling) until each has exited, round after round until none is listed: a
-/// process forked before the kill reached its parent is caught by the next round,
-/// and a process with a pending SIGKILL cannot fork. A frozen v1 cgroup is thawed
-/// once the signals are pending, so that its processes wake only to die.
-fn kill_and_wait(dir: &Path, freezer: Option<&Freezer>, deadline: Instant) -> Result<(), CgroupError> {
-    let started = Instant::now();
-    loop {
-        let mut pids = Vec::new();
-        match collect_pids(dir, &mut pids) {
-            Ok(()) => {}
-            Err(CgroupError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound && !dir.exists() => {
-                return Ok(());
-            }
-            Err(e) => return Err(e),
-        }
-        if pids.is_empty() {
-            return Ok(());
-        }
-        let mut dying = Vec::with_capacity(pids.len());
-        for pid in pids {
-            match PidFd::open(pid) {
-                Ok(fd) => match fd.send_signal(Signal::SIGKILL) {
-                    Ok(()) => dying.push(fd),
-                    Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
-                    Err(source) => return Err(CgroupError::Io { op: "signal", file: proc_dir(pid), source }),
-                },
-                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
-                Err(source) => return Err(CgroupError::Io { op: "pidfd_open", file: proc_dir(pid), source }),
-            }
-        }
-        if let Some(freezer) = freezer
-            && freezer.is_frozen()?
-        {
-            freezer.thaw()?;
-        }
-        for fd in &dying {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let exited = fd.wait_exit(Some(left)).unwrap_or(false);
-            if !exited {
-                return Err(CgroupError::KillTimeout { dir: dir.to_owned(), waited_ms: started.elapsed().as_millis() });
-            }
-        }
     }
 }
 
 fn proc_dir(pid: Pid) -> PathBuf {
     PathBuf::from(format!("/proc/{pid}"))
 }
-
 /// Appends the pids in `dir/cgroup.procs` and in every cgroup below `dir`.
 fn collect_pids(dir: &Path, pids: &mut Vec<Pid>) -> Result<(), CgroupError> {
     let file = dir.join(CGROUP_PROCS);

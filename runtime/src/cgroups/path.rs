@@ -45,6 +45,24 @@ fn resolve_with(
     Ok(path)
 }
 
+/// Every path `create` could have given a container whose config names
+/// `spec_path`: the cgroupfs one, and the one `--systemd-cgroup` gives (whether
+/// or not systemd runs now). A later command that cannot trust the record checks
+/// the recorded path against these.
+pub fn candidates(spec_path: Option<&Path>, id: &str) -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = resolve_with(spec_path, id, false, Path::new("/")).into_iter().collect();
+    let systemd = match spec_path {
+        Some(p) => p.to_str().map(str::to_owned),
+        None => Some(format!("system.slice:amphi:{id}")),
+    };
+    if let Some(path) = systemd.and_then(|text| systemd_to_cgroupfs(&text).ok())
+        && path != Path::new("/")
+    {
+        paths.push(path);
+    }
+    paths
+}
+
 /// Makes `path` absolute and lexically clean: `.` and `..` are resolved as if the
 /// path started at `/`, so no cgroup path can climb out of the hierarchy (runc's
 /// `CleanPath`). A relative path is read from the hierarchy root, as runc's
@@ -176,6 +194,17 @@ mod tests {
             let err = systemd_to_cgroupfs(text).unwrap_err();
             assert!(err.to_string().contains(text), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn candidates_are_the_cgroupfs_and_the_systemd_reading() {
+        assert_eq!(candidates(None, "abc"), [Path::new("/amphi/abc"), Path::new("/system.slice/amphi-abc.scope")]);
+        assert_eq!(candidates(Some(Path::new("/a/../b")), "x"), [Path::new("/b")]);
+        assert_eq!(
+            candidates(Some(Path::new("user.slice:podman:x")), "x"),
+            [Path::new("/user.slice:podman:x"), Path::new("/user.slice/podman-x.scope")]
+        );
+        assert!(candidates(Some(Path::new("/")), "x").is_empty());
     }
 
     #[test]

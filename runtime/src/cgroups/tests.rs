@@ -22,7 +22,7 @@ use super::*;
 use crate::sys::proc::ProcStat;
 
 #[expect(clippy::print_stderr, reason = "a skipped test says why")]
-fn root_or_skip(test: &str) -> bool {
+pub(super) fn root_or_skip(test: &str) -> bool {
     if nix::unistd::geteuid().is_root() {
         return true;
     }
@@ -31,8 +31,11 @@ fn root_or_skip(test: &str) -> bool {
     false
 }
 
+/// The container the test cgroups belong to (a state directory, as for amphi).
+pub(super) const OWNER: &str = "/run/amphi-test/owner";
+
 /// A cgroup path of this test's own: `/amphi-test-<pid>-<name>/c`.
-fn test_path(name: &str) -> PathBuf {
+pub(super) fn test_path(name: &str) -> PathBuf {
     PathBuf::from(format!("/amphi-test-{}-{name}/c", std::process::id()))
 }
 
@@ -54,7 +57,7 @@ fn assert_gone(cgroup: &Cgroup) {
 
 /// A cgroup removed (with the test's parent directories) however the test ends,
 /// so that a failing test leaves nothing behind either.
-struct Removed(Cgroup);
+pub(super) struct Removed(Cgroup);
 
 impl std::ops::Deref for Removed {
     type Target = Cgroup;
@@ -72,24 +75,24 @@ impl Drop for Removed {
     }
 }
 
-fn create(path: &Path, resources: Option<&LinuxResources>) -> Removed {
-    Removed(Cgroup::create(path, resources).unwrap())
+pub(super) fn create(path: &Path, resources: Option<&LinuxResources>) -> Removed {
+    Removed(Cgroup::create(path, resources, OWNER).unwrap())
 }
 
 /// A child process that is killed and reaped however the test ends.
-struct Sleeper(Child);
+pub(super) struct Sleeper(Child);
 
 impl Sleeper {
-    fn spawn() -> Self {
+    pub(super) fn spawn() -> Self {
         Self(Command::new("/bin/sleep").arg("60").spawn().expect("spawn /bin/sleep"))
     }
 
-    fn pid(&self) -> Pid {
+    pub(super) fn pid(&self) -> Pid {
         Pid::from_raw(self.0.id() as i32)
     }
 
     /// Waits for the child to end, at most 5 s, and returns the signal that ended it.
-    fn wait_signal(&mut self) -> Option<i32> {
+    pub(super) fn wait_signal(&mut self) -> Option<i32> {
         use std::os::unix::process::ExitStatusExt;
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(5) {
@@ -318,7 +321,7 @@ fn invalid_cpuset_names_the_file_and_leaves_nothing() {
     let path = test_path("badcpuset");
     let resources =
         LinuxResourcesBuilder::default().cpu(LinuxCpuBuilder::default().cpus("999").build().unwrap()).build().unwrap();
-    let err = Cgroup::create(&path, Some(&resources)).unwrap_err();
+    let err = Cgroup::create(&path, Some(&resources), OWNER).unwrap_err();
     let text = err.to_string();
     assert!(text.contains("cpuset.cpus"), "{text}");
     assert!(text.contains(path.to_str().unwrap()), "{text}");
@@ -342,7 +345,7 @@ fn unified_resources_need_cgroup_v2() {
         )
         .build()
         .unwrap();
-    let err = Cgroup::create(&path, Some(&resources)).unwrap_err();
+    let err = Cgroup::create(&path, Some(&resources), OWNER).unwrap_err();
     assert!(err.to_string().contains("linux.resources.unified needs cgroup v2"), "{err}");
     let cgroup = Cgroup::open(&path).unwrap();
     assert_gone(&cgroup);
@@ -357,7 +360,7 @@ fn a_cgroup_with_processes_is_not_taken_over() {
     let first = create(&path, None);
     let child = Sleeper::spawn();
     first.add_process(child.pid()).unwrap();
-    let err = Cgroup::create(&path, None).unwrap_err();
+    let err = Cgroup::create(&path, None, OWNER).unwrap_err();
     assert!(matches!(err, CgroupError::NotEmpty { .. }), "{err}");
     // The failed create removed nothing of the first one.
     for dir in all_dirs(&first) {

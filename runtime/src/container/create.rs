@@ -140,7 +140,8 @@ fn build(
         what: format!("copy config.json to {}", config_copy.display()),
         source,
     })?;
-    made.cgroup = super::rootless::cgroup(cgroup_path, resources, options.rootless)?;
+    let owner = super::identity::owner(locked.dir());
+    made.cgroup = super::rootless::cgroup(cgroup_path, resources, options.rootless, &owner)?;
     let cgroup = made.cgroup.as_ref();
     let barrier = barrier::create(locked.dir()).map_err(|source| Error::Io {
         id: id.clone(),
@@ -189,6 +190,7 @@ fn build(
         annotations: spec.annotations().clone().unwrap_or_default(),
         created: crate::timestamp::now(),
         cgroup_path: cgroup_path.to_owned(),
+        cgroup_created: cgroup.map(|c| c.created().to_vec()).unwrap_or_default(),
         own_pid_namespace: plan.namespaces.new.contains(&crate::plan::namespaces::Kind::Pid),
         executor: executor_name.clone(),
         owner: nix::unistd::geteuid().as_raw(),

@@ -1,10 +1,14 @@
 //! `delete`: removes everything a container had, then runs its poststop hooks
 //! (before the state directory goes; their failures are logged).
+//!
+//! What it kills and removes is what [`super::identity`] allows: the verified
+//! init, the cgroup that holds it or (once it is gone) the cgroup amphi created
+//! for the container, and of that cgroup only the directories amphi made.
 
 use nix::sys::signal::Signal;
 
-use super::kill::init_pidfd;
-use super::{Error, status_of};
+use super::Error;
+use super::identity::{self, Init};
 use crate::cgroups::Cgroup;
 use crate::hooks::{self, HookKind, HookState};
 use crate::id::ContainerId;
@@ -24,13 +28,14 @@ pub fn delete(store: &Store, id: &ContainerId, force: bool) -> Result<(), Error>
             }
             tracing::warn!(id = %id, error = %e, "deleting a container whose state cannot be read");
             // Without a record, the config copied at create still names the
-            // cgroup; everything in it (the init included) is killed with it.
+            // cgroup; the directories whose mark says amphi made them for this
+            // container are removed, with what is in them (the init included).
             let config = locked.dir().join(super::exec::CONFIG);
             let spec_path = oci_spec::runtime::Spec::load(&config)
                 .ok()
                 .and_then(|spec| spec.linux().as_ref().and_then(|l| l.cgroups_path().clone()));
             if let Ok(path) = Cgroup::resolve_path(spec_path.as_deref(), id.as_str(), false)
-                && let Ok(cgroup) = Cgroup::open(&path)
+                && let Ok(cgroup) = Cgroup::open_owned(&path, &identity::owner(locked.dir()), None)
             {
                 cgroup.remove()?;
             }
@@ -39,27 +44,32 @@ pub fn delete(store: &Store, id: &ContainerId, force: bool) -> Result<(), Error>
         }
         Err(e) => return Err(e.into()),
     };
-    let status = status_of(&record, locked.dir());
+    let (init, status) = identity::inspect(&record, locked.dir());
     if !force && !status.can_delete() {
         return Err(Error::BadStatus { id: id.clone(), status, verb: "delete", hint: " without --force" });
     }
-    // A frozen (v1) process acts on SIGKILL only once thawed: a paused
-    // container is killed through its cgroup, which thaws it.
-    if status == Status::Paused {
-        Cgroup::open(&record.cgroup_path)?.signal_all(Signal::SIGKILL)?;
-    }
-    if status != Status::Stopped
-        && let Some(pidfd) = init_pidfd(&record)
-    {
-        let _ = pidfd.send_signal(Signal::SIGKILL);
-        pidfd.wait_exit(None).map_err(|source| Error::Io {
+    let cgroup = match record.cgroup_skipped {
+        true => None,
+        false => Some(identity::container_cgroup(&record, locked.dir(), &init, "delete")?),
+    };
+    if let Init::Alive(live) = &init {
+        // A frozen (v1) process acts on SIGKILL only once thawed: a paused
+        // container is killed through its cgroup, which thaws it. So is one
+        // whose cgroup existed before it, which `remove` leaves as it is.
+        if let Some(cgroup) = &cgroup
+            && (status == Status::Paused || !cgroup.procs_created())
+        {
+            cgroup.signal_all(Signal::SIGKILL)?;
+        }
+        let _ = live.pidfd.send_signal(Signal::SIGKILL);
+        live.pidfd.wait_exit(None).map_err(|source| Error::Io {
             id: id.clone(),
-            what: format!("wait for pid {}", record.pid),
+            what: format!("wait for pid {}", live.pid),
             source,
         })?;
     }
-    if !record.cgroup_skipped {
-        Cgroup::open(&record.cgroup_path)?.remove()?;
+    if let Some(cgroup) = cgroup {
+        cgroup.remove()?;
     }
     let poststop = record.hooks.as_ref().map_or(&[][..], |h| HookKind::Poststop.list(h));
     if !poststop.is_empty() {

@@ -18,8 +18,8 @@ use libcgroups::stats as lc;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use serde::Serialize;
 
-use super::kill::init_pidfd;
-use super::{Error, status_of};
+use super::Error;
+use super::identity::{self, Init};
 use crate::id::ContainerId;
 use crate::state::{Status, Store};
 
@@ -221,11 +221,11 @@ impl From<&lc::Stats> for Stats {
 pub fn stats(store: &Store, id: &ContainerId) -> Result<Event, Error> {
     let locked = store.lock(id)?;
     let record = locked.read()?;
-    let status = status_of(&record, locked.dir());
+    let (init, status) = identity::inspect(&record, locked.dir());
     if matches!(status, Status::Stopped | Status::Creating) {
         return Err(Error::BadStatus { id: id.clone(), status, verb: "read the stats of", hint: "" });
     }
-    let stats = super::cgroup_of(&record, "read the stats of")?.stats()?;
+    let stats = identity::container_cgroup(&record, locked.dir(), &init, "read the stats of")?.stats()?;
     Ok(Event { kind: "stats", id: id.to_string(), data: Some(Stats::from(&stats)) })
 }
 
@@ -241,16 +241,13 @@ pub fn events(
     let (record, cgroup, init) = {
         let locked = store.lock(id)?;
         let record = locked.read()?;
-        let status = status_of(&record, locked.dir());
-        let init = match status {
-            Status::Created | Status::Running | Status::Paused => init_pidfd(&record),
-            _ => None,
-        };
-        let Some(init) = init else {
+        let (init, status) = identity::inspect(&record, locked.dir());
+        if !matches!(init, Init::Alive(_)) {
             return Err(Error::BadStatus { id: id.clone(), status, verb: "watch the events of", hint: "" });
-        };
-        let cgroup = super::cgroup_of(&record, "read the stats of")?;
-        (record, cgroup, init)
+        }
+        let cgroup = identity::container_cgroup(&record, locked.dir(), &init, "read the stats of")?;
+        let Init::Alive(live) = init else { unreachable!("checked above") };
+        (record, cgroup, live.pidfd)
     };
     let mut oom = match cgroup.watch_oom() {
         Ok(watch) => Some(watch),

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use nix::sys::signal::{SigSet, SigmaskHow, sigprocmask};
 use oci_spec::runtime::{Capability, Process, Spec};
 
+use super::Error;
 use super::create::write_pid_file;
-use super::kill::init_pidfd;
-use super::{Error, status_of};
+use super::identity::{self, Init};
 use crate::cgroups::Cgroup;
 use crate::console::{self, HostConsole};
 use crate::executor::Executor;
@@ -68,7 +68,7 @@ pub fn exec(store: &Store, id: &ContainerId, options: &ExecOptions, choose: Choo
     let _enter = span.enter();
     let locked = store.lock(id)?;
     let record = locked.read()?;
-    let status = status_of(&record, locked.dir());
+    let (init, status) = identity::inspect(&record, locked.dir());
     if !matches!(status, Status::Created | Status::Running) {
         return Err(Error::BadStatus { id: id.clone(), status, verb: "exec in", hint: "" });
     }
@@ -92,12 +92,13 @@ pub fn exec(store: &Store, id: &ContainerId, options: &ExecOptions, choose: Choo
         return Err(Error::Exec("process.args is empty: name a command to run".into()));
     }
     let plan = ProcessPlan::new(&process, spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()))?;
-    let init = init_pidfd(&record).ok_or_else(|| Error::BadStatus {
-        id: id.clone(),
-        status: Status::Stopped,
-        verb: "exec in",
-        hint: "",
-    })?;
+    let cgroup = match record.cgroup_skipped {
+        true => None,
+        false => Some(identity::container_cgroup(&record, locked.dir(), &init, "exec in")?),
+    };
+    let Init::Alive(init) = init else {
+        return Err(Error::BadStatus { id: id.clone(), status: Status::Stopped, verb: "exec in", hint: "" });
+    };
     let io = |what: &str| {
         let what = what.to_owned();
         let id = id.clone();
@@ -115,10 +116,9 @@ pub fn exec(store: &Store, id: &ContainerId, options: &ExecOptions, choose: Choo
         }
         (_, false) => (None, None),
     };
-    let join = namespaces_to_join(nix::unistd::Pid::from_raw(record.pid)).map_err(io("read the init's namespaces"))?;
+    let join = namespaces_to_join(init.pid).map_err(io("read the init's namespaces"))?;
     let container_view =
-        container_view(&init, &record).map_err(io("take the container's mount namespace from its init"))?;
-    let cgroup = if record.cgroup_skipped { None } else { Some(Cgroup::open(&record.cgroup_path)?) };
+        container_view(&init.pidfd, &record).map_err(io("take the container's mount namespace from its init"))?;
     let executor = choose(&spec, &process);
 
     // As for `run`: no signal may be lost between the clone and the wait.
@@ -129,7 +129,7 @@ pub fn exec(store: &Store, id: &ContainerId, options: &ExecOptions, choose: Choo
     }
     let result = (|| {
         let request = ExecRequest {
-            init: &init,
+            init: &init.pidfd,
             join,
             process: &process,
             plan: &plan,

@@ -2,13 +2,16 @@
 //!
 //! Every verb that acts on one container takes its lock ([`crate::state`]), reads
 //! its record, derives the status from the live process ([`status_of`]) and checks
-//! the transition on [`Status`] before it acts. No verb trusts a stored status.
+//! the transition on [`Status`] before it acts. No verb trusts a stored status,
+//! nor the record's pid or cgroup: [`identity`] verifies the init (pidfd, start
+//! time, its cgroup) and decides which cgroup a verb may act on.
 
 mod create;
 mod delete;
 mod events;
 mod exec;
 pub mod features;
+mod identity;
 mod kill;
 mod list;
 mod pause;
@@ -21,8 +24,6 @@ mod state;
 mod update;
 
 use std::path::{Path, PathBuf};
-
-use nix::unistd::Pid;
 
 pub use create::{CreateOptions, Created, add_listen_fds_env, create};
 pub use delete::delete;
@@ -39,9 +40,7 @@ pub use state::{ContainerState, state};
 pub use update::{ResourceFlags, update};
 
 use crate::id::ContainerId;
-use crate::process::barrier;
 use crate::state::{Record, Status};
-use crate::sys::proc::ProcStat;
 
 /// Any error of a lifecycle verb; each message names the container, field or file.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +65,14 @@ pub enum Error {
     BadStatus { id: ContainerId, status: Status, verb: &'static str, hint: &'static str },
     #[error("container {id}: {what}: {source}")]
     Io { id: ContainerId, what: String, source: std::io::Error },
+    /// The record names a live process that is not the container's init.
+    #[error(
+        "container {id}: state.json names pid {pid}, which is not the container's init ({why}): refusing to signal it"
+    )]
+    NotTheInit { id: ContainerId, pid: i32, why: String },
+    /// The record names a cgroup that a verb may not act on ([`identity`]).
+    #[error("container {id}: cgroup {path} is not this container's to act on ({why}): refusing to touch it")]
+    ForeignCgroup { id: String, path: PathBuf, why: String },
     /// A verb that acts through the cgroup, on a rootless container without one.
     #[error("container {id} has no cgroup of its own (rootless, none writable): cannot {verb} it")]
     NoCgroup { id: ContainerId, verb: &'static str },
@@ -79,33 +86,9 @@ pub enum Error {
     WithCleanup { error: Box<Error>, cleanup: String },
 }
 
-/// The cgroup of the container `record` describes, for a verb that acts
-/// through it; a rootless container that runs without a cgroup of its own has
-/// none to act on.
-pub(crate) fn cgroup_of(record: &Record, verb: &'static str) -> Result<crate::cgroups::Cgroup, Error> {
-    if record.cgroup_skipped {
-        let id = ContainerId::new(&record.id)?;
-        return Err(Error::NoCgroup { id, verb });
-    }
-    Ok(crate::cgroups::Cgroup::open(&record.cgroup_path)?)
-}
-
-/// The status of a container, read from its live process: its init alive (and
-/// the same process: same start time) or not, the start barrier up or not.
+/// The status of a container, read from its live process: its init alive (the
+/// same process, verified as [`identity`] says) or not, the start barrier up or
+/// not. `dir` is the container's state directory.
 pub fn status_of(record: &Record, dir: &Path) -> Status {
-    if record.pid <= 0 {
-        return Status::Creating;
-    }
-    match ProcStat::read(Pid::from_raw(record.pid)) {
-        Ok(stat) if stat.start_time == record.start_time && !stat.is_exited() => {
-            if barrier::is_up(dir) {
-                Status::Created
-            } else if record.paused {
-                Status::Paused
-            } else {
-                Status::Running
-            }
-        }
-        _ => Status::Stopped,
-    }
+    identity::inspect(record, dir).1
 }

@@ -1,6 +1,7 @@
 //! `pause`: freezes every process of a running container.
 
-use super::{Error, status_of};
+use super::Error;
+use super::identity;
 use crate::id::ContainerId;
 use crate::state::{Record, Store};
 
@@ -10,11 +11,11 @@ use crate::state::{Record, Store};
 pub fn pause(store: &Store, id: &ContainerId) -> Result<(), Error> {
     let locked = store.lock(id)?;
     let record = locked.read()?;
-    let status = status_of(&record, locked.dir());
+    let (init, status) = identity::inspect(&record, locked.dir());
     if !status.can_pause() {
         return Err(Error::BadStatus { id: id.clone(), status, verb: "pause", hint: "" });
     }
-    let cgroup = super::cgroup_of(&record, "pause")?;
+    let cgroup = identity::container_cgroup(&record, locked.dir(), &init, "pause")?;
     cgroup.freeze()?;
     if let Err(e) = locked.write(&Record { paused: true, ..record }) {
         // Not recorded as paused: do not leave it frozen behind our back.

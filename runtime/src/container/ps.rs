@@ -1,6 +1,7 @@
 //! `ps`: the processes of a container, as host pids from its cgroup.
 
-use super::{Error, status_of};
+use super::Error;
+use super::identity;
 use crate::id::ContainerId;
 use crate::state::Store;
 
@@ -11,7 +12,7 @@ pub fn ps(store: &Store, id: &ContainerId) -> Result<Vec<i32>, Error> {
     let record = locked.read()?;
     // Any status: a stopped container whose cgroup is still there lists what
     // is left in it (nothing, or the processes of a shared pid namespace).
-    let _status = status_of(&record, locked.dir());
-    let pids = super::cgroup_of(&record, "list the processes of")?.pids()?;
+    let (init, _status) = identity::inspect(&record, locked.dir());
+    let pids = identity::container_cgroup(&record, locked.dir(), &init, "list the processes of")?.pids()?;
     Ok(pids.into_iter().map(|p| p.as_raw()).collect())
 }

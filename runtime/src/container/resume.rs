@@ -1,6 +1,7 @@
 //! `resume`: thaws a paused container.
 
-use super::{Error, status_of};
+use super::Error;
+use super::identity;
 use crate::id::ContainerId;
 use crate::state::{Record, Store};
 
@@ -9,11 +10,11 @@ use crate::state::{Record, Store};
 pub fn resume(store: &Store, id: &ContainerId) -> Result<(), Error> {
     let locked = store.lock(id)?;
     let record = locked.read()?;
-    let status = status_of(&record, locked.dir());
+    let (init, status) = identity::inspect(&record, locked.dir());
     if !status.can_resume() {
         return Err(Error::BadStatus { id: id.clone(), status, verb: "resume", hint: "" });
     }
-    super::cgroup_of(&record, "resume")?.thaw()?;
+    identity::container_cgroup(&record, locked.dir(), &init, "resume")?.thaw()?;
     locked.write(&Record { paused: false, ..record })?;
     Ok(())
 }

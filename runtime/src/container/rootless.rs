@@ -110,15 +110,20 @@ fn own_id_only(field: &str, what: &str, cap: &str, mappings: &[LinuxIdMapping], 
     ))
 }
 
-/// The container's cgroup, or none when `rootless` and the caller may not make
-/// one (see the module docs). Skipping is logged as a warning, and so is a
+/// The container's cgroup, marked as `owner`'s, or none when `rootless` and the
+/// caller may not make one (see the module docs). Skipping is logged as a warning, and so is a
 /// `linux.resources` that is then ignored.
-pub(crate) fn cgroup(path: &Path, resources: Option<&LinuxResources>, rootless: bool) -> Result<Option<Cgroup>, Error> {
+pub(crate) fn cgroup(
+    path: &Path,
+    resources: Option<&LinuxResources>,
+    rootless: bool,
+    owner: &str,
+) -> Result<Option<Cgroup>, Error> {
     if !rootless {
-        return Ok(Some(Cgroup::create(path, resources)?));
+        return Ok(Some(Cgroup::create(path, resources, owner)?));
     }
     let reason = match cgroups::layout()? {
-        Layout::V2 => match Cgroup::create(path, resources) {
+        Layout::V2 => match Cgroup::create(path, resources, owner) {
             Ok(cgroup) => return Ok(Some(cgroup)),
             Err(CgroupError::Io { op, file, source }) if denied(&source) => {
                 format!("{op} {}: {source}", file.display())

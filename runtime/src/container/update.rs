@@ -2,7 +2,8 @@
 
 use oci_spec::runtime::{LinuxCpu, LinuxMemory, LinuxPids, LinuxResources};
 
-use super::{Error, status_of};
+use super::Error;
+use super::identity;
 use crate::id::ContainerId;
 use crate::state::{Status, Store};
 
@@ -71,11 +72,11 @@ fn set<S, T>(target: &mut S, value: Option<T>, setter: impl FnOnce(&mut S, Optio
 pub fn update(store: &Store, id: &ContainerId, resources: &LinuxResources) -> Result<(), Error> {
     let locked = store.lock(id)?;
     let record = locked.read()?;
-    let status = status_of(&record, locked.dir());
+    let (init, status) = identity::inspect(&record, locked.dir());
     if !matches!(status, Status::Created | Status::Running | Status::Paused) {
         return Err(Error::BadStatus { id: id.clone(), status, verb: "update", hint: "" });
     }
-    super::cgroup_of(&record, "update")?.update(resources)?;
+    identity::container_cgroup(&record, locked.dir(), &init, "update")?.update(resources)?;
     Ok(())
 }
 

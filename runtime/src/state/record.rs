@@ -27,6 +27,12 @@ pub struct Record {
     /// The cgroup path relative to each hierarchy's root (`linux.cgroupsPath` or
     /// the default derived from the id).
     pub cgroup_path: PathBuf,
+    /// The hierarchies in which `create` made the cgroup's directory (a v1
+    /// hierarchy's controllers, or `unified`); the others existed, empty, and
+    /// are left when the container goes. A later command believes this only
+    /// where the directory's own mark agrees ([`crate::cgroups::ownership`]).
+    #[serde(default)]
+    pub cgroup_created: Vec<String>,
     /// Whether the container has a pid namespace of its own: when it does not,
     /// the init's death does not end the other processes, and `kill --all` and
     /// `delete` must reach them through the cgroup.
@@ -72,6 +78,7 @@ impl Record {
             annotations: HashMap::from([("a".into(), "b".into())]),
             created: "2026-11-29T05:30:21.000000000Z".into(),
             cgroup_path: "/amphi/x".into(),
+            cgroup_created: vec!["memory".into(), "unified".into()],
             own_pid_namespace: true,
             executor: "native".into(),
             owner: 0,

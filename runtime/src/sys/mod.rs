@@ -3,7 +3,7 @@
 //! Each function here is a narrow, safe wrapper: it takes owned or borrowed file
 //! descriptors and Rust types, and returns `std::io::Result`. Where `nix` covers a
 //! call the rest of the crate uses `nix` directly; what `nix` lacks (fork-like
-//! `clone` with namespace flags, `openat2`, pidfds, `mount_setattr`, `close_range`, `bpf`,
+//! `clone` with namespace flags, `openat2`, pidfds, `mount_setattr`, `close_range`, `bpf`, extended attributes,
 //! the pty and namespace ioctls)
 //! lives here, each `unsafe` block with the reason it holds.
 
@@ -24,3 +24,4 @@ pub mod rlimit;
 pub mod seccomp;
 pub mod signal;
 pub mod uts;
+pub mod xattr;

@@ -63,6 +63,32 @@ impl PidFd {
         Ok(())
     }
 
+    /// Whether the process this pidfd names has not been reaped yet: its pid
+    /// still names it, so whatever `/proc/<pid>` showed since the pidfd was
+    /// opened was this process, not a later one that reused the pid.
+    pub fn is_alive(&self) -> io::Result<bool> {
+        // SAFETY: the fd is a valid pidfd owned by self; signal 0 only checks
+        // that the process exists and may be signalled, and a null siginfo is
+        // allowed.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.0.as_raw_fd(),
+                0,
+                std::ptr::null_mut::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        if ret == 0 {
+            return Ok(true);
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::ESRCH) => Ok(false),
+            _ => Err(err),
+        }
+    }
+
     /// Waits until the process has exited (become a zombie or been reaped), or the
     /// timeout passes. Returns whether it exited. No polling loop: the pidfd becomes
     /// readable when the process ends.
