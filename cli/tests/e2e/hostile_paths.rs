@@ -11,7 +11,7 @@
 
 use std::fs;
 use std::os::unix::fs::symlink;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Output};
 use std::time::{Duration, Instant};
 
@@ -173,5 +173,79 @@ fn a_console_path_that_is_a_symlink_is_refused() {
     let out = bounded(&case, create, "create");
     one_line_failure(&out, &["/dev/console", "symlink"]);
     assert_eq!(fs::read_to_string(HOST_SYSCTL).expect("read the host's sysctl"), before);
+    case.assert_all_gone();
+}
+
+// --- fifo entrypoints ----------------------------------------------------------
+
+/// A private rootfs for `id` with a fifo at `/fifo` (mode 0755: it looks
+/// executable).
+fn rootfs_with_fifo(case: &Case, id: &str) -> PathBuf {
+    let rootfs = case.private_rootfs(id);
+    nix::unistd::mkfifo(&rootfs.join("fifo"), nix::sys::stat::Mode::from_bits_truncate(0o755)).expect("mkfifo");
+    rootfs
+}
+
+/// `create` of `bundle` as `id`, bounded: it must fail at once, naming the
+/// fifo, and leave nothing behind.
+fn create_is_refused(case: &Case, bundle: &amphi_test_bundles::Bundle, id: &str) {
+    let create = case.cmd(&["create", "--bundle", bundle.dir().to_str().unwrap(), id]);
+    let out = bounded(case, create, &format!("create-{id}"));
+    one_line_failure(&out, &["/fifo", "fifo", "not a regular file"]);
+    case.assert_gone(id);
+}
+
+#[test]
+fn a_fifo_entrypoint_fails_create_at_once() {
+    let Some(case) = amphi_case("fifo_entrypoint_native") else { return };
+    let id = case.id("c");
+    let rootfs = rootfs_with_fifo(&case, &id);
+    let bundle = case.probe_bundle(&id, &[], |config| {
+        config["root"]["path"] = json!(rootfs);
+        config["process"]["args"] = json!(["/fifo"]);
+    });
+    create_is_refused(&case, &bundle, &id);
+    case.assert_all_gone();
+}
+
+#[test]
+fn a_fifo_wasm_entrypoint_fails_create_at_once() {
+    let Some(case) = amphi_case("fifo_entrypoint_wasm") else { return };
+    let id = case.id("c");
+    let rootfs = rootfs_with_fifo(&case, &id);
+    let bundle = case.probe_bundle(&id, &[], |config| {
+        config["root"]["path"] = json!(rootfs);
+        config["process"]["args"] = json!(["/fifo"]);
+        config["annotations"] = json!({"run.oci.handler": "wasm"});
+    });
+    create_is_refused(&case, &bundle, &id);
+    case.assert_all_gone();
+}
+
+#[test]
+fn exec_of_a_fifo_fails_at_once() {
+    let Some(case) = amphi_case("fifo_entrypoint_exec") else { return };
+    let id = case.id("c");
+    let rootfs = rootfs_with_fifo(&case, &id);
+    let bundle = case.probe_bundle(&id, &["--sleep", "0"], |config| {
+        config["root"]["path"] = json!(rootfs);
+    });
+    let running = case.start(&bundle, &id);
+    for (n, args) in [&["/fifo"][..], &["fifo"]].iter().enumerate() {
+        // By path, and as a bare name found in PATH.
+        let mut exec = case.cmd(&["exec", "--env", "PATH=/", &id]);
+        exec.args(*args);
+        let out = bounded(&case, exec, &format!("exec-{n}"));
+        one_line_failure(&out, &["/fifo", "fifo", "not a regular file"]);
+    }
+    let state = case.state(&id);
+    assert_eq!(state["status"], "running", "the container was disturbed: {state}");
+    assert_eq!(state["pid"].as_i64(), Some(running.pid));
+    let left: Vec<i32> = support::processes_in_cgroup(&Case::cgroup_path(&id))
+        .into_iter()
+        .filter(|pid| i64::from(*pid) != running.pid)
+        .collect();
+    assert!(left.is_empty(), "exec left processes in the container: {left:?}");
+    case.delete_force(&id);
     case.assert_all_gone();
 }
