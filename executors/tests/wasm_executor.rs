@@ -479,3 +479,17 @@ fn measure_prepare_and_run() {
         );
     }
 }
+
+#[test]
+fn a_fifo_entrypoint_fails_prepare_unopened() {
+    let Some(mut sandbox) = sandbox("hello.wasm") else { return };
+    // Opened for reading, a fifo would block prepare until a writer came.
+    let fifo = sandbox.case.rootfs.join("fifo.wasm");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).expect("mkfifo");
+    sandbox.case.entrypoint = "/fifo.wasm".to_owned();
+    let mut child = sandbox.spawn();
+    let out = sandbox.outcome(wait_timeout(&mut child, Duration::from_secs(20)));
+    assert_eq!(out.code(), Some(PREPARE_FAILED));
+    let err = out.report.prepare_error.expect("error");
+    assert_eq!(err, "exec: \"/fifo.wasm\": not a regular file (a fifo)");
+}

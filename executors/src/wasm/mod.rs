@@ -74,6 +74,8 @@ pub enum WasmError {
     NoEntrypoint,
     #[error("wasm entrypoint {}: {source}", path.display())]
     Open { path: PathBuf, source: io::Error },
+    #[error(transparent)]
+    Entrypoint(#[from] crate::entrypoint::EntrypointError),
     #[error("{path}: not a wasm module, component or text (.wat) file")]
     NotWasm { path: String },
     #[error("{path}: invalid wasm: {reason}")]
@@ -253,8 +255,11 @@ impl Executor for WasmExecutor {
 
     fn prepare(&mut self, ctx: &PrepareContext<'_>) -> Result<(), ExecutorError> {
         let path = entrypoint_path(ctx.process)?;
-        let file = open_in_root(ctx.rootfs_fd, &path, OFlag::O_RDONLY)
-            .map_err(|source| WasmError::Open { path: path.clone(), source })?;
+        // Only a regular file is opened for reading: a fifo would hang `create`.
+        let (file, _) = crate::entrypoint::open_regular(ctx, &path).map_err(|e| match e {
+            crate::entrypoint::EntrypointError::Open { path, source } => WasmError::Open { path, source },
+            other => WasmError::from(other),
+        })?;
         Ok(self.prepare_from_file(File::from(file), &path, ctx)?)
     }
 

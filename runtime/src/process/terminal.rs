@@ -7,26 +7,34 @@
 //!
 //! 1. `setsid`: the process leads a new session, which is what may own a
 //!    controlling terminal.
-//! 2. Open `/dev/ptmx` and unlock the pty; open its slave through the master.
+//! 2. Open `/dev/ptmx` inside the container's root and unlock the pty; open its
+//!    slave through the master. Both must be devpts files (`fstatfs`, file
+//!    type): the image decides where its paths lead, not what they are.
 //! 3. `process.consoleSize` goes on the pty.
 //! 4. The init only: the slave is bound onto `/dev/console` (made if missing),
-//!    as the runtime-spec asks of a container with a terminal.
+//!    as the runtime-spec asks of a container with a terminal. The bind is made
+//!    by descriptor, from the slave the process holds onto `/dev/console` opened
+//!    without following a symlink: no path under `/dev/pts` is ever mounted
+//!    (CVE-2025-52565).
 //! 5. The master leaves over the console socket ([`crate::console`]); the
 //!    process keeps no copy of it or of the socket.
 //! 6. The slave becomes fds 0, 1 and 2 and the controlling terminal, owned by
 //!    the process's uid (as runc does it, so a non-root process can use it).
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::ffi::OsStr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
-use nix::mount::MsFlags;
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
 use nix::unistd::Uid;
 
 use super::{Stage, StageFailure};
 use crate::plan::ProcessPlan;
-use crate::sys::pty::{open_master, open_peer, pty_number, set_controlling_terminal, set_window_size};
+use crate::sys::inroot::{FileKind, VerifiedOpenError, create_or_open_entry, open_in_root};
+use crate::sys::mount::{attach_tree, clone_tree};
+use crate::sys::pty::{is_devpts_slave, open_master, open_peer, set_controlling_terminal, set_window_size};
 
-const PTMX: &str = "/dev/ptmx";
 const CONSOLE: &str = "/dev/console";
 
 /// Gives the calling process a new pty as its stdio and controlling terminal and
@@ -45,16 +53,29 @@ pub(crate) fn attach(
     let nix = |what: &'static str| move |e: nix::Error| fail(what, Some(e as i32), e.desc().to_lowercase());
 
     nix::unistd::setsid().map_err(nix("setsid"))?;
-    let master = open_master(Path::new(PTMX)).map_err(sys("open /dev/ptmx"))?;
+    // After pivot_root (or setns into the container's mount namespace) "/" is
+    // the container's root.
+    let root = open_root().map_err(sys("open the container's root"))?;
+    let master = open_master(root.as_fd()).map_err(|e| {
+        let errno = match &e.source {
+            VerifiedOpenError::Io(io) => io.raw_os_error(),
+            _ => None,
+        };
+        StageFailure::new(stage, "terminal", errno, format!("process.terminal: {e}"))
+    })?;
     let slave = open_peer(master.as_fd()).map_err(sys("open the pty's slave"))?;
+    let kind = FileKind::of(slave.as_fd()).map_err(sys("look at the pty's slave"))?;
+    if !is_devpts_slave(&kind) {
+        let found = format!("not a devpts pty (a {})", kind.describe());
+        return Err(fail("the pty's slave", None, found));
+    }
     if let Some(size) = plan.console_size {
         set_window_size(master.as_fd(), size).map_err(sys("process.consoleSize"))?;
     }
     if mount_console {
-        let number = pty_number(master.as_fd()).map_err(sys("read the pty's number"))?;
-        bind_console(&format!("/dev/pts/{number}"))
-            .map_err(|(what, e)| fail(what, Some(e as i32), e.desc().to_lowercase()))?;
+        bind_console(root.as_fd(), slave.as_fd()).map_err(|e| fail(CONSOLE, e.errno(), e.to_string()))?;
     }
+    drop(root);
     crate::console::send_master(console_socket.as_fd(), master.as_fd()).map_err(nix("send the pty master"))?;
     drop(master);
     drop(console_socket);
@@ -73,24 +94,54 @@ pub(crate) fn attach(
     Ok(())
 }
 
-/// Binds the pty slave at `slave` onto `/dev/console`, making an empty file
-/// there first if nothing is there (`O_EXCL`: an existing node or symlink is
-/// never opened). Runs after pivot_root: both paths are the container's.
-fn bind_console(slave: &str) -> Result<(), (&'static str, nix::Error)> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let created = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_CLOEXEC | libc::O_NOCTTY)
-        .open(CONSOLE);
-    match created {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(("create /dev/console", nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))),
+/// Why the pty could not be bound onto `/dev/console`.
+#[derive(Debug, thiserror::Error)]
+enum ConsoleError {
+    #[error("{step}: {}", .errno.desc().to_lowercase())]
+    Sys { step: &'static str, errno: Errno },
+    #[error("is a {found}, not a file or device the console can be bound onto")]
+    Refused { found: String },
+}
+
+impl ConsoleError {
+    fn errno(&self) -> Option<i32> {
+        match self {
+            Self::Sys { errno, .. } => Some(*errno as i32),
+            Self::Refused { .. } => None,
+        }
     }
-    nix::mount::mount(Some(slave), CONSOLE, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-        .map_err(|e| ("bind the pty onto /dev/console", e))
+}
+
+/// Binds `slave` (a verified pty slave) onto `/dev/console` inside `root`.
+/// The target is opened without following a symlink at its last component
+/// (made first, `O_EXCL`, when nothing is there) and must be a regular file or
+/// a char device; the bind is a copy of the slave's own mount attached to that
+/// descriptor, so no path is looked up by the mount.
+fn bind_console(root: BorrowedFd<'_>, slave: BorrowedFd<'_>) -> Result<(), ConsoleError> {
+    let sys = |step: &'static str| move |errno: Errno| ConsoleError::Sys { step, errno };
+    let io = |step: &'static str| move |e: std::io::Error| sys(step)(errno_of(&e));
+    let dev = open_in_root(root, Path::new("/dev"), OFlag::O_PATH | OFlag::O_DIRECTORY).map_err(io("open /dev"))?;
+    let target = create_or_open_entry(dev.as_fd(), OsStr::new("console"), 0o600).map_err(io("open"))?;
+    let kind = FileKind::of(target.as_fd()).map_err(io("look at it"))?;
+    if !kind.is_regular() && !kind.is_char_device() {
+        return Err(ConsoleError::Refused { found: kind.describe() });
+    }
+    let tree = clone_tree(slave, false).map_err(io("copy the pty's mount"))?;
+    attach_tree(tree.as_fd(), target.as_fd()).map_err(io("bind the pty onto it"))
+}
+
+/// `/` opened `O_PATH`: the root every container path is resolved in.
+fn open_root() -> std::io::Result<OwnedFd> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let root = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open("/")?;
+    Ok(OwnedFd::from(root))
+}
+
+fn errno_of(e: &std::io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
 }
 
 /// An io error's text as amphi's messages read: lowercase, without the

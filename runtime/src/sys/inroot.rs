@@ -7,20 +7,130 @@
 //! the rootfs can lead a mkdir, mknod, open or mount out of it. Creation happens one
 //! component at a time with `*at` calls on a directory that was itself resolved in
 //! the root.
+//!
+//! A file that is then *used* (opened for reading, mounted, executed) is first
+//! opened `O_PATH`, which has no side effect and cannot block, and looked at
+//! ([`FileKind`]: its type, its filesystem); only a file of the kind the caller
+//! asked for is opened for real, and only if it is still the same inode
+//! ([`open_verified_in_root`]).
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use nix::fcntl::OFlag;
-use nix::sys::stat::Mode;
+use nix::sys::stat::{Mode, SFlag};
+use nix::sys::statfs::FsType;
 
 /// Opens `path` (absolute or relative, read as relative to `root`) inside `root`
 /// with `flags` (`O_CLOEXEC` is always added).
 pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, flags: OFlag) -> io::Result<OwnedFd> {
     openat2(root, path, flags, Mode::empty(), libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS)
+}
+
+/// What an open file is: its identity, its type and the filesystem it is on
+/// (`fstat` and `fstatfs` of a descriptor).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileKind {
+    pub dev: u64,
+    pub ino: u64,
+    /// The whole `st_mode` (type and permission bits).
+    pub mode: u32,
+    /// The device number of a device node.
+    pub rdev: u64,
+    /// The filesystem's magic number (`fstatfs`'s `f_type`).
+    pub fs_type: FsType,
+}
+
+impl FileKind {
+    /// Looks at the open file `fd` (any descriptor, `O_PATH` included).
+    pub fn of(fd: BorrowedFd<'_>) -> io::Result<Self> {
+        let st = nix::sys::stat::fstat(fd.as_raw_fd())?;
+        let fs = nix::sys::statfs::fstatfs(fd)?;
+        Ok(Self { dev: st.st_dev, ino: st.st_ino, mode: st.st_mode, rdev: st.st_rdev, fs_type: fs.filesystem_type() })
+    }
+
+    pub fn file_type(&self) -> SFlag {
+        SFlag::from_bits_truncate(self.mode) & SFlag::S_IFMT
+    }
+
+    pub fn is_regular(&self) -> bool {
+        self.file_type() == SFlag::S_IFREG
+    }
+
+    pub fn is_char_device(&self) -> bool {
+        self.file_type() == SFlag::S_IFCHR
+    }
+
+    /// Whether this is the same file as `other` (same device and inode).
+    pub fn same_file(&self, other: &FileKind) -> bool {
+        (self.dev, self.ino) == (other.dev, other.ino)
+    }
+
+    /// The file's type as messages name it: `regular file`, `directory`,
+    /// `fifo`, `socket`, `symlink`, `char device 5:2`, `block device 8:0`.
+    pub fn describe(&self) -> String {
+        let device =
+            |kind: &str| format!("{kind} {}:{}", nix::sys::stat::major(self.rdev), nix::sys::stat::minor(self.rdev));
+        match self.file_type() {
+            SFlag::S_IFREG => "regular file".into(),
+            SFlag::S_IFDIR => "directory".into(),
+            SFlag::S_IFIFO => "fifo".into(),
+            SFlag::S_IFSOCK => "socket".into(),
+            SFlag::S_IFLNK => "symlink".into(),
+            SFlag::S_IFCHR => device("char device"),
+            SFlag::S_IFBLK => device("block device"),
+            _ => format!("file of mode {:o}", self.mode),
+        }
+    }
+}
+
+/// Why [`open_verified_in_root`] gave no descriptor.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifiedOpenError {
+    /// A lookup, an open or a look at the file failed.
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    /// The file is not of the kind the caller accepts.
+    #[error("{}", .0.describe())]
+    Refused(FileKind),
+    /// The file opened for real is not the one that was looked at.
+    #[error("replaced while it was being opened")]
+    Replaced,
+}
+
+/// Opens `path` inside `root` for real only once it is known to be acceptable:
+/// first `O_PATH` (no side effect, no hang on a fifo or a device), `accept`
+/// judges what that found, then `flags` (`O_NONBLOCK` and `O_NOCTTY` added for
+/// the open itself) and the result must be the same file. `O_NONBLOCK` is
+/// cleared afterwards unless `flags` asked for it. Returns the descriptor and
+/// what it is.
+pub fn open_verified_in_root(
+    root: BorrowedFd<'_>,
+    path: &Path,
+    flags: OFlag,
+    accept: impl Fn(&FileKind) -> bool,
+) -> Result<(OwnedFd, FileKind), VerifiedOpenError> {
+    let look = open_in_root(root, path, OFlag::O_PATH)?;
+    let looked = FileKind::of(look.as_fd())?;
+    if !accept(&looked) {
+        return Err(VerifiedOpenError::Refused(looked));
+    }
+    let fd = open_in_root(root, path, flags | OFlag::O_NONBLOCK | OFlag::O_NOCTTY)?;
+    let opened = FileKind::of(fd.as_fd())?;
+    if !opened.same_file(&looked) {
+        return Err(VerifiedOpenError::Replaced);
+    }
+    if !flags.contains(OFlag::O_NONBLOCK) {
+        let status = OFlag::from_bits_retain(
+            nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_GETFL).map_err(io::Error::from)?,
+        );
+        nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(status - OFlag::O_NONBLOCK))
+            .map_err(io::Error::from)?;
+    }
+    Ok((fd, opened))
 }
 
 /// `openat2(2)` with the given resolve flags.
@@ -127,6 +237,28 @@ pub fn create_file_in_root(root: BorrowedFd<'_>, path: &Path, mode: u32) -> io::
         Err(e) => return Err(e.into()),
     }
     open_in_root(root, path, OFlag::O_PATH)
+}
+
+/// Opens the entry `name` of the directory `dir` without following a symlink
+/// there: a new file made with `O_EXCL` (open write-only) when nothing is
+/// there, else whatever is there opened `O_PATH | O_NOFOLLOW` (a symlink is
+/// opened as itself, for the caller to refuse).
+pub fn create_or_open_entry(dir: BorrowedFd<'_>, name: &std::ffi::OsStr, mode: u32) -> io::Result<OwnedFd> {
+    let create = OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_NOCTTY;
+    let fd = match nix::fcntl::openat(
+        Some(dir.as_raw_fd()),
+        name,
+        create | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(mode),
+    ) {
+        Err(nix::errno::Errno::EEXIST) => {
+            let look = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+            nix::fcntl::openat(Some(dir.as_raw_fd()), name, look, Mode::empty())?
+        }
+        other => other?,
+    };
+    // SAFETY: openat returned a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Splits `path` into its parent and final name; the final name must be a normal

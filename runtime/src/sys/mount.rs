@@ -1,12 +1,26 @@
-//! Mount syscalls that `nix` does not wrap: `mount_setattr(2)`.
+//! Mount syscalls that `nix` does not wrap: `mount_setattr(2)` and the
+//! descriptor-based mount API (`open_tree`, `move_mount`, `fsopen`, `fsconfig`,
+//! `fsmount`), and [`ProcRoot`], through which `mount(2)` reaches a target by
+//! descriptor.
+//!
+//! A mount whose target (or source) is a path of the container is made by
+//! descriptor: the target is opened inside the rootfs first ([`super::inroot`])
+//! and the mount lands on that descriptor, never on a path looked up again. A
+//! bind is a detached copy of the source ([`clone_tree`]) attached to the target
+//! ([`attach_tree`]); a new filesystem that `fsmount` can make is attached the
+//! same way; anything else goes through `mount(2)` with the target named as
+//! `self/fd/N` of a verified procfs ([`ProcRoot::mount_on`]).
 //!
 //! (`pivot_root`, `mount`, `umount2` and `chroot` come from `nix`.)
 
 use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+
+use nix::fcntl::OFlag;
+use nix::mount::MsFlags;
 
 /// What one `mount_setattr(2)` call changes on a mount (or, with `recursive`, on
 /// a whole mount tree): `MOUNT_ATTR_*` bits to set and to clear, and an optional
@@ -71,6 +85,123 @@ fn setattr(
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+fn check_fd(ret: libc::c_long) -> io::Result<OwnedFd> {
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(ret as i32) })
+}
+
+/// A detached copy of the mount that `fd` is open on (`O_PATH` is fine), rooted
+/// at the file or directory `fd` names, as a bind mount of it would be; with
+/// `recursive`, the mounts below it too (`open_tree(2)` with
+/// `OPEN_TREE_CLONE`). The copy is close-on-exec and mounted nowhere until
+/// [`attach_tree`]; dropping it unmounts it.
+pub fn clone_tree(fd: BorrowedFd<'_>, recursive: bool) -> io::Result<OwnedFd> {
+    let mut flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: the path is a valid empty NUL-terminated string (with
+    // AT_EMPTY_PATH the call acts on `fd` itself); the kernel only reads it.
+    let ret = unsafe { libc::syscall(libc::SYS_open_tree, fd.as_raw_fd(), c"".as_ptr(), flags) };
+    check_fd(ret)
+}
+
+/// Mounts the detached tree `tree` ([`clone_tree`], [`new_filesystem`]) on the
+/// file or directory `target` is open on (`O_PATH` is fine): `move_mount(2)`
+/// with both sides given by descriptor, so neither is looked up by path.
+pub fn attach_tree(tree: BorrowedFd<'_>, target: BorrowedFd<'_>) -> io::Result<()> {
+    let flags = libc::MOVE_MOUNT_F_EMPTY_PATH | libc::MOVE_MOUNT_T_EMPTY_PATH;
+    // SAFETY: both paths are valid empty NUL-terminated strings (the EMPTY_PATH
+    // flags make the call act on the descriptors); the kernel only reads them.
+    let ret = unsafe {
+        libc::syscall(libc::SYS_move_mount, tree.as_raw_fd(), c"".as_ptr(), target.as_raw_fd(), c"".as_ptr(), flags)
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A new filesystem of type `fstype` (one that needs no source, like `tmpfs`),
+/// detached, with the mount attributes `attrs` (`MOUNT_ATTR_*`): `fsopen(2)`,
+/// `fsconfig(2)` and `fsmount(2)`. Attach it with [`attach_tree`].
+pub fn new_filesystem(fstype: &CStr, attrs: u64) -> io::Result<OwnedFd> {
+    // SAFETY: fstype is a valid NUL-terminated string the kernel only reads.
+    let fs = check_fd(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), libc::FSOPEN_CLOEXEC) })?;
+    // SAFETY: FSCONFIG_CMD_CREATE takes no key, value or aux argument (null, 0).
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            libc::FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fsmount takes the filesystem context and two flag words by value.
+    check_fd(unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), libc::FSMOUNT_CLOEXEC, attrs as libc::c_uint) })
+}
+
+/// A procfs root directory, checked with `fstatfs` to be procfs, through which
+/// `mount(2)` names a target by descriptor: `self/fd/N` resolved from it (the
+/// magic link to the open target, not a path looked up again).
+///
+/// `mount(2)` takes no directory descriptor, so [`ProcRoot::mount_on`] makes
+/// the procfs root the cwd for the call; the cwd the process had when the
+/// `ProcRoot` was opened comes back when it is dropped.
+#[derive(Debug)]
+pub struct ProcRoot {
+    proc: OwnedFd,
+    cwd: OwnedFd,
+}
+
+impl ProcRoot {
+    /// Opens the procfs at `path` (the host's `/proc`, before anything of the
+    /// container is touched). A directory there that is not procfs is refused
+    /// with `EXDEV`.
+    pub fn open(path: &Path) -> io::Result<Self> {
+        let dir = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let proc: OwnedFd = nix::fcntl::open(path, dir, nix::sys::stat::Mode::empty())
+            // SAFETY: open returned a fresh descriptor that nothing else owns.
+            .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })?;
+        if nix::sys::statfs::fstatfs(&proc)?.filesystem_type() != nix::sys::statfs::PROC_SUPER_MAGIC {
+            return Err(io::Error::from_raw_os_error(libc::EXDEV));
+        }
+        let cwd: OwnedFd = nix::fcntl::open(".", dir, nix::sys::stat::Mode::empty())
+            // SAFETY: open returned a fresh descriptor that nothing else owns.
+            .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })?;
+        Ok(Self { proc, cwd })
+    }
+
+    /// `mount(2)` of `source` (a filesystem's source, or a path of the host)
+    /// onto the file or directory `target` is open on.
+    pub fn mount_on(
+        &self,
+        source: Option<&Path>,
+        target: BorrowedFd<'_>,
+        fstype: Option<&str>,
+        flags: MsFlags,
+        data: Option<&str>,
+    ) -> nix::Result<()> {
+        nix::unistd::fchdir(self.proc.as_raw_fd())?;
+        let at = format!("self/fd/{}", target.as_raw_fd());
+        nix::mount::mount(source, at.as_str(), fstype, flags, data)
+    }
+}
+
+impl Drop for ProcRoot {
+    fn drop(&mut self) {
+        let _ = nix::unistd::fchdir(self.cwd.as_fd().as_raw_fd());
+    }
 }
 
 #[cfg(test)]

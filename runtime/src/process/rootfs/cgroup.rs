@@ -18,13 +18,13 @@ use nix::fcntl::OFlag;
 use nix::mount::MsFlags;
 use nix::sys::stat::Mode;
 
-use super::mounts::{finish, mount_on, target};
+use super::mounts::{finish, open_host, target};
 use super::{RootfsError, errno_of};
 use crate::plan::RootfsPlan;
 use crate::plan::mounts::options::attr_from_flags;
 use crate::plan::mounts::{MountPlan, SetAttr};
-use crate::sys::inroot::{open_in_root, proc_fd_path};
-use crate::sys::mount::{MountAttr, mount_setattr, mount_setattr_at};
+use crate::sys::inroot::open_in_root;
+use crate::sys::mount::{MountAttr, ProcRoot, attach_tree, clone_tree, mount_setattr};
 
 /// Where the host mounts its cgroup hierarchies.
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
@@ -32,14 +32,19 @@ const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 /// Flags every cgroup mount gets, as runc gives them.
 const BASE_FLAGS: MsFlags = MsFlags::MS_NOSUID.union(MsFlags::MS_NODEV).union(MsFlags::MS_NOEXEC);
 
-pub(super) fn mount(root: BorrowedFd<'_>, m: &MountPlan, plan: &RootfsPlan) -> Result<(), RootfsError> {
+pub(super) fn mount(
+    root: BorrowedFd<'_>,
+    proc: &ProcRoot,
+    m: &MountPlan,
+    plan: &RootfsPlan,
+) -> Result<(), RootfsError> {
     let dest = m.destination.as_path();
     let failed = |reason: String, errno: Option<Errno>| RootfsError::Cgroup { destination: dest.into(), reason, errno };
     let fs = nix::sys::statfs::statfs(CGROUP_ROOT).map_err(|e| {
         failed(format!("no cgroup filesystem at {CGROUP_ROOT} on the host: {}", super::cause(e)), Some(e))
     })?;
     if fs.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC {
-        unified(root, m, plan)
+        unified(root, proc, m, plan)
     } else {
         let mountinfo = read("/proc/self/mountinfo").map_err(|e| failed(e.0, Some(e.1)))?;
         let own = if plan.cgroup_ns {
@@ -52,19 +57,19 @@ pub(super) fn mount(root: BorrowedFd<'_>, m: &MountPlan, plan: &RootfsPlan) -> R
         if hierarchies.is_empty() {
             return Err(failed("the host mounts no cgroup hierarchy".into(), None));
         }
-        split(root, m, &hierarchies)
+        split(root, proc, m, &hierarchies)
     }
 }
 
 /// A v2 host: one mount at the destination.
-fn unified(root: BorrowedFd<'_>, m: &MountPlan, plan: &RootfsPlan) -> Result<(), RootfsError> {
+fn unified(root: BorrowedFd<'_>, proc: &ProcRoot, m: &MountPlan, plan: &RootfsPlan) -> Result<(), RootfsError> {
     let dest = m.destination.as_path();
     let fail =
         |step: Option<&'static str>| move |errno: Errno| RootfsError::Mount { destination: dest.into(), step, errno };
     let target = target(root, dest, true).map_err(fail(Some("create target")))?;
     let flags = BASE_FLAGS | m.flags;
     if plan.cgroup_ns {
-        match mount_on(Some(Path::new("cgroup2")), &target, Some("cgroup2"), flags, None) {
+        match proc.mount_on(Some(Path::new("cgroup2")), target.as_fd(), Some("cgroup2"), flags, None) {
             Ok(()) => return finish(root, dest, &m.setattr),
             // A user namespace may not be allowed to mount cgroup2: bind instead.
             Err(Errno::EPERM | Errno::EBUSY) => {}
@@ -86,19 +91,21 @@ fn unified(root: BorrowedFd<'_>, m: &MountPlan, plan: &RootfsPlan) -> Result<(),
         })?;
         Path::new(CGROUP_ROOT).join(path.trim_start_matches('/'))
     };
-    mount_on(Some(&source), &target, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)
-        .map_err(fail(Some("bind the container's cgroup")))?;
+    let bind_fail = fail(Some("bind the container's cgroup"));
+    let source = open_host(&source).map_err(bind_fail)?;
+    let tree = clone_tree(source.as_fd(), true).map_err(|e| bind_fail(errno_of(e)))?;
+    attach_tree(tree.as_fd(), target.as_fd()).map_err(|e| bind_fail(errno_of(e)))?;
     let attr = SetAttr { recursive: false, attr: attr_from_flags(flags, MsFlags::empty()) };
     finish(root, dest, std::iter::once(&attr).chain(&m.setattr))
 }
 
 /// A v1 or hybrid host: a tmpfs of hierarchies.
-fn split(root: BorrowedFd<'_>, m: &MountPlan, hierarchies: &[Hierarchy]) -> Result<(), RootfsError> {
+fn split(root: BorrowedFd<'_>, proc: &ProcRoot, m: &MountPlan, hierarchies: &[Hierarchy]) -> Result<(), RootfsError> {
     let dest = m.destination.as_path();
     let fail =
         |step: Option<&'static str>| move |errno: Errno| RootfsError::Mount { destination: dest.into(), step, errno };
     let target = target(root, dest, true).map_err(fail(Some("create target")))?;
-    mount_on(Some(Path::new("tmpfs")), &target, Some("tmpfs"), BASE_FLAGS, Some("mode=755"))
+    proc.mount_on(Some(Path::new("tmpfs")), target.as_fd(), Some("tmpfs"), BASE_FLAGS, Some("mode=755"))
         .map_err(fail(Some("mount the tmpfs")))?;
     let top =
         open_in_root(root, dest, OFlag::O_PATH | OFlag::O_DIRECTORY).map_err(|e| fail(Some("open"))(errno_of(e)))?;
@@ -112,21 +119,23 @@ fn split(root: BorrowedFd<'_>, m: &MountPlan, hierarchies: &[Hierarchy]) -> Resu
         nix::sys::stat::mkdirat(Some(top.as_raw_fd()), h.name.as_str(), Mode::from_bits_truncate(0o755))
             .map_err(fail(Some("create target")))?;
         // The directory was just made in amphi's own tmpfs (and mkdirat would
-        // have failed on anything already there), so it is reached by name.
-        let sub = format!("{}/{}", proc_fd_path(&top), h.name);
+        // have failed on anything already there).
+        let sub = open_in_root(top.as_fd(), Path::new(&h.name), OFlag::O_PATH | OFlag::O_DIRECTORY)
+            .map_err(|e| fail(Some("open target"))(errno_of(e)))?;
         match &h.source {
             None => {
                 let (source, data) = match h.fstype {
                     "cgroup2" => ("cgroup2", None),
                     _ => ("cgroup", Some(h.options.as_str())),
                 };
-                nix::mount::mount(Some(source), sub.as_str(), Some(h.fstype), flags, data).map_err(fail(None))?;
+                proc.mount_on(Some(Path::new(source)), sub.as_fd(), Some(h.fstype), flags, data).map_err(fail(None))?;
             }
             Some(source) => {
-                let bind = MsFlags::MS_BIND | MsFlags::MS_REC;
-                nix::mount::mount(Some(source), sub.as_str(), None::<&str>, bind, None::<&str>).map_err(fail(None))?;
-                mount_setattr_at(top.as_fd(), Path::new(&h.name), false, &attr_from_flags(flags, MsFlags::empty()))
+                let source = open_host(source).map_err(fail(None))?;
+                let tree = clone_tree(source.as_fd(), true).map_err(|e| fail(None)(errno_of(e)))?;
+                mount_setattr(tree.as_fd(), false, &attr_from_flags(flags, MsFlags::empty()))
                     .map_err(|e| fail(Some("set mount attributes"))(errno_of(e)))?;
+                attach_tree(tree.as_fd(), sub.as_fd()).map_err(|e| fail(None)(errno_of(e)))?;
             }
         }
     }

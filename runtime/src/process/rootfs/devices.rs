@@ -5,19 +5,19 @@
 //! `mknod` is not allowed (a user namespace) the host's node of the same path is
 //! bound onto an empty file instead, as runc does.
 
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::mount::MsFlags;
 use nix::sys::stat::{Mode, SFlag};
 use nix::unistd::{Gid, Uid};
 
-use super::mounts::mount_on;
+use super::mounts::open_host;
 use super::{RootfsError, errno_of};
 use crate::plan::RootfsPlan;
 use crate::plan::mounts::{DeviceKind, DevicePlan};
 use crate::sys::inroot::{create_file_in_root, mkdir_all_in_root, split_parent};
+use crate::sys::mount::{attach_tree, clone_tree};
 
 /// `/dev` entries every container gets: (link target, name under /dev).
 const SYMLINKS: [(&str, &str); 4] = [
@@ -112,10 +112,13 @@ fn create_one(
     Ok(())
 }
 
-/// Binds the host's node at the device's path onto an empty file in the rootfs.
+/// Binds the host's node at the device's path onto an empty file in the rootfs,
+/// by descriptor (the node is a path of the host: this runs before the pivot).
 fn bind_from_host(root: BorrowedFd<'_>, d: &DevicePlan) -> Result<(), RootfsError> {
     let fail =
         |step: &'static str| move |errno: Errno| RootfsError::Device { path: d.path.clone(), step: Some(step), errno };
+    let source = open_host(&d.path).map_err(fail("bind from the host"))?;
+    let tree = clone_tree(source.as_fd(), false).map_err(|e| fail("bind from the host")(errno_of(e)))?;
     let target = create_file_in_root(root, &d.path, 0o644).map_err(|e| fail("create target")(errno_of(e)))?;
-    mount_on(Some(&d.path), &target, None, MsFlags::MS_BIND, None).map_err(fail("bind from the host"))
+    attach_tree(tree.as_fd(), target.as_fd()).map_err(|e| fail("bind from the host")(errno_of(e)))
 }

@@ -11,12 +11,16 @@
 //!    made and opened *inside* the rootfs ([`crate::sys::inroot`]): a symlink in
 //!    the rootfs is read as the container will read it and can never lead a
 //!    mkdir, mknod or mount out of it. Mounts land on the `O_PATH` descriptor of
-//!    their target (`/proc/self/fd/N`), never on a path that is looked up again.
+//!    their target, never on a path that is looked up again: a bind is a copy of
+//!    its source's mount attached there (`open_tree`, `move_mount`); a filesystem
+//!    is mounted on `self/fd/N` of the host's procfs, opened and checked
+//!    (`fstatfs`) before anything of the container is touched.
 //! 2. [`enter`] = [`pivot`] then [`seal`]: `pivot_root` (or `MS_MOVE` + `chroot`
 //!    with `--no-pivot`), the old root detached, then the read-only paths, the
 //!    masked paths and, last, a read-only `/` if `root.readonly`. An init that
 //!    writes `linux.sysctl` must do so between the two halves, since `/proc/sys`
-//!    is usually a read-only path.
+//!    is usually a read-only path. These mounts are made by descriptor alone:
+//!    the container's `/proc` is never trusted to name a descriptor.
 //!
 //! Mount flags are changed with `mount_setattr(2)`, which sets and clears only
 //! the attributes named: a read-only bind in a user namespace keeps the
@@ -43,7 +47,7 @@ use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags};
 
 use crate::plan::RootfsPlan;
-use crate::sys::mount::{MountAttr, mount_setattr};
+use crate::sys::mount::{MountAttr, ProcRoot, mount_setattr};
 
 /// Why the rootfs could not be built or entered.
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +117,12 @@ fn errno_of(e: std::io::Error) -> Errno {
 pub fn prepare(plan: &RootfsPlan) -> Result<OwnedFd, RootfsError> {
     let rootfs = plan.rootfs();
     let fail = |step: &'static str| move |errno: Errno| RootfsError::Rootfs { path: rootfs.into(), step, errno };
+    // Before the first path of the container is looked at.
+    let proc = ProcRoot::open(Path::new("/proc")).map_err(|e| RootfsError::Rootfs {
+        path: "/proc".into(),
+        step: "open the host's procfs",
+        errno: errno_of(e),
+    })?;
 
     mount_flags(Path::new("/"), plan.propagation).map_err(fail("set the propagation of /"))?;
     if !plan.nothing_shared() {
@@ -128,7 +138,7 @@ pub fn prepare(plan: &RootfsPlan) -> Result<OwnedFd, RootfsError> {
     let root = open_dir(rootfs).map_err(fail("open"))?;
 
     for m in &plan.mounts {
-        mounts::mount(root.as_fd(), m, plan)?;
+        mounts::mount(root.as_fd(), &proc, m, plan)?;
     }
     if plan.setup_dev {
         devices::create(root.as_fd(), plan)?;

@@ -1,5 +1,11 @@
 //! One entry of `mounts`: its target made inside the rootfs, the mount, and the
 //! `mount_setattr` calls that finish it.
+//!
+//! Every mount lands on the target's descriptor. A bind is a copy of its
+//! source's mount ([`clone_tree`]) attached there; a source inside the rootfs is
+//! resolved inside it, like a target, so a symlink of the image cannot turn it
+//! into a host path. A filesystem goes through `mount(2)` with the target named
+//! through the verified procfs ([`ProcRoot::mount_on`]).
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
@@ -7,45 +13,93 @@ use std::path::Path;
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::mount::MsFlags;
+use nix::sys::stat::SFlag;
 
 use super::{RootfsError, cgroup, errno_of};
 use crate::plan::RootfsPlan;
 use crate::plan::mounts::options::attr_from_flags;
 use crate::plan::mounts::{MountKind, MountPlan, SetAttr};
-use crate::sys::inroot::{create_file_in_root, mkdir_all_in_root, open_in_root, proc_fd_path};
-use crate::sys::mount::mount_setattr;
+use crate::sys::inroot::{FileKind, create_file_in_root, mkdir_all_in_root, open_in_root};
+use crate::sys::mount::{ProcRoot, attach_tree, clone_tree, mount_setattr};
 
-pub(super) fn mount(root: BorrowedFd<'_>, m: &MountPlan, plan: &RootfsPlan) -> Result<(), RootfsError> {
+pub(super) fn mount(
+    root: BorrowedFd<'_>,
+    proc: &ProcRoot,
+    m: &MountPlan,
+    plan: &RootfsPlan,
+) -> Result<(), RootfsError> {
     let dest = m.destination.as_path();
     let fail =
         |step: Option<&'static str>| move |errno: Errno| RootfsError::Mount { destination: dest.into(), step, errno };
     match &m.kind {
-        MountKind::Bind { source, recursive, source_is_dir } => {
-            let target = target(root, dest, *source_is_dir).map_err(fail(Some("create target")))?;
-            let flags = if *recursive { MsFlags::MS_BIND | MsFlags::MS_REC } else { MsFlags::MS_BIND };
-            mount_on(Some(source.as_path()), &target, None, flags, None).map_err(|errno| match errno {
+        MountKind::Bind { source, recursive, .. } => {
+            let source_fd = open_source(root, plan.rootfs(), source).map_err(|errno| match errno {
                 Errno::ENOENT => RootfsError::SourceMissing { destination: dest.into(), source_path: source.clone() },
-                errno => fail(None)(errno),
+                errno => fail(Some("open source"))(errno),
             })?;
+            bind(root, dest, source_fd.as_fd(), *recursive, None)?;
         }
         MountKind::Filesystem { fstype, source } => {
             let target = target(root, dest, true).map_err(fail(Some("create target")))?;
-            match mount_on(Some(source.as_path()), &target, Some(fstype), m.flags, m.data.as_deref()) {
+            match proc.mount_on(Some(source.as_path()), target.as_fd(), Some(fstype), m.flags, m.data.as_deref()) {
                 Ok(()) => {}
                 // sysfs belongs to the network namespace; a user namespace without
                 // its own cannot mount one. Bind the host's, as runc does.
                 Err(Errno::EPERM) if fstype == "sysfs" && plan.user_ns => {
-                    mount_on(Some(Path::new("/sys")), &target, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)
-                        .map_err(fail(Some("bind /sys in place of sysfs")))?;
+                    let sys = open_host(Path::new("/sys")).map_err(fail(Some("bind /sys in place of sysfs")))?;
+                    let tree = clone_tree(sys.as_fd(), true)
+                        .map_err(|e| fail(Some("bind /sys in place of sysfs"))(errno_of(e)))?;
+                    attach_tree(tree.as_fd(), target.as_fd())
+                        .map_err(|e| fail(Some("bind /sys in place of sysfs"))(errno_of(e)))?;
                     let attr = SetAttr { recursive: false, attr: attr_from_flags(m.flags, MsFlags::empty()) };
                     return finish(root, dest, std::iter::once(&attr).chain(&m.setattr));
                 }
                 Err(errno) => return Err(fail(None)(errno)),
             }
         }
-        MountKind::Cgroup => return cgroup::mount(root, m, plan),
+        MountKind::Cgroup => return cgroup::mount(root, proc, m, plan),
     }
     finish(root, dest, &m.setattr)
+}
+
+/// Binds the file or directory `source` is open on onto `dest` inside the
+/// rootfs (made as a directory or an empty file to match the source), by
+/// descriptor. `step` names the step in errors (`None`: the mount itself).
+pub(super) fn bind(
+    root: BorrowedFd<'_>,
+    dest: &Path,
+    source: BorrowedFd<'_>,
+    recursive: bool,
+    step: Option<&'static str>,
+) -> Result<(), RootfsError> {
+    let fail =
+        |step: Option<&'static str>| move |errno: Errno| RootfsError::Mount { destination: dest.into(), step, errno };
+    let kind = FileKind::of(source).map_err(|e| fail(Some("look at the source"))(errno_of(e)))?;
+    let tree = clone_tree(source, recursive).map_err(|e| fail(step)(errno_of(e)))?;
+    let target = target(root, dest, kind.file_type() == SFlag::S_IFDIR).map_err(fail(Some("create target")))?;
+    attach_tree(tree.as_fd(), target.as_fd()).map_err(|e| fail(step)(errno_of(e)))
+}
+
+/// Opens a bind mount's `source` (an absolute path of the host) `O_PATH`. A
+/// source inside the rootfs is resolved inside it, as a path of the container
+/// (no symlink leads out); any other is the host's, as the bundle names it.
+fn open_source(root: BorrowedFd<'_>, rootfs: &Path, source: &Path) -> Result<OwnedFd, Errno> {
+    match source.strip_prefix(rootfs) {
+        Ok(inside) => open_in_root(root, inside, OFlag::O_PATH).map_err(errno_of),
+        Err(_) => open_host(source),
+    }
+}
+
+/// Opens a path of the host `O_PATH` (following symlinks, as `mount(2)` does
+/// with a source).
+pub(super) fn open_host(path: &Path) -> Result<OwnedFd, Errno> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+        .open(path)
+        .map(OwnedFd::from)
+        .map_err(errno_of)
 }
 
 /// Applies `steps` to the mount now at `dest` (opened again: the target's
@@ -79,15 +133,4 @@ pub(super) fn target(root: BorrowedFd<'_>, dest: &Path, dir: bool) -> Result<Own
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => create_file_in_root(root, dest, 0o644).map_err(errno_of),
         other => other.map_err(errno_of),
     }
-}
-
-/// `mount(2)` onto an open target.
-pub(super) fn mount_on(
-    source: Option<&Path>,
-    target: &OwnedFd,
-    fstype: Option<&str>,
-    flags: MsFlags,
-    data: Option<&str>,
-) -> nix::Result<()> {
-    nix::mount::mount(source, proc_fd_path(target).as_str(), fstype, flags, data)
 }

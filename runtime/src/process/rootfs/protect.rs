@@ -4,19 +4,21 @@
 //! A masked file gets `/dev/null` bound over it, a masked directory an empty
 //! read-only tmpfs; a read-only path is bound onto itself and the new tree made
 //! read-only. Missing paths are skipped.
+//!
+//! Every mount here is made by descriptor (`open_tree`, `fsmount`,
+//! `move_mount`): after the pivot `/proc` is the container's, so no
+//! `/proc/self/fd/N` path is used to name a descriptor.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::mount::MsFlags;
 use nix::sys::stat::SFlag;
 
-use super::mounts::mount_on;
 use super::{RootfsError, errno_of};
-use crate::sys::inroot::{open_in_root, proc_fd_path};
-use crate::sys::mount::{MountAttr, mount_setattr};
+use crate::sys::inroot::open_in_root;
+use crate::sys::mount::{MountAttr, attach_tree, clone_tree, mount_setattr, new_filesystem};
 
 /// Opens the container's `/dev/null` and checks that it is the null device, so
 /// that no file of the image (or a symlink to one) is what masks the paths.
@@ -41,24 +43,26 @@ pub(super) fn mask(root: BorrowedFd<'_>, path: &Path, null: &OwnedFd) -> Result<
     let fail = |errno| RootfsError::Masked { path: path.into(), errno };
     let Some(target) = open_existing(root, path).map_err(fail)? else { return Ok(()) };
     let st = nix::sys::stat::fstat(target.as_raw_fd()).map_err(fail)?;
-    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
+    let cover = if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
         // A directory: cover it with an empty read-only tmpfs.
-        let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-        mount_on(Some(Path::new("tmpfs")), &target, Some("tmpfs"), flags, None).map_err(fail)
+        let attrs =
+            libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOEXEC;
+        new_filesystem(c"tmpfs", attrs)
     } else {
-        let null_path = proc_fd_path(null);
-        mount_on(Some(Path::new(&null_path)), &target, None, MsFlags::MS_BIND, None).map_err(fail)
-    }
+        clone_tree(null.as_fd(), false)
+    };
+    let cover = cover.map_err(|e| fail(errno_of(e)))?;
+    attach_tree(cover.as_fd(), target.as_fd()).map_err(|e| fail(errno_of(e)))
 }
 
 pub(super) fn readonly(root: BorrowedFd<'_>, path: &Path) -> Result<(), RootfsError> {
     let fail = |errno| RootfsError::Readonly { path: path.into(), errno };
     let Some(target) = open_existing(root, path).map_err(fail)? else { return Ok(()) };
-    let target_path = proc_fd_path(&target);
-    mount_on(Some(Path::new(&target_path)), &target, None, MsFlags::MS_BIND | MsFlags::MS_REC, None).map_err(fail)?;
-    let top = open_in_root(root, path, OFlag::O_PATH).map_err(|e| fail(errno_of(e)))?;
+    // A read-only copy of the tree at the path, attached over it.
+    let tree = clone_tree(target.as_fd(), true).map_err(|e| fail(errno_of(e)))?;
     let ro = MountAttr { set: libc::MOUNT_ATTR_RDONLY, ..MountAttr::default() };
-    mount_setattr(top.as_fd(), true, &ro).map_err(|e| fail(errno_of(e)))
+    mount_setattr(tree.as_fd(), true, &ro).map_err(|e| fail(errno_of(e)))?;
+    attach_tree(tree.as_fd(), target.as_fd()).map_err(|e| fail(errno_of(e)))
 }
 
 /// Opens `path` inside the root, `None` when it does not exist.
