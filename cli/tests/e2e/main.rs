@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod exec;
+mod hostile_exe;
 mod isolation;
 mod lifecycle;
 mod oci;

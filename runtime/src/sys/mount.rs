@@ -1,10 +1,11 @@
-//! Mount syscalls that `nix` does not wrap: `mount_setattr(2)`.
+//! Mount syscalls that `nix` does not wrap: `mount_setattr(2)` and
+//! `open_tree(2)`.
 //!
 //! (`pivot_root`, `mount`, `umount2` and `chroot` come from `nix`.)
 
 use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -40,6 +41,30 @@ pub fn mount_setattr_at(dir: BorrowedFd<'_>, name: &Path, recursive: bool, attr:
     let name = CString::new(name.as_os_str().as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
     setattr(dir, &name, libc::AT_SYMLINK_NOFOLLOW as libc::c_uint, recursive, attr)
+}
+
+/// A detached copy of the mount that `path` names, as `open_tree(2)` with
+/// `OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC` makes it: a bind mount of `path` alone
+/// (a file or a directory) that no mount namespace holds. It lives as long as
+/// a descriptor or a path (an open file, a process's executable) refers to it;
+/// once the returned descriptor is closed nobody can attach it or change its
+/// attributes any more.
+pub fn open_tree_clone(path: &CStr) -> io::Result<OwnedFd> {
+    // SAFETY: `path` is a valid NUL-terminated string that outlives the call;
+    // open_tree only reads it and returns a new descriptor or -1.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            (libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC) as libc::c_uint,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this descriptor to us; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(ret as i32) })
 }
 
 fn setattr(
