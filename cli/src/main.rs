@@ -9,6 +9,11 @@
 //!
 //! The process stays single-threaded until the container process exists: it
 //! forks, and a thread would break the child.
+//!
+//! The commands that make a container process (`create`, `run`, `exec`) first
+//! make sure amphi runs from an image no container can write, re-executing
+//! itself from one if need be, before they log or open anything
+//! ([`amphi_runtime::process::exe_guard`]).
 
 mod args;
 mod commands;
@@ -25,8 +30,14 @@ pub const VERSION_TEXT: &str = concat!("version ", env!("CARGO_PKG_VERSION"), "\
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
     let to_file = cli.log.is_some();
+    // Before the log is opened: a re-execution keeps no descriptor of ours.
+    let sealed = if makes_stages(&cli.command) { run_from_sealed_image() } else { Ok(()) };
     if let Err(e) = logging::init(cli.log.as_deref(), cli.log_format, cli.debug) {
         report(&e, false);
+        return ExitCode::FAILURE;
+    }
+    if let Err(e) = sealed {
+        report(&e, to_file);
         return ExitCode::FAILURE;
     }
     match commands::dispatch(cli) {
@@ -36,6 +47,24 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Whether `command` clones the stages of a container process, whose
+/// `/proc/<pid>/exe` a container can reach.
+fn makes_stages(command: &args::Command) -> bool {
+    matches!(command, args::Command::Create(_) | args::Command::Run(_) | args::Command::Exec(_))
+}
+
+/// Returns once amphi runs from a protected image; re-executes it from one
+/// otherwise (the same argv and environment).
+fn run_from_sealed_image() -> anyhow::Result<()> {
+    use std::os::unix::ffi::OsStringExt;
+    let argv = std::env::args_os()
+        .map(|arg| std::ffi::CString::new(arg.into_vec()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| anyhow::anyhow!("an argument holds a NUL byte"))?;
+    amphi_runtime::process::exe_guard::run_from_sealed_image(&argv)?;
+    Ok(())
 }
 
 /// Reports the error that ends the command, once.

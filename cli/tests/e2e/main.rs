@@ -5,6 +5,7 @@
 mod bad_input;
 mod exec;
 mod hostile_cwd;
+mod hostile_exe;
 mod hostile_paths;
 mod hostile_state;
 mod hostile_wasm;

@@ -3,14 +3,16 @@
 //! Each function here is a narrow, safe wrapper: it takes owned or borrowed file
 //! descriptors and Rust types, and returns `std::io::Result`. Where `nix` covers a
 //! call the rest of the crate uses `nix` directly; what `nix` lacks (fork-like
-//! `clone` with namespace flags, `openat2`, pidfds, `mount_setattr`, `close_range`, `bpf`, extended attributes,
-//! the pty and namespace ioctls)
+//! `clone` with namespace flags, `openat2`, pidfds, `mount_setattr`, `open_tree`,
+//! `execveat` with the process's own environment, `close_range`, `bpf`, extended
+//! attributes, the pty and namespace ioctls)
 //! lives here, each `unsafe` block with the reason it holds.
 
 pub mod bpf;
 pub mod caps;
 pub mod clone;
 pub mod cmdline;
+pub mod exec;
 pub mod fd;
 pub mod inroot;
 pub mod keyring;

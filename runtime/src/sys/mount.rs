@@ -56,6 +56,30 @@ pub fn mount_setattr_at(dir: BorrowedFd<'_>, name: &Path, recursive: bool, attr:
     setattr(dir, &name, libc::AT_SYMLINK_NOFOLLOW as libc::c_uint, recursive, attr)
 }
 
+/// A detached copy of the mount that `path` names, as `open_tree(2)` with
+/// `OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC` makes it: a bind mount of `path` alone
+/// (a file or a directory) that no mount namespace holds. It lives as long as
+/// a descriptor or a path (an open file, a process's executable) refers to it;
+/// once the returned descriptor is closed nobody can attach it or change its
+/// attributes any more.
+pub fn open_tree_clone(path: &CStr) -> io::Result<OwnedFd> {
+    // SAFETY: `path` is a valid NUL-terminated string that outlives the call;
+    // open_tree only reads it and returns a new descriptor or -1.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            (libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC) as libc::c_uint,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this descriptor to us; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(ret as i32) })
+}
+
 fn setattr(
     fd: BorrowedFd<'_>,
     path: &CStr,

@@ -9,13 +9,16 @@ use std::time::Duration;
 pub const USAGE: &str = "\
 usage: amphi-probe [FLAG]...
 Prints one JSON object describing the process and its view of the system, then
-acts on the flags in this order: --stdout, --stderr, --sleep, --wait-signal, --exit.
+acts on the flags in this order: --stdout, --stderr, --seize-exe, --sleep,
+--wait-signal, --exit.
   --check PATH        also report on PATH (repeatable)
   --write PATH:TEXT   write TEXT to PATH before the report (repeatable)
   --no-report         print no report
   --pretty            indent the report (default: one line)
   --stdout TEXT       print TEXT and a newline on stdout (repeatable)
   --stderr TEXT       print TEXT and a newline on stderr (repeatable)
+  --seize-exe PATH    attack the executable of another process through
+                      /proc/<pid>/exe (CVE-2019-5736) and report to PATH
   --sleep SECS        sleep (fractions allowed); 0 sleeps until killed
   --wait-signal       block until SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2
                       or SIGALRM, print {\"signal\":NAME,\"number\":N}, exit 128+N
@@ -38,6 +41,7 @@ pub struct Options {
     pub writes: Vec<(PathBuf, Vec<u8>)>,
     pub stdout: Vec<OsString>,
     pub stderr: Vec<OsString>,
+    pub seize_exe: Option<PathBuf>,
     pub sleep: Option<Sleep>,
     pub wait_signal: bool,
     pub exit: Option<u8>,
@@ -53,6 +57,7 @@ impl Default for Options {
             writes: Vec::new(),
             stdout: Vec::new(),
             stderr: Vec::new(),
+            seize_exe: None,
             sleep: None,
             wait_signal: false,
             exit: None,
@@ -81,6 +86,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Options, String
             "--pretty" => options.pretty = true,
             "--stdout" => options.stdout.push(value("--stdout")?),
             "--stderr" => options.stderr.push(value("--stderr")?),
+            "--seize-exe" => options.seize_exe = Some(value("--seize-exe")?.into()),
             "--sleep" => options.sleep = Some(parse_sleep(&value("--sleep")?)?),
             "--wait-signal" => options.wait_signal = true,
             "--exit" => options.exit = Some(parse_exit(&value("--exit")?)?),
@@ -158,6 +164,7 @@ mod tests {
             "--stdout",
             "out",
             "--stderr=err",
+            "--seize-exe=/tmp/seized",
             "--sleep",
             "0.25",
             "--wait-signal",
@@ -169,6 +176,7 @@ mod tests {
         assert!(!options.report && options.pretty && options.wait_signal);
         assert_eq!(options.stdout, [OsString::from("out")]);
         assert_eq!(options.stderr, [OsString::from("err")]);
+        assert_eq!(options.seize_exe, Some(PathBuf::from("/tmp/seized")));
         assert_eq!(options.sleep, Some(Sleep::For(Duration::from_millis(250))));
         assert_eq!(options.exit, Some(7));
     }

@@ -19,7 +19,8 @@
 //! `checks` (one per `--check`, see [`check::check`]) and `writes` (one per `--write`).
 //!
 //! After the report the flags act in a fixed order: `--stdout`, `--stderr`,
-//! `--sleep`, `--wait-signal`, `--exit` (see [`flags::USAGE`]).
+//! `--seize-exe` (an attacker, see [`seize`]), `--sleep`, `--wait-signal`,
+//! `--exit` (see [`flags::USAGE`]).
 //!
 //! ## Waiting for a signal as pid 1
 //! The kernel drops a signal sent to a pid namespace's init when its action is
@@ -33,6 +34,7 @@ mod check;
 mod flags;
 mod procfs;
 mod report;
+mod seize;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -104,6 +106,10 @@ fn run(options: &Options) -> Result<u8, String> {
         writeln!(stderr).map_err(|e| format!("write to stderr: {e}"))?;
     }
     drop(stderr);
+
+    if let Some(report) = &options.seize_exe {
+        seize::seize_exe(report)?;
+    }
 
     match options.sleep {
         Some(Sleep::For(duration)) => std::thread::sleep(duration),
