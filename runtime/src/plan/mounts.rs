@@ -99,11 +99,11 @@ pub struct SetAttr {
 pub enum MountKind {
     /// `bind`/`rbind` or type `bind`.
     Bind {
-        /// Absolute path on the host.
+        /// Absolute path on the host (checked to exist when the bundle is
+        /// loaded). Inside the rootfs, it is resolved inside it when mounted;
+        /// the target is made a directory or a file to match what it opens.
         source: PathBuf,
         recursive: bool,
-        /// The source is a directory, so the target is one (else a file).
-        source_is_dir: bool,
     },
     /// Type `cgroup`: the container's view of the cgroup hierarchies, shaped at
     /// run time after the host's (v2, or v1/hybrid as a tmpfs of hierarchies).
@@ -289,14 +289,14 @@ fn plan_mount(i: usize, m: &oci_spec::runtime::Mount, ctx: &MountContext) -> Res
         let source = m.source().as_ref().filter(|s| !s.as_os_str().is_empty());
         let source = source.ok_or_else(|| PlanError::new(field("source"), "a bind mount needs a source"))?;
         let source = if source.is_absolute() { source.clone() } else { ctx.bundle.join(source) };
-        let meta = std::fs::metadata(&source).map_err(|e| {
+        std::fs::metadata(&source).map_err(|e| {
             let reason = match e.kind() {
                 std::io::ErrorKind::NotFound => format!("{} does not exist", source.display()),
                 _ => format!("{}: {e}", source.display()),
             };
             PlanError::new(field("source"), reason)
         })?;
-        MountKind::Bind { source, recursive: opts.bind == Some(Bind::Recursive), source_is_dir: meta.is_dir() }
+        MountKind::Bind { source, recursive: opts.bind == Some(Bind::Recursive) }
     } else if typ.is_empty() {
         return Err(PlanError::new(field("type"), "missing (and the options name no bind)"));
     } else if typ == "cgroup" {
@@ -487,10 +487,7 @@ mod tests {
         );
         let p = RootfsPlan::new(&s, "/rootfs".into(), &ctx(bundle.path())).unwrap();
         assert_eq!(p.mounts[0].destination, Path::new("/data"), "a relative destination is read from /");
-        assert_eq!(
-            p.mounts[0].kind,
-            MountKind::Bind { source: bundle.path().join("data"), recursive: true, source_is_dir: true }
-        );
+        assert_eq!(p.mounts[0].kind, MountKind::Bind { source: bundle.path().join("data"), recursive: true });
         assert_eq!(
             p.mounts[0].setattr,
             vec![SetAttr {
@@ -498,10 +495,7 @@ mod tests {
                 attr: MountAttr { set: libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NOSUID, ..MountAttr::default() }
             }]
         );
-        assert_eq!(
-            p.mounts[1].kind,
-            MountKind::Bind { source: bundle.path().join("file"), recursive: false, source_is_dir: false }
-        );
+        assert_eq!(p.mounts[1].kind, MountKind::Bind { source: bundle.path().join("file"), recursive: false });
         assert!(p.mounts[1].setattr.is_empty(), "a bind without options is one mount call");
     }
 

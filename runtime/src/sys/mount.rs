@@ -13,10 +13,9 @@
 //!
 //! (`pivot_root`, `mount`, `umount2` and `chroot` come from `nix`.)
 
-use std::ffi::{CStr, CString};
+use std::ffi::CStr;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use nix::fcntl::OFlag;
@@ -44,16 +43,6 @@ impl MountAttr {
 /// on top of, and with `recursive` to every mount below it.
 pub fn mount_setattr(fd: BorrowedFd<'_>, recursive: bool, attr: &MountAttr) -> io::Result<()> {
     setattr(fd, c"", libc::AT_EMPTY_PATH as libc::c_uint, recursive, attr)
-}
-
-/// Like [`mount_setattr`], for the mount on `name` in the directory `dir`: one
-/// lookup that crosses into whatever is mounted there, following no symlink.
-/// For directories the runtime made itself, where nothing can have replaced
-/// `name` since.
-pub fn mount_setattr_at(dir: BorrowedFd<'_>, name: &Path, recursive: bool, attr: &MountAttr) -> io::Result<()> {
-    let name = CString::new(name.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
-    setattr(dir, &name, libc::AT_SYMLINK_NOFOLLOW as libc::c_uint, recursive, attr)
 }
 
 /// A detached copy of the mount that `path` names, as `open_tree(2)` with
