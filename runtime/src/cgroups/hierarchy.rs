@@ -14,6 +14,11 @@ pub const CGROUP_ROOT: &str = libcgroups::common::DEFAULT_CGROUP_ROOT;
 
 const MOUNTINFO: &str = "/proc/self/mountinfo";
 
+/// Where a hybrid host mounts its (controller-less) cgroup2 tree.
+pub fn hybrid_unified() -> PathBuf {
+    Path::new(CGROUP_ROOT).join("unified")
+}
+
 /// The name of the cgroup2 hierarchy in messages and records.
 pub const UNIFIED: &str = "unified";
 
@@ -59,7 +64,7 @@ impl Hierarchies {
                 if v1.is_empty() {
                     return Err(CgroupError::NoV1Hierarchy { path: MOUNTINFO.into() });
                 }
-                let unified = (layout == Layout::Hybrid).then(|| root.join("unified"));
+                let unified = (layout == Layout::Hybrid).then(hybrid_unified);
                 Ok(Self { v1, unified })
             }
         }

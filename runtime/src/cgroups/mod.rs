@@ -65,7 +65,7 @@ mod path;
 mod removal;
 mod resources;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::fmt;
 use std::fs;
@@ -80,7 +80,7 @@ use oci_spec::runtime::LinuxResources;
 
 use freezer::Freezer;
 use hierarchy::Hierarchies;
-pub use ownership::Mark;
+pub use ownership::{Anchor, Mark};
 use removal::remove_made;
 
 pub use oom::OomWatch;
@@ -383,7 +383,7 @@ impl Cgroup {
     }
 
     /// The cgroup's directory in every hierarchy: v1 ones first, cgroup2 last.
-    fn dirs(&self) -> impl Iterator<Item = PathBuf> + '_ {
+    pub(crate) fn dirs(&self) -> impl Iterator<Item = PathBuf> + '_ {
         self.named_dirs().map(|(_, dir)| dir)
     }
 

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 use nix::unistd::Pid;
 
-use super::{Cgroup, CgroupError, collect_pids, proc_dir};
+use super::{Cgroup, CgroupError, Layout, collect_pids, hierarchy, proc_dir};
 use crate::sys::xattr;
 
 const TRUSTED: &str = "trusted.amphi.container";
@@ -102,6 +102,74 @@ pub fn clear(dir: &Path, owner: &str) {
     }
 }
 
+/// Where a cgroup says whose it is and which processes are in it: its
+/// directory in the cgroup2 tree where one is mounted, else in the v1 hierarchy
+/// whose processes amphi lists (freezer). Found from the layout alone where
+/// cgroup2 is mounted, without reading the mount table, so that checking a
+/// container's init on every command costs a few syscalls.
+#[derive(Debug)]
+pub struct Anchor {
+    /// The cgroup path, clean.
+    path: PathBuf,
+    dir: PathBuf,
+    /// The v1 hierarchy's controllers, when there is no cgroup2.
+    v1: Option<Vec<String>>,
+}
+
+impl Anchor {
+    /// The anchor of the cgroup at `path`; the root cgroup is refused.
+    pub fn of(path: &Path) -> Result<Self, CgroupError> {
+        let clean = super::path::clean(path);
+        let relative = clean.strip_prefix("/").unwrap_or(&clean).to_owned();
+        let unified = match super::layout()? {
+            Layout::V2 => Path::new(hierarchy::CGROUP_ROOT).to_owned(),
+            Layout::Hybrid => hierarchy::hybrid_unified(),
+            Layout::V1 => return Ok(Cgroup::open(path)?.anchor()),
+        };
+        if relative.as_os_str().is_empty() {
+            return Err(CgroupError::BadPath { path: path.to_owned(), reason: "names the root cgroup" });
+        }
+        Ok(Self { dir: unified.join(relative), path: clean, v1: None })
+    }
+
+    /// The cgroup path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// What the directory's mark says about `owner`.
+    pub fn mark_of(&self, owner: &str) -> Mark {
+        read(&self.dir, owner)
+    }
+
+    /// Whether process `pid` is in this cgroup or a cgroup below it, as the
+    /// kernel says (`/proc/<pid>/cgroup`, in this anchor's hierarchy).
+    pub fn holds(&self, pid: Pid) -> Result<bool, CgroupError> {
+        let file = proc_dir(pid).join("cgroup");
+        let text = fs::read_to_string(&file).map_err(CgroupError::io("read", &file))?;
+        let mut mounted: Vec<&str> = self.v1.iter().flatten().map(String::as_str).collect();
+        mounted.sort_unstable();
+        for line in text.lines() {
+            let mut fields = line.splitn(3, ':');
+            let (Some(id), Some(controllers), Some(path)) = (fields.next(), fields.next(), fields.next()) else {
+                continue;
+            };
+            let this_one = match &self.v1 {
+                None => id == "0" && controllers.is_empty(),
+                Some(_) => {
+                    let mut listed: Vec<&str> = controllers.split(',').collect();
+                    listed.sort_unstable();
+                    listed == mounted
+                }
+            };
+            if this_one {
+                return Ok(Path::new(path).starts_with(&self.path));
+            }
+        }
+        Ok(false)
+    }
+}
+
 impl Cgroup {
     /// The cgroup at `path`, belonging to `owner` (the container's state
     /// directory): a hierarchy counts as made by amphi ([`Cgroup::remove`]
@@ -144,39 +212,13 @@ impl Cgroup {
     /// What the mark of the cgroup's directory says about `owner`, in the
     /// hierarchy [`Cgroup::holds`] reads.
     pub fn mark_of(&self, owner: &str) -> Mark {
-        read(&self.anchor_dir(), owner)
+        self.anchor().mark_of(owner)
     }
 
-    /// Whether process `pid` is in this cgroup or a cgroup below it, as the
-    /// kernel says (`/proc/<pid>/cgroup`): in the cgroup2 tree where one is
-    /// mounted, else in the v1 hierarchy whose processes amphi lists.
+    /// Whether process `pid` is in this cgroup or a cgroup below it
+    /// ([`Anchor::holds`]).
     pub fn holds(&self, pid: Pid) -> Result<bool, CgroupError> {
-        let file = proc_dir(pid).join("cgroup");
-        let text = fs::read_to_string(&file).map_err(CgroupError::io("read", &file))?;
-        let v1 = match &self.hierarchies.unified {
-            Some(_) => None,
-            None => self.hierarchies.v1_with("freezer").or(self.hierarchies.v1.first()),
-        };
-        for line in text.lines() {
-            let mut fields = line.splitn(3, ':');
-            let (Some(id), Some(controllers), Some(path)) = (fields.next(), fields.next(), fields.next()) else {
-                continue;
-            };
-            let this_one = match v1 {
-                None => id == "0" && controllers.is_empty(),
-                Some(h) => {
-                    let mut listed: Vec<&str> = controllers.split(',').collect();
-                    let mut mounted: Vec<&str> = h.subsystems.iter().map(String::as_str).collect();
-                    listed.sort_unstable();
-                    mounted.sort_unstable();
-                    listed == mounted
-                }
-            };
-            if this_one {
-                return Ok(Path::new(path).starts_with(&self.path));
-            }
-        }
-        Ok(false)
+        self.anchor().holds(pid)
     }
 
     /// Whether amphi made the directory of hierarchy `name`.
@@ -189,13 +231,16 @@ impl Cgroup {
         self.named_dirs().any(|(name, d)| d == dir && self.made(&name))
     }
 
-    /// The directory whose mark tells whose the cgroup is: the cgroup2 one where
-    /// cgroup2 is mounted, else the one that lists the processes.
-    pub(super) fn anchor_dir(&self) -> PathBuf {
-        match &self.hierarchies.unified {
-            Some(unified) => unified.join(self.relative()),
-            None => self.procs_dir(),
-        }
+    /// The cgroup's [`Anchor`].
+    pub(super) fn anchor(&self) -> Anchor {
+        let (dir, v1) = match &self.hierarchies.unified {
+            Some(unified) => (unified.join(self.relative()), None),
+            None => {
+                let h = self.hierarchies.v1_with("freezer").or(self.hierarchies.v1.first());
+                (self.procs_dir(), h.map(|h| h.subsystems.clone()))
+            }
+        };
+        Anchor { path: self.path.clone(), dir, v1 }
     }
 
     /// Refuses an existing directory `dir` (not `new`) of hierarchy `name` that
@@ -240,7 +285,7 @@ mod tests {
     fn side_hierarchy(cgroup: &Cgroup) -> (String, PathBuf) {
         match cgroup.hierarchies.v1_with("memory") {
             Some(h) => (h.name(), h.mount.join(cgroup.relative())),
-            None => (UNIFIED.to_owned(), cgroup.anchor_dir()),
+            None => (UNIFIED.to_owned(), cgroup.anchor().dir),
         }
     }
 

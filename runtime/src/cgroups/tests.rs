@@ -22,7 +22,7 @@ use super::*;
 use crate::sys::proc::ProcStat;
 
 #[expect(clippy::print_stderr, reason = "a skipped test says why")]
-pub(super) fn root_or_skip(test: &str) -> bool {
+pub(crate) fn root_or_skip(test: &str) -> bool {
     if nix::unistd::geteuid().is_root() {
         return true;
     }
@@ -32,10 +32,10 @@ pub(super) fn root_or_skip(test: &str) -> bool {
 }
 
 /// The container the test cgroups belong to (a state directory, as for amphi).
-pub(super) const OWNER: &str = "/run/amphi-test/owner";
+pub(crate) const OWNER: &str = "/run/amphi-test/owner";
 
 /// A cgroup path of this test's own: `/amphi-test-<pid>-<name>/c`.
-pub(super) fn test_path(name: &str) -> PathBuf {
+pub(crate) fn test_path(name: &str) -> PathBuf {
     PathBuf::from(format!("/amphi-test-{}-{name}/c", std::process::id()))
 }
 
@@ -57,7 +57,7 @@ fn assert_gone(cgroup: &Cgroup) {
 
 /// A cgroup removed (with the test's parent directories) however the test ends,
 /// so that a failing test leaves nothing behind either.
-pub(super) struct Removed(Cgroup);
+pub(crate) struct Removed(Cgroup);
 
 impl std::ops::Deref for Removed {
     type Target = Cgroup;
@@ -75,24 +75,24 @@ impl Drop for Removed {
     }
 }
 
-pub(super) fn create(path: &Path, resources: Option<&LinuxResources>) -> Removed {
+pub(crate) fn create(path: &Path, resources: Option<&LinuxResources>) -> Removed {
     Removed(Cgroup::create(path, resources, OWNER).unwrap())
 }
 
 /// A child process that is killed and reaped however the test ends.
-pub(super) struct Sleeper(Child);
+pub(crate) struct Sleeper(Child);
 
 impl Sleeper {
-    pub(super) fn spawn() -> Self {
+    pub(crate) fn spawn() -> Self {
         Self(Command::new("/bin/sleep").arg("60").spawn().expect("spawn /bin/sleep"))
     }
 
-    pub(super) fn pid(&self) -> Pid {
+    pub(crate) fn pid(&self) -> Pid {
         Pid::from_raw(self.0.id() as i32)
     }
 
     /// Waits for the child to end, at most 5 s, and returns the signal that ended it.
-    pub(super) fn wait_signal(&mut self) -> Option<i32> {
+    pub(crate) fn wait_signal(&mut self) -> Option<i32> {
         use std::os::unix::process::ExitStatusExt;
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(5) {

@@ -48,7 +48,7 @@ use std::path::{Path, PathBuf};
 use nix::unistd::Pid;
 
 use super::Error;
-use crate::cgroups::{Cgroup, Mark};
+use crate::cgroups::{Anchor, Cgroup, Mark};
 use crate::id::ContainerId;
 use crate::process::barrier;
 use crate::state::{Record, Status};
@@ -109,8 +109,8 @@ fn find_init(record: &Record, dir: &Path) -> Init {
     if record.cgroup_skipped {
         return Init::Alive(LiveInit { pidfd, pid });
     }
-    let cgroup = match Cgroup::open(&record.cgroup_path) {
-        Ok(cgroup) => cgroup,
+    let cgroup = match Anchor::of(&record.cgroup_path) {
+        Ok(anchor) => anchor,
         Err(e) => return Init::Foreign { pid: record.pid, why: e.to_string() },
     };
     let shown = cgroup.path().display();
@@ -176,4 +176,81 @@ fn config_paths(record: &Record, dir: &Path) -> Vec<PathBuf> {
     let Ok(spec) = oci_spec::runtime::Spec::load(dir.join(super::exec::CONFIG)) else { return Vec::new() };
     let given = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
     Cgroup::candidate_paths(given.as_deref(), &record.id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cgroups::tests::{Sleeper, root_or_skip, test_path};
+
+    /// A cgroup made for the container whose state directory is `dir`, removed
+    /// (with the test's parent directory) however the test ends.
+    struct Made(Cgroup);
+
+    impl Made {
+        fn new(name: &str, dir: &Path) -> Self {
+            Self(Cgroup::create(&test_path(name), None, &owner(dir)).unwrap())
+        }
+    }
+
+    impl Drop for Made {
+        fn drop(&mut self) {
+            let _ = self.0.remove();
+            let parent = self.0.path().parent().unwrap().to_owned();
+            for dir in Cgroup::open(&parent).unwrap().dirs() {
+                let _ = std::fs::remove_dir(dir);
+            }
+        }
+    }
+
+    /// A record of the container whose init is `pid`, in `cgroup`, whose config
+    /// (in `dir`) names that cgroup.
+    fn record_of(pid: Pid, cgroup: &Cgroup, dir: &Path) -> Record {
+        let config = serde_json::json!({"ociVersion": "1.2.0", "linux": {"cgroupsPath": cgroup.path()}});
+        std::fs::write(dir.join(super::super::exec::CONFIG), config.to_string()).unwrap();
+        let mut record = Record::sample("x");
+        record.pid = pid.as_raw();
+        record.start_time = ProcStat::read(pid).unwrap().start_time;
+        record.cgroup_path = cgroup.path().to_owned();
+        record.cgroup_created = cgroup.created().to_vec();
+        record
+    }
+
+    #[test]
+    fn only_a_process_in_the_containers_marked_cgroup_is_its_init() {
+        if !root_or_skip("only_a_process_in_the_containers_marked_cgroup_is_its_init") {
+            return;
+        }
+        let (dir, other_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (ours, theirs) = (Made::new("identity", dir.path()), Made::new("identity-other", other_dir.path()));
+        let (init, host, other) = (Sleeper::spawn(), Sleeper::spawn(), Sleeper::spawn());
+        ours.0.add_process(init.pid()).unwrap();
+        theirs.0.add_process(other.pid()).unwrap();
+        if ours.0.mark_of(&owner(dir.path())) == Mark::Unsupported {
+            return; // No attributes on this kernel's cgroupfs: the config alone says.
+        }
+
+        let record = record_of(init.pid(), &ours.0, dir.path());
+        assert!(matches!(inspect(&record, dir.path()), (Init::Alive(_), Status::Running)));
+        // A host process, with its own true start time, is not the init.
+        let (found, status) = inspect(&record_of(host.pid(), &ours.0, dir.path()), dir.path());
+        assert!(matches!(found, Init::Foreign { .. }), "{found:?}");
+        assert_eq!(status, Status::Stopped);
+        // The right pid with another start time: a reuse; the init is gone.
+        let reused = Record { start_time: record.start_time + 1, ..record.clone() };
+        assert!(matches!(inspect(&reused, dir.path()), (Init::Gone, Status::Stopped)));
+        // Another container's init and cgroup, config included: its mark says no.
+        let borrowed = record_of(other.pid(), &theirs.0, dir.path());
+        assert!(matches!(inspect(&borrowed, dir.path()).0, Init::Foreign { .. }));
+        let refused = container_cgroup(&borrowed, dir.path(), &Init::Gone, "kill");
+        assert!(matches!(refused, Err(Error::ForeignCgroup { .. })), "{refused:?}");
+        // Its own cgroup, once the init is not verified: made by amphi for it.
+        let record = record_of(init.pid(), &ours.0, dir.path());
+        let cgroup = container_cgroup(&record, dir.path(), &Init::Gone, "kill").unwrap();
+        assert!(cgroup.procs_created());
+        // A record that names a path its config does not give is refused.
+        let moved = Record { cgroup_path: theirs.0.path().to_owned(), ..record };
+        let refused = container_cgroup(&moved, dir.path(), &Init::Gone, "kill");
+        assert!(matches!(refused, Err(Error::ForeignCgroup { .. })), "{refused:?}");
+    }
 }
