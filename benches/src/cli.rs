@@ -14,7 +14,9 @@ pub struct Options {
     #[arg(long, value_name = "PATH")]
     pub amphi: Option<PathBuf>,
     /// A peer runtime with runc's command line, as NAME=PATH (repeatable). runc,
-    /// crun and youki are also looked up on PATH and in ~/.cargo/bin.
+    /// crun and youki are also looked up on PATH and in ~/.cargo/bin. A name
+    /// that starts with `amphi-` is another build of amphi (an A/B run): it gets
+    /// amphi's wasm-cache flags.
     #[arg(long = "runtime", value_name = "NAME=PATH")]
     pub runtimes: Vec<String>,
     /// Do not look for peers on PATH: only amphi and the --runtime ones.

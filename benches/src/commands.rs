@@ -1,6 +1,8 @@
 //! Commands that run no workload: `--version`, `state`, `list`, `kill`. They
 //! show what a runtime pays on every call for its binary alone (a large binary,
-//! a re-exec from a sealed copy, a linked-in engine).
+//! a re-exec from a sealed copy, a linked-in engine). And `exec` of `/bin/true`
+//! into the running container: the cost of joining a container, which is where
+//! a runtime pays for protecting its binary from the container.
 
 use std::process::Stdio;
 
@@ -15,8 +17,8 @@ use crate::workload::{CacheChoice, Idle, Workloads};
 pub const SECTION: &str = "commands";
 
 /// Per round and OCI runtime: `--version`; then, with one running idle
-/// container, `state ID`, `list`, `kill ID KILL` (the container is then waited
-/// for and deleted outside the timing).
+/// container, `state ID`, `list`, `exec ID /bin/true`, `kill ID KILL` (the
+/// container is then waited for and deleted outside the timing).
 pub fn measure(plan: &Plan, bench: &mut Bench, workloads: &Workloads, results: &mut Results) -> anyhow::Result<()> {
     for round in 0..plan.warmup + plan.iterations {
         let warming = round < plan.warmup;
@@ -40,6 +42,8 @@ pub fn measure(plan: &Plan, bench: &mut Bench, workloads: &Workloads, results: &
                 let measured = (|| -> anyhow::Result<()> {
                     times.push(("state", ms(timed(&mut runtime.oci(&[], ["state", id.as_str()]), &bench.err)?)));
                     times.push(("list", ms(timed(&mut runtime.oci(&[], ["list"]), &bench.err)?)));
+                    let mut exec = runtime.oci(&[], ["exec", id.as_str(), "/bin/true"]);
+                    times.push(("exec", ms(timed(&mut exec, &bench.err)?)));
                     times.push(("kill", ms(timed(&mut runtime.oci(&[], ["kill", id.as_str(), "KILL"]), &bench.err)?)));
                     Ok(())
                 })();
@@ -48,7 +52,7 @@ pub fn measure(plan: &Plan, bench: &mut Bench, workloads: &Workloads, results: &
             })?;
             let times = results.keep(&name, "no workload", "commands", times)?.unwrap_or_else(|| {
                 // A gap (NaN) keeps run i in round i.
-                ["--version", "state", "list", "kill"].into_iter().map(|m| (m, f64::NAN)).collect()
+                ["--version", "state", "list", "exec", "kill"].into_iter().map(|m| (m, f64::NAN)).collect()
             });
             if !warming {
                 for (measure, value) in times {

@@ -131,7 +131,7 @@ pub fn baseline_name(plan: &Plan, bench: &Bench) -> String {
 
 const SECTIONS: [(&str, &str); 7] = [
     ("lifecycle", "Lifecycle (ms): `run`, and create / start / wait / delete as separate commands"),
-    ("commands", "Commands that run no workload (ms)"),
+    ("commands", "Commands that run no workload, and `exec` of /bin/true into a running container (ms)"),
     ("runtime-rss", "Peak RSS of the runtime's command (MiB; wait4 rusage, covering the processes it waited for)"),
     ("container-memory", "Memory of one running idle container (MiB; its processes' VmRSS, VmHWM, Pss)"),
     ("density", "Density: N idle containers (per container, MiB; create+start in ms per container)"),

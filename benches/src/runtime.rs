@@ -50,6 +50,13 @@ impl Runtime {
         self.name == "amphi"
     }
 
+    /// amphi, or another build of it given as `--runtime amphi-NAME=PATH` for
+    /// an A/B run: it takes amphi's flags (the wasm cache), so that its cold
+    /// and warm runs are what they say.
+    pub fn is_amphi_build(&self) -> bool {
+        self.is_amphi() || self.name.starts_with("amphi-")
+    }
+
     pub fn is_oci(&self) -> bool {
         self.kind == Kind::Oci
     }

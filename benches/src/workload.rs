@@ -330,7 +330,7 @@ impl Workloads {
                     Workload::CliWarm => &self.cli.as_ref()?.warm,
                     Workload::CliCold => &self.cli.as_ref()?.cold,
                 };
-                let cache = match (runtime.is_amphi() && workload.is_wasm(), workload.is_cold()) {
+                let cache = match (runtime.is_amphi_build() && workload.is_wasm(), workload.is_cold()) {
                     (false, _) => CacheChoice::None,
                     (true, false) => CacheChoice::Warm(self.warm_cache.clone()),
                     (true, true) => CacheChoice::Cold(self.cold_caches.clone()),
@@ -373,7 +373,7 @@ impl Workloads {
             Idle::Wasm => &self.wasm_sleep,
             Idle::Cli => &self.cli.as_ref()?.sleep,
         };
-        let cache = if runtime.is_amphi() && idle == Idle::Wasm {
+        let cache = if runtime.is_amphi_build() && idle == Idle::Wasm {
             CacheChoice::Warm(self.warm_cache.clone())
         } else {
             CacheChoice::None

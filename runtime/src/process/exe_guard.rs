@@ -14,7 +14,9 @@
 //! `ETXTBSY`) reopens it for writing through `/proc/self/fd/N`: the next
 //! `amphi` anyone runs on the host is the attacker's program, as root.
 //! Making the stages non-dumpable does not stop that, nor does anything that
-//! only shortens a window.
+//! only shortens a window: a `#!` line, an entrypoint swapped for a link to
+//! `/proc/self/exe` after it was checked, or a pod's neighbour watching
+//! `/proc` all end with amphi running as a process of the container.
 //!
 //! ## The protection: amphi runs from an image nobody can write
 //! [`run_from_sealed_image`] runs first in every command that makes a stage
@@ -64,19 +66,27 @@
 //! identity ([`may_show`], [`show_if_harmless`]).
 //!
 //! ## Cost
-//! For `create`, `run` and `exec`: a second `execve` of amphi (a static
-//! binary, so no loader runs) and four syscalls, measured in the harness at
-//! well under a millisecond a command (see the README's benchmarks). The memfd
-//! fallback copies the binary, tens of megabytes, in the kernel on every
-//! command. The other commands make no stage and pay nothing.
+//! For `create`, `run` and `exec`: a second `execve` of amphi and four
+//! syscalls. amphi is a static binary, so no loader runs, but it is a large
+//! static-pie one (29 MB): starting it again costs its relocations' page
+//! faults (about 290) on top of the `execve`. On the project's 2-core VM the
+//! harness measured 1 to 2 ms a command, paired medians against the build
+//! before (`benches/runs/2026-12-03-vm-exe-guard/`): `create` of a native
+//! `/bin/true` +2.0 ms (1.21x), `run` +1.1 ms (1.08x), `exec` +1.9 ms
+//! (1.31x); `start` and the commands that make no stage pay nothing. The
+//! memfd fallback also copies the binary in the kernel on every such command.
+//! What would make it cheaper: a command could skip it when the container cannot
+//! write the binary in any case (a user namespace that maps neither its owner
+//! nor a group that may write it), which needs the spec before the re-exec.
 //!
 //! ## What is left
 //! - `/proc/<pid>/exe` of a protected process reads as `/`, and `ps` shows its
 //!   argv unchanged.
 //! - Before it re-executes, the command runs from the installed binary for a
-//!   moment. Only a process that may ptrace it (root with `CAP_SYS_PTRACE` in the
-//!   host's user namespace, sharing the host's pid namespace) could open its
-//!   `/proc/<pid>/exe` then, and such a process owns the host anyway.
+//!   moment. Only a process that may ptrace it could open its `/proc/<pid>/exe`
+//!   then: one in the host's pid namespace that is root in the host's user
+//!   namespace with `CAP_SYS_PTRACE` or with every capability amphi has, which
+//!   owns the host anyway.
 //! - A container granted `CAP_SYS_PTRACE` without a user namespace of its own
 //!   may ptrace a non-dumpable stage in its pid namespace, above all the init
 //!   of a wasm container, which is amphi for its life. It cannot write amphi's
