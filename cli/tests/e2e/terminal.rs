@@ -334,7 +334,10 @@ fn exec_tty_in_the_foreground_relays_a_real_terminal() {
     case.ok(&["start", &id]);
     let size = nix::pty::Winsize { ws_row: 25, ws_col: 81, ws_xpixel: 0, ws_ypixel: 0 };
     let pty = nix::pty::openpty(Some(&size), None).expect("openpty");
-    let script = "read x; /bin/busybox stty size; echo exec:$x; exit 4";
+    // Under load runc's exec may hand the shell its terminal a moment late
+    // (stty then fails); retry a few times, the size must still be the host's.
+    let script = "read x; for i in 1 2 3 4 5 6 7 8 9 10; do /bin/busybox stty size && break; sleep 0.1; done; \
+                  echo exec:$x; exit 4";
     let mut child = on_a_pty(&case, &["exec", "--tty", &id, "/bin/sh", "-c", script], &pty.slave);
     write_pty(&pty.master, "hi\r");
     let text = read_until(&pty.master, "exec:hi");
