@@ -57,7 +57,7 @@
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -285,14 +285,15 @@ impl Cache {
 
     /// Opens `name` in the directory (never following a symlink) with `flags`.
     fn open_entry(&self, name: &str, flags: OFlag, mode: u32) -> io::Result<File> {
-        let fd = nix::fcntl::openat(
-            Some(self.fd.as_raw_fd()),
-            name,
-            flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        let resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
+        let fd = amphi_runtime::sys::inroot::openat2(
+            self.fd.as_fd(),
+            Path::new(name),
+            flags,
             Mode::from_bits_truncate(mode),
+            resolve,
         )?;
-        // SAFETY: openat returned a fresh descriptor that nothing else owns.
-        Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+        Ok(File::from(fd))
     }
 
     /// Reads and verifies `key`'s entry: `Ok(None)` when there is none,
