@@ -38,9 +38,9 @@ pub const HANDLER: &str = "run.oci.handler";
 /// The wasm image variant annotation (from the image spec's compat work).
 pub const VARIANT: &str = "module.wasm.image/variant";
 
-/// Every annotation key that changes how a workload runs: `features` lists
-/// them as potentially unsafe, as crun does.
-pub const WASM_ANNOTATIONS: &[&str] = &[HANDLER, VARIANT];
+/// Every annotation key amphi reads, each of which changes how a workload
+/// runs: `features` lists them as potentially unsafe, as crun does.
+pub const WASM_ANNOTATIONS: &[&str] = &[CONTAINER_TYPE, HANDLER, VARIANT, crate::wasm::PREOPENS_ANNOTATION];
 
 /// What the annotations say, before the content is known.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

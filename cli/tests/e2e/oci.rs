@@ -755,7 +755,13 @@ fn features_document_is_valid() {
     if runtime().is_amphi {
         assert_eq!(doc["ociVersionMax"], "1.2.1");
         let unsafe_keys = &doc["potentiallyUnsafeConfigAnnotations"];
-        for key in ["run.oci.handler", "module.wasm.image/variant"] {
+        let read = [
+            "io.kubernetes.cri.container-type",
+            "run.oci.handler",
+            "module.wasm.image/variant",
+            "org.amphi.wasm.preopens",
+        ];
+        for key in read {
             assert!(unsafe_keys.as_array().is_some_and(|k| k.contains(&json!(key))), "{doc}");
         }
         assert_eq!(linux["mountExtensions"]["idmap"]["enabled"], false);
