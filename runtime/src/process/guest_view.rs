@@ -56,14 +56,16 @@ pub(crate) fn enter(stage: Stage) -> Result<(), StageFailure> {
         .map_err(|e| fail("unshare the mount namespace", Some(e as i32), e.desc().to_lowercase()))?;
     nix::mount::mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_SLAVE, None::<&str>)
         .map_err(|e| fail("make the view a slave", Some(e as i32), e.desc().to_lowercase()))?;
-    let proc =
-        trusted_procfs().map_err(|e| fail("find a procfs to read the mount list", e.raw_os_error(), lower(&e)))?;
-    let mounts = procfs_mounts(&proc).map_err(|e| fail("read the mount list", e.raw_os_error(), lower(&e)))?;
+    let proc = trusted_procfs()
+        .map_err(|e| fail("find a procfs to read the mount list", e.raw_os_error(), crate::sys::errno_text(&e)))?;
+    let mounts =
+        procfs_mounts(&proc).map_err(|e| fail("read the mount list", e.raw_os_error(), crate::sys::errno_text(&e)))?;
     for mount_point in outermost(&mounts) {
         nix::mount::umount2(mount_point, MntFlags::MNT_DETACH | MntFlags::UMOUNT_NOFOLLOW)
             .map_err(|e| fail(&format!("detach {}", mount_point.display()), Some(e as i32), e.desc().to_lowercase()))?;
     }
-    let left = procfs_mounts(&proc).map_err(|e| fail("read the mount list", e.raw_os_error(), lower(&e)))?;
+    let left =
+        procfs_mounts(&proc).map_err(|e| fail("read the mount list", e.raw_os_error(), crate::sys::errno_text(&e)))?;
     if let Some(first) = left.first() {
         return Err(fail("check", None, format!("a procfs is still mounted at {}", first.display())));
     }
@@ -112,13 +114,6 @@ fn outermost(points: &[PathBuf]) -> Vec<&Path> {
         }
     }
     out
-}
-
-fn lower(e: &std::io::Error) -> String {
-    match e.raw_os_error() {
-        Some(errno) => nix::errno::Errno::from_raw(errno).desc().to_lowercase(),
-        None => e.to_string(),
-    }
 }
 
 #[cfg(test)]

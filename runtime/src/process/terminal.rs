@@ -49,7 +49,7 @@ pub(crate) fn attach(
     let fail = |what: &str, errno: Option<i32>, cause: String| {
         StageFailure::new(stage, "terminal", errno, format!("process.terminal: {what}: {cause}"))
     };
-    let sys = |what: &'static str| move |e: std::io::Error| fail(what, e.raw_os_error(), lower(&e));
+    let sys = |what: &'static str| move |e: std::io::Error| fail(what, e.raw_os_error(), crate::sys::errno_text(&e));
     let nix = |what: &'static str| move |e: nix::Error| fail(what, Some(e as i32), e.desc().to_lowercase());
 
     nix::unistd::setsid().map_err(nix("setsid"))?;
@@ -142,13 +142,4 @@ fn open_root() -> std::io::Result<OwnedFd> {
 
 fn errno_of(e: &std::io::Error) -> Errno {
     Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
-}
-
-/// An io error's text as amphi's messages read: lowercase, without the
-/// `(os error N)` suffix.
-fn lower(e: &std::io::Error) -> String {
-    match e.raw_os_error() {
-        Some(errno) => nix::errno::Errno::from_raw(errno).desc().to_lowercase(),
-        None => e.to_string(),
-    }
 }

@@ -71,8 +71,9 @@ pub(crate) fn become_process(
         None => Ok(None),
     };
     identity::apply_rlimits(&plan.identity.rlimits).map_err(|e| fail("rlimits", e.errno(), e.to_string()))?;
-    enter_cwd(&plan.cwd)
-        .map_err(|e| fail("cwd", e.raw_os_error(), format!("process.cwd {}: {}", plan.cwd.display(), lower(&e))))?;
+    enter_cwd(&plan.cwd).map_err(|e| {
+        fail("cwd", e.raw_os_error(), format!("process.cwd {}: {}", plan.cwd.display(), crate::sys::errno_text(&e)))
+    })?;
     let mut notify = None;
     if !plan.identity.no_new_privileges {
         notify = load_seccomp()?;
@@ -99,15 +100,6 @@ fn enter_cwd(cwd: &Path) -> std::io::Result<()> {
     let dir = crate::sys::inroot::open_in_root(root.as_fd(), cwd, flags)?;
     nix::unistd::fchdir(dir.as_raw_fd())?;
     Ok(())
-}
-
-/// An io error's text as amphi's messages read it: lowercase, without the
-/// `(os error N)` suffix.
-fn lower(e: &std::io::Error) -> String {
-    match e.raw_os_error() {
-        Some(errno) => nix::errno::Errno::from_raw(errno).desc().to_lowercase(),
-        None => e.to_string(),
-    }
 }
 
 /// Lets the executor make the workload ready (instantiate it) now that every

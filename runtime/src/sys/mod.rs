@@ -27,3 +27,12 @@ pub mod seccomp;
 pub mod signal;
 pub mod uts;
 pub mod xattr;
+
+/// An io error's text as amphi's messages read: lowercase, without the
+/// `(os error N)` suffix.
+pub(crate) fn errno_text(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(errno) => nix::errno::Errno::from_raw(errno).desc().to_lowercase(),
+        None => e.to_string(),
+    }
+}

@@ -59,7 +59,7 @@ pub struct OpenMasterError {
 fn describe(e: &VerifiedOpenError) -> String {
     match e {
         VerifiedOpenError::Refused(kind) => format!("not the ptmx of a devpts filesystem (a {})", kind.describe()),
-        VerifiedOpenError::Io(e) => lower(e),
+        VerifiedOpenError::Io(e) => super::errno_text(e),
         VerifiedOpenError::Replaced => e.to_string(),
     }
 }
@@ -93,15 +93,6 @@ fn unlock(master: BorrowedFd<'_>) -> io::Result<()> {
     // live local; the fd is a pty master.
     check(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) })?;
     Ok(())
-}
-
-/// An io error's text as amphi's messages read: lowercase, without the
-/// `(os error N)` suffix.
-fn lower(e: &io::Error) -> String {
-    match e.raw_os_error() {
-        Some(errno) => nix::errno::Errno::from_raw(errno).desc().to_lowercase(),
-        None => e.to_string(),
-    }
 }
 
 /// Opens the slave of `master` (read-write, close-on-exec, not as a controlling
