@@ -100,8 +100,8 @@ fn the_wasm_init_reaps_the_orphans_of_exec() {
         let out = case.run(&["exec", &id, "/bin/sh", "-c", &format!("sleep 0 & exit {code}")]);
         assert_eq!(out.status.code(), Some(code), "exec {i} of {EXECS}: {}", describe(&out));
     }
-    let children = wait_for_children(init, "no zombie left", |c| zombies(c).is_empty());
-    assert!(children.is_empty(), "the init has no child left: {children:?}");
+    // Every orphan ends (`sleep 0`) and none stays behind as a zombie.
+    wait_for_children(init, "every orphan is reaped", <[_]>::is_empty);
 
     // An orphan that lives on is the init's child until it ends, then goes.
     let out = case.run(&["exec", &id, "/bin/sh", "-c", "sleep 1000 </dev/null >/dev/null 2>&1 & exit 3"]);
@@ -137,5 +137,35 @@ fn the_wasm_init_reaps_the_orphans_of_exec() {
     assert_eq!(out.status.code(), Some(5), "{}", describe(&out));
     wait_for_children(init, "the orphan stays the native init's", |c| zombies(c).len() == 1);
     case.ok(&["delete", "--force", &native]);
+    case.assert_all_gone();
+}
+
+#[test]
+fn orphans_left_before_start_are_reaped_when_the_guest_starts() {
+    let Some(case) = support::case("wasm_init_reaps_early") else { return };
+    if !support::runtime().is_amphi {
+        return;
+    }
+    let id = case.id("c");
+    let bundle = case.bundle(&support::bundles().wasm, &id, |config| {
+        config["process"]["args"] = json!(["/wasm/sleep.wasm"]);
+    });
+    let cache = case.work.path().join("cache");
+    let created = case.create_in(bundle.dir(), &id, &[], &[("AMPHI_WASM_CACHE", cache.to_str().unwrap())]);
+    assert!(created.status.success(), "{}", describe(&created));
+    let init = case.state(&id)["pid"].as_i64().unwrap();
+    // While the init waits at the barrier, an exec's orphan ends as its zombie.
+    let out = case.run(&["exec", &id, "/bin/sh", "-c", "sleep 0 & exit 4"]);
+    assert_eq!(out.status.code(), Some(4), "{}", describe(&out));
+    wait_for_children(init, "the orphan ends under the waiting init", |c| zombies(c).len() == 1);
+    case.ok(&["start", &id]);
+    wait_for_children(init, "the zombie is reaped once the guest starts", <[_]>::is_empty);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while case.container_stdout(&id) != "sleeping\n" {
+        assert!(Instant::now() < deadline, "the guest runs: {:?}", case.container_stdout(&id));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(case.status(&id), "running");
+    case.ok(&["delete", "--force", &id]);
     case.assert_all_gone();
 }
