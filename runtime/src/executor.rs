@@ -33,7 +33,11 @@
 //! An executor that runs the workload in this very process (wasm) says so
 //! ([`Executor::runs_in_process`]): the runtime then gives the process a view of
 //! the container's files in which no procfs is mounted, so the guest can never
-//! reach its own process's `/proc` entries (`mem`, `environ`, `fd`).
+//! reach its own process's `/proc` entries (`mem`, `environ`, `fd`). Such an
+//! init stays PID 1 of its pid namespace for the container's life, so from the
+//! hand-over to [`Executor::exec`] on the runtime has the kernel reap the
+//! orphans reparented to it (SIGCHLD ignored); the executor must not start a
+//! child process it means to wait for.
 
 use std::fmt::Debug;
 use std::os::fd::{BorrowedFd, OwnedFd};

@@ -17,3 +17,4 @@ mod seccomp;
 mod support;
 mod terminal;
 mod wasm;
+mod wasm_init;

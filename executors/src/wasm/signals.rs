@@ -21,6 +21,10 @@
 //! guest blocked in a host call. There is no cleanup worth that here: the
 //! process is about to end and the kernel closes everything.
 //!
+//! SIGCHLD is the runtime's: an init that is PID 1 ignores it from the
+//! hand-over on, so the kernel reaps the orphans of processes exec'd into the
+//! container (`amphi_runtime::process`, `orphans`). Nothing here touches it.
+//!
 //! ## The engine's own handlers
 //!
 //! wasmtime turns a guest's out-of-bounds access, division by zero or stack

@@ -31,6 +31,7 @@ mod guest_view;
 pub mod identity;
 mod init;
 mod intermediate;
+mod orphans;
 pub mod rootfs;
 pub mod spawn;
 mod terminal;

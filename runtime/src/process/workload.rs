@@ -118,7 +118,8 @@ pub(crate) fn arm(
 /// Hands the process over to the executor. Nothing the runtime holds may reach
 /// the workload (every descriptor from 3+N is close-on-exec, the first N
 /// preserved ones are not), and the workload starts with the signal state a
-/// fresh program expects. Never returns.
+/// fresh program expects; an in-process init that is PID 1 reaps orphans from
+/// here on ([`super::orphans`]). Never returns.
 pub(crate) fn run(executor: Box<dyn Executor>, process: &Process, spec: &Spec, preserve_fds: u32) -> ! {
     let first_closed = 3 + preserve_fds as i32;
     let _ = crate::sys::fd::cloexec_from(first_closed);
@@ -126,6 +127,7 @@ pub(crate) fn run(executor: Box<dyn Executor>, process: &Process, spec: &Spec, p
         let _ = crate::sys::fd::clear_cloexec(fd);
     }
     let _ = crate::sys::signal::reset_for_workload();
+    super::orphans::reap_if_pid1(executor.as_ref());
     match executor.exec(&ExecContext { process, spec }) {
         Ok(code) => exit_now(code),
         Err(e) => {

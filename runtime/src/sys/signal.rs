@@ -1,5 +1,6 @@
-//! Signal names as runc's command line takes them, and the signal state a
-//! container process must start with.
+//! Signal names as runc's command line takes them, the signal state a
+//! container process must start with, and the SIGCHLD disposition that lets the
+//! kernel reap an in-process init's orphans.
 
 use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, sigprocmask};
 
@@ -48,6 +49,31 @@ pub fn exit_on_terminating_signals() -> nix::Result<()> {
         unsafe { sigaction(signal, &action) }?;
     }
     sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+}
+
+/// Has the kernel release this process's children the moment they end: SIGCHLD
+/// ignored (`SIG_IGN`), so an ending child (or a zombie reparented here) never
+/// stays a zombie, no SIGCHLD is ever queued or delivered (nothing is
+/// interrupted), and `wait` never reports one. A zombie already present is not
+/// released by this: reap those with [`reap_ended_children`].
+pub fn release_children_as_they_end() -> nix::Result<()> {
+    // SAFETY: SIG_IGN runs no handler code.
+    unsafe { nix::sys::signal::signal(Signal::SIGCHLD, SigHandler::SigIgn) }.map(drop)
+}
+
+/// Reaps every child that has already ended, without waiting for a live one;
+/// returns how many.
+pub fn reap_ended_children() -> usize {
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    let mut reaped = 0;
+    loop {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL)) {
+            Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::ECHILD) => return reaped,
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => return reaped,
+            Ok(_) => reaped += 1,
+        }
+    }
 }
 
 extern "C" fn exit_with_signal(signal: libc::c_int) {
