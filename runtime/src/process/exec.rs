@@ -16,6 +16,13 @@
 //! the exec'd process a child of the caller, so that `exec` without `--detach`
 //! can wait for it and, with `--detach`, the subreaper above the caller
 //! (containerd's shim) inherits and reaps it as it does the init.
+//!
+//! A container without a mount namespace of its own shares the runtime's and
+//! lives in a `chroot`: joining its namespaces does not change the root, so the
+//! caller opens the init's root ([`open_init_root`]: `/proc/<pid>/root` of the
+//! host's procfs, through the pid's directory checked to be the init's while
+//! the pidfd still names it) and the intermediate, after joining, enters it as
+//! the init did (`fchdir` to it, `chroot(".")`). The process clones from there.
 
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
@@ -61,6 +68,32 @@ pub struct ExecRequest<'a> {
     /// The container's mount namespace when the init lives elsewhere (a wasm
     /// guest's view): joined instead of the init's.
     pub container_view: Option<std::os::fd::OwnedFd>,
+    /// The init's root, for a container in the runtime's mount namespace
+    /// ([`open_init_root`]): entered with `chroot` after the namespaces.
+    pub root: Option<std::os::fd::OwnedFd>,
+}
+
+/// The root directory of the container's init (`/proc/<pid>/root`), opened
+/// `O_PATH` from the host's procfs: the pid's directory is opened first and the
+/// pidfd asked afterwards whether the init still lives, so the directory is the
+/// init's and not a later process's that reused the pid; the link is then
+/// followed from that directory, which fails once that process is gone.
+pub fn open_init_root(init: &PidFd, pid: Pid) -> std::io::Result<std::os::fd::OwnedFd> {
+    use nix::fcntl::OFlag;
+    use nix::sys::stat::Mode;
+    let dir = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(format!("/proc/{pid}"))?;
+    if !crate::sys::procfs::is_procfs(&dir)? {
+        return Err(std::io::Error::from_raw_os_error(libc::EXDEV));
+    }
+    if !init.is_alive()? {
+        return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+    }
+    // A magic link of the host's procfs, followed on purpose: it is the init's root.
+    let flags = OFlag::O_PATH | OFlag::O_DIRECTORY;
+    crate::sys::inroot::openat2(dir.as_fd(), Path::new("root"), flags, Mode::empty(), 0)
 }
 
 /// The namespaces of `init_pid` that differ from the caller's: what an exec'd
@@ -153,6 +186,12 @@ fn intermediate(
         None => nix::sched::setns(request.init.as_fd(), request.join),
     };
     request.container_view = None;
+    // In the runtime's mount namespace the root is still the caller's: enter
+    // the init's, by descriptor.
+    let joined = joined.and_then(|()| match request.root.take() {
+        Some(root) => nix::unistd::fchdir(root.as_raw_fd()).and_then(|()| nix::unistd::chroot(".")),
+        None => Ok(()),
+    });
     if let Err(e) = joined {
         let failure = StageFailure::new(
             Stage::Intermediate,
