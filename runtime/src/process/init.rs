@@ -172,6 +172,12 @@ fn build(
         create_hooks(spec, ends)?;
     }
 
+    // In the runtime's mount namespace the chroot's `/` is no mount point to make
+    // a slave of: the guest's view is made first, from the namespace's root.
+    let chroot = plan.rootfs.inherits_mount_ns;
+    if in_process && chroot {
+        super::guest_view::enter(Stage::Init)?;
+    }
     rootfs::pivot(&plan.rootfs).map_err(|e| fail("rootfs", e.errno(), e.to_string()))?;
     // The pty comes from the container's devpts, so after the pivot; before the
     // read-only and masked paths, as runc orders it.
@@ -180,7 +186,7 @@ fn build(
     }
     rootfs::seal(&plan.rootfs).map_err(|e| fail("rootfs", e.errno(), e.to_string()))?;
     let setgroups_allowed = workload::setgroups_allowed();
-    if in_process {
+    if in_process && !chroot {
         super::guest_view::enter(Stage::Init)?;
     }
 

@@ -57,7 +57,7 @@ pub(crate) fn check(spec: &Spec) -> Result<(), PlanError> {
         return refuse("linux.rootfsPropagation", "it would change the propagation of the host's mounts");
     }
     if linux.masked_paths().as_ref().is_some_and(|p| !p.is_empty()) {
-        return refuse("linux.maskedPaths", "masking mounts over the paths in the host's mount namespace");
+        return refuse("linux.maskedPaths", "each path would be mounted over in the host's mount namespace");
     }
     if linux.readonly_paths().as_ref().is_some_and(|p| !p.is_empty()) {
         return refuse("linux.readonlyPaths", "it would remount the host's mounts read-only");
