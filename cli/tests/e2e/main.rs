@@ -11,6 +11,7 @@ mod hostile_state;
 mod hostile_wasm;
 mod isolation;
 mod lifecycle;
+mod namespaces;
 mod oci;
 mod rootless;
 mod seccomp;

@@ -204,15 +204,8 @@ fn linux(linux: &Linux, hostname: bool) -> Result {
     for key in linux.sysctl().iter().flat_map(|m| m.keys()) {
         sysctl(key, ns, hostname).map_err(|reason| field(format!("linux.sysctl[{key:?}]"), reason))?;
     }
-    if !ns.has(LinuxNamespaceType::Mount) {
-        for (name, paths) in
-            [("linux.maskedPaths", linux.masked_paths()), ("linux.readonlyPaths", linux.readonly_paths())]
-        {
-            if paths.as_ref().is_some_and(|p| !p.is_empty()) {
-                return Err(field(name, "needs a private mount namespace"));
-            }
-        }
-    }
+    // What a container without a mount namespace may ask for is the rootfs
+    // plan's rule (`plan::mounts::inherited`).
     if let Some(p) = linux.rootfs_propagation().as_deref().filter(|p| !p.is_empty())
         && !PROPAGATIONS.contains(&p)
     {
@@ -522,18 +515,6 @@ mod tests {
             let err = refused(serde_json::json!({"linux": {"sysctl": {key: "1"}}}), &format!("linux.sysctl[{key:?}]"));
             assert!(err.contains("not a sysctl name"), "{key}: {err}");
         }
-    }
-
-    #[test]
-    fn masked_paths_need_a_mount_namespace() {
-        refused(
-            serde_json::json!({"linux": {"namespaces": [{"type": "pid"}], "maskedPaths": ["/proc/kcore"]}}),
-            "linux.maskedPaths",
-        );
-        refused(
-            serde_json::json!({"linux": {"namespaces": [{"type": "pid"}], "readonlyPaths": ["/proc/sys"]}}),
-            "linux.readonlyPaths",
-        );
     }
 
     #[test]

@@ -142,31 +142,7 @@ fn kind_name(flag: libc::c_int) -> &'static str {
 /// with `compare_host_net`, returns whether it is this process's own.
 fn namespace_file(i: usize, typ: LinuxNamespaceType, path: &Path, compare_host_net: bool) -> Result<bool> {
     let fail = |reason: String| BundleError::field(format!("linux.namespaces[{i}].path"), reason);
-    // O_PATH first: no side effect of opening (a fifo would block); the ioctl
-    // that names the type needs a real descriptor, opened once nsfs is sure.
-    let file = OpenOptions::new().read(true).custom_flags(libc::O_PATH).open(path).map_err(|e| {
-        if e.kind() == io::ErrorKind::NotFound {
-            fail(format!("{} does not exist", Shown(path)))
-        } else {
-            fail(format!("open {}: {}", Shown(path), Errno(&e)))
-        }
-    })?;
-    let fs =
-        statfs::fstatfs(&file).map_err(|e| fail(format!("statfs {}: {}", Shown(path), Errno(&io::Error::from(e)))))?;
-    if fs.filesystem_type() != FsType(libc::NSFS_MAGIC as _) {
-        return Err(fail(format!("{} is not a namespace file", Shown(path))));
-    }
-    let ns = OpenOptions::new()
-        .read(true)
-        .open(proc_fd_path(&file))
-        .map_err(|e| fail(format!("open {}: {}", Shown(path), Errno(&e))))?;
-    let flag = crate::sys::ns::namespace_type(ns.as_fd())
-        .map_err(|e| fail(format!("namespace type of {}: {}", Shown(path), Errno(&e))))?;
-    let found = kind_name(flag);
-    let want = nsfs_name(typ);
-    if found != want {
-        return Err(fail(format!("{} is a {found:?} namespace, not {want:?}", Shown(path))));
-    }
+    let file = open_namespace(path, typ as libc::c_int).map_err(fail)?;
     if !(compare_host_net && typ == LinuxNamespaceType::Network) {
         return Ok(false);
     }
@@ -174,6 +150,36 @@ fn namespace_file(i: usize, typ: LinuxNamespaceType, path: &Path, compare_host_n
     let ours =
         std::fs::metadata("/proc/self/ns/net").map_err(|e| fail(format!("stat /proc/self/ns/net: {}", Errno(&e))))?;
     Ok(theirs.dev() == ours.dev() && theirs.ino() == ours.ino())
+}
+
+/// Opens the namespace file at `path`, ready for `setns`, checked to be a
+/// namespace of type `flag` (`CLONE_NEW*`): what `create` checks up front and
+/// what the intermediate stage joins (the path may have changed in between).
+/// The reason names the path.
+pub(crate) fn open_namespace(path: &Path, flag: libc::c_int) -> std::result::Result<std::fs::File, String> {
+    // O_PATH first: no side effect of opening (a fifo would block); the ioctl
+    // that names the type needs a real descriptor, opened once nsfs is sure.
+    let file = OpenOptions::new().read(true).custom_flags(libc::O_PATH).open(path).map_err(|e| {
+        if e.kind() == io::ErrorKind::NotFound {
+            format!("{} does not exist", Shown(path))
+        } else {
+            format!("open {}: {}", Shown(path), Errno(&e))
+        }
+    })?;
+    let fs = statfs::fstatfs(&file).map_err(|e| format!("statfs {}: {}", Shown(path), Errno(&io::Error::from(e))))?;
+    if fs.filesystem_type() != FsType(libc::NSFS_MAGIC as _) {
+        return Err(format!("{} is not a namespace file", Shown(path)));
+    }
+    let ns = OpenOptions::new()
+        .read(true)
+        .open(proc_fd_path(&file))
+        .map_err(|e| format!("open {}: {}", Shown(path), Errno(&e)))?;
+    let found = crate::sys::ns::namespace_type(ns.as_fd())
+        .map_err(|e| format!("namespace type of {}: {}", Shown(path), Errno(&e)))?;
+    if found != flag {
+        return Err(format!("{} is a {:?} namespace, not {:?}", Shown(path), kind_name(found), kind_name(flag)));
+    }
+    Ok(ns)
 }
 
 #[cfg(test)]

@@ -34,6 +34,8 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Spec;
 
+pub(crate) use host::open_namespace;
+
 /// Why a bundle was refused. Each message is one line and names the file or field.
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {

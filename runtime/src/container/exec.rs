@@ -1,4 +1,6 @@
-//! `exec`: runs a new process inside a running container.
+//! `exec`: runs a new process inside a running container (in a container
+//! without a mount namespace of its own, inside its init's root: see
+//! [`crate::process::exec`]).
 
 use std::os::fd::AsFd;
 use std::path::PathBuf;
@@ -13,8 +15,9 @@ use crate::cgroups::Cgroup;
 use crate::console::{self, HostConsole};
 use crate::executor::Executor;
 use crate::id::ContainerId;
-use crate::plan::ProcessPlan;
-use crate::process::exec::{ExecRequest, namespaces_to_join, spawn_exec};
+use crate::plan::namespaces::Kind;
+use crate::plan::{NamespacePlan, ProcessPlan};
+use crate::process::exec::{ExecRequest, namespaces_to_join, open_init_root, spawn_exec};
 use crate::state::{Record, Status, Store};
 
 /// The flags of `exec`. Without `process`, the new process is the container's
@@ -117,8 +120,15 @@ pub fn exec(store: &Store, id: &ContainerId, options: &ExecOptions, choose: Choo
         (_, false) => (None, None),
     };
     let join = namespaces_to_join(init.pid).map_err(io("read the init's namespaces"))?;
-    let container_view =
-        container_view(&init.pidfd, &record).map_err(io("take the container's mount namespace from its init"))?;
+    // A container in the runtime's mount namespace is a chroot: the process
+    // enters the init's root (the module docs of `process::exec`).
+    let (container_view, root) = if NamespacePlan::new(&spec)?.has(Kind::Mount) {
+        let view =
+            container_view(&init.pidfd, &record).map_err(io("take the container's mount namespace from its init"))?;
+        (view, None)
+    } else {
+        (None, Some(open_init_root(&init.pidfd, init.pid).map_err(io("open the root of the container's init"))?))
+    };
     let executor = choose(&spec, &process);
 
     // As for `run`: no signal may be lost between the clone and the wait.
@@ -143,6 +153,7 @@ pub fn exec(store: &Store, id: &ContainerId, options: &ExecOptions, choose: Choo
             cgroup: cgroup.as_ref().map(Cgroup::self_placement).transpose()?,
             cache_dir: options.cache_dir.cache_dir(),
             container_view,
+            root,
         };
         let mut spawned = spawn_exec(request)?;
         let pid = spawned.pid;

@@ -8,7 +8,15 @@
 //! made absolute and clean, and nothing may be mounted inside `/proc` except the
 //! few files that lxcfs-style tools emulate. [`crate::process::rootfs`] carries
 //! the plan out in the container's init.
+//!
+//! The rootfs is built in the container's mount namespace: a new one, or one
+//! joined by `path` (then, as runc does, the mounts and the `pivot_root` happen
+//! in that namespace, which other processes may share: see
+//! [`crate::plan::namespaces`]). A spec without a mount namespace leaves the
+//! container in the runtime's own: nothing is mounted and the rootfs is entered
+//! with `chroot`, under the rules of [`inherited`].
 
+pub mod inherited;
 pub mod options;
 
 use std::path::{Component, Path, PathBuf};
@@ -42,6 +50,10 @@ pub struct RootfsPlan {
     /// `root.readonly`: `/` is made read-only last.
     pub readonly: bool,
     pub no_pivot: bool,
+    /// No mount namespace of the container's own (none in `linux.namespaces`):
+    /// nothing is mounted and the rootfs is entered with `chroot` through a
+    /// descriptor ([`inherited`]). Every list below is empty then.
+    pub inherits_mount_ns: bool,
     /// Applied to the whole mount tree before anything is mounted: `MS_SLAVE |
     /// MS_REC` (like runc) unless `linux.rootfsPropagation` says otherwise.
     pub propagation: MsFlags,
@@ -168,11 +180,9 @@ impl RootfsPlan {
         let linux = spec.linux().as_ref();
         let namespaces = linux.and_then(|l| l.namespaces().as_deref()).unwrap_or_default();
         let is_new = |p: &Option<PathBuf>| p.as_ref().is_none_or(|p| p.as_os_str().is_empty());
-        if !namespaces.iter().any(|n| n.typ() == LinuxNamespaceType::Mount && is_new(n.path())) {
-            return Err(PlanError::new(
-                "linux.namespaces",
-                "a new mount namespace is required (the rootfs is mounted inside it)",
-            ));
+        let inherits_mount_ns = !namespaces.iter().any(|n| n.typ() == LinuxNamespaceType::Mount);
+        if inherits_mount_ns {
+            inherited::check(spec)?;
         }
         let joins_user = namespaces.iter().any(|n| n.typ() == LinuxNamespaceType::User && !is_new(n.path()));
 
@@ -196,8 +206,8 @@ impl RootfsPlan {
         for (i, m) in spec.mounts().iter().flatten().enumerate() {
             mounts.push(plan_mount(i, m, ctx)?);
         }
-        let setup_dev =
-            !mounts.iter().any(|m| m.destination == Path::new("/dev") && matches!(m.kind, MountKind::Bind { .. }));
+        let setup_dev = !inherits_mount_ns
+            && !mounts.iter().any(|m| m.destination == Path::new("/dev") && matches!(m.kind, MountKind::Bind { .. }));
         let mut dev_readonly = false;
         if setup_dev {
             // Devices are made after the mounts: a read-only /dev becomes so later.
@@ -241,6 +251,7 @@ impl RootfsPlan {
             rootfs,
             readonly,
             no_pivot: ctx.no_pivot,
+            inherits_mount_ns,
             propagation,
             root_propagation,
             mounts,
@@ -637,11 +648,34 @@ mod tests {
     }
 
     #[test]
-    fn a_mount_namespace_is_required() {
+    fn without_a_mount_namespace_nothing_is_mounted() {
         let s: Spec =
             serde_json::from_str(r#"{"ociVersion":"1.2.0","linux":{"namespaces":[{"type":"pid"}]}}"#).unwrap();
-        let err = RootfsPlan::new(&s, "/r".into(), &ctx(Path::new("/"))).unwrap_err();
-        assert_eq!(err.field, "linux.namespaces");
+        let p = RootfsPlan::new(&s, "/r".into(), &ctx(Path::new("/"))).unwrap();
+        assert!(p.inherits_mount_ns);
+        assert!(!p.setup_dev, "no /dev of the runtime's own");
+        assert!(p.devices.is_empty() && p.mounts.is_empty() && p.masked_paths.is_empty());
+        assert!(!plan("", "").unwrap().inherits_mount_ns);
+        // Whatever needs a mount is refused, naming the field.
+        let s: Spec = serde_json::from_str(
+            r#"{"ociVersion":"1.2.0","mounts":[{"destination":"/tmp","type":"tmpfs"}],"linux":{"namespaces":[]}}"#,
+        )
+        .unwrap();
+        assert_eq!(RootfsPlan::new(&s, "/r".into(), &ctx(Path::new("/"))).unwrap_err().field, "mounts[0]");
+    }
+
+    #[test]
+    fn a_joined_mount_namespace_is_built_like_a_new_one() {
+        let s: Spec = serde_json::from_str(
+            r#"{"ociVersion":"1.2.0","mounts":[{"destination":"/proc","type":"proc"}],
+            "linux":{"namespaces":[{"type":"mount","path":"/proc/1/ns/mnt"}],"maskedPaths":["/proc/kcore"]}}"#,
+        )
+        .unwrap();
+        let p = RootfsPlan::new(&s, "/r".into(), &ctx(Path::new("/"))).unwrap();
+        assert!(!p.inherits_mount_ns);
+        assert!(p.setup_dev);
+        assert_eq!(p.mounts.len(), 1);
+        assert_eq!(p.masked_paths, [PathBuf::from("/proc/kcore")]);
     }
 
     #[test]

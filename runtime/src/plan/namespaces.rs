@@ -7,6 +7,28 @@
 //! time namespace (its offsets must be written before a process enters it). The
 //! cgroup namespace is always unshared by the init itself, after the parent has
 //! put it in its cgroup, so that the namespace's root is the container's cgroup.
+//!
+//! ## What the spec leaves to the runtime
+//! A type missing from `linux.namespaces` is **inherited**: the container
+//! shares amphi's own namespace of that type, as the runtime-spec says, for
+//! every type (user, mount, pid, network, ipc, uts, cgroup, time). Nothing is
+//! made for it, and `exec` has nothing to join there. A container in the
+//! runtime's mount namespace mounts nothing and enters its rootfs with `chroot`
+//! ([`super::mounts::inherited`] lists what it may not ask for).
+//!
+//! ## Joining by `path`
+//! An entry with a `path` is joined by the intermediate (`setns`), after the
+//! file is checked again to be a namespace of that type, the mount namespace
+//! included. In a joined mount namespace the rootfs is built as in a new one,
+//! as runc does: the rootfs propagation is applied to that namespace's tree,
+//! the spec's mounts are made in it and `pivot_root` runs in it. So every
+//! process of that namespace whose root (or cwd) was the namespace's root
+//! finds itself in the container's rootfs afterwards, the old root detached,
+//! and the container's mounts stay in the namespace after the container is
+//! gone, until the namespace itself is. Join a mount namespace made for the
+//! container (kept alive by a bind mount of its file, or by a process that
+//! only waits), not one other programs work in. The spec's host paths
+//! (`root.path`, bind sources) are read in the joined namespace.
 
 use std::path::PathBuf;
 
@@ -165,6 +187,8 @@ impl NamespacePlan {
         !self.join.is_empty() || self.new.contains(&Kind::Time)
     }
 
+    /// Whether the container has a namespace of this kind of its own (new or
+    /// joined); without one it shares the runtime's.
     pub fn has(&self, kind: Kind) -> bool {
         self.new.contains(&kind) || self.join.iter().any(|(k, _)| *k == kind)
     }
@@ -253,6 +277,31 @@ mod tests {
         );
         let err = NamespacePlan::new(&s).unwrap_err().to_string();
         assert!(err.contains("linux.uidMappings[0].size"), "{err}");
+    }
+
+    #[test]
+    fn missing_namespaces_are_inherited() {
+        let s = spec(r#"{"ociVersion":"1.2.0","linux":{"namespaces":[]}}"#);
+        let plan = NamespacePlan::new(&s).unwrap();
+        assert_eq!(plan.clone_flags(), 0, "nothing new: every namespace is the runtime's");
+        assert!(!plan.needs_intermediate() && !plan.new_user && !plan.new_cgroup);
+        for kind in [Kind::User, Kind::Mount, Kind::Pid, Kind::Network, Kind::Ipc, Kind::Uts, Kind::Cgroup, Kind::Time]
+        {
+            assert!(!plan.has(kind), "{kind:?}");
+        }
+        let without_linux = spec(r#"{"ociVersion":"1.2.0"}"#);
+        assert_eq!(NamespacePlan::new(&without_linux).unwrap().clone_flags(), 0);
+    }
+
+    #[test]
+    fn a_mount_namespace_is_joined_by_path() {
+        let s = spec(
+            r#"{"ociVersion":"1.2.0","linux":{"namespaces":[{"type":"mount","path":"/proc/9/ns/mnt"},{"type":"pid"}]}}"#,
+        );
+        let plan = NamespacePlan::new(&s).unwrap();
+        assert_eq!(plan.join, [(Kind::Mount, PathBuf::from("/proc/9/ns/mnt"))]);
+        assert!(plan.needs_intermediate() && plan.has(Kind::Mount));
+        assert_eq!(plan.clone_flags(), libc::CLONE_NEWPID, "no new mount namespace");
     }
 
     #[test]

@@ -16,6 +16,14 @@
 //! the exec'd process a child of the caller, so that `exec` without `--detach`
 //! can wait for it and, with `--detach`, the subreaper above the caller
 //! (containerd's shim) inherits and reaps it as it does the init.
+//!
+//! A container without a mount namespace of its own shares the runtime's and
+//! lives in a `chroot`: joining its namespaces does not change the root, so the
+//! caller opens the init's root ([`open_init_root`]: `/proc/<pid>/root` of the
+//! host's procfs, through the pid's directory checked to be the init's while
+//! the pidfd still names it) and the process enters it as the init did:
+//! `fchdir` to it, the executor's `prepare` against it, a wasm guest's view
+//! made from the namespace's root, then `chroot(".")`.
 
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
@@ -61,6 +69,32 @@ pub struct ExecRequest<'a> {
     /// The container's mount namespace when the init lives elsewhere (a wasm
     /// guest's view): joined instead of the init's.
     pub container_view: Option<std::os::fd::OwnedFd>,
+    /// The init's root, for a container in the runtime's mount namespace
+    /// ([`open_init_root`]): entered with `chroot` after the namespaces.
+    pub root: Option<std::os::fd::OwnedFd>,
+}
+
+/// The root directory of the container's init (`/proc/<pid>/root`), opened
+/// `O_PATH` from the host's procfs: the pid's directory is opened first and the
+/// pidfd asked afterwards whether the init still lives, so the directory is the
+/// init's and not a later process's that reused the pid; the link is then
+/// followed from that directory, which fails once that process is gone.
+pub fn open_init_root(init: &PidFd, pid: Pid) -> std::io::Result<std::os::fd::OwnedFd> {
+    use nix::fcntl::OFlag;
+    use nix::sys::stat::Mode;
+    let dir = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(format!("/proc/{pid}"))?;
+    if !crate::sys::procfs::is_procfs(&dir)? {
+        return Err(std::io::Error::from_raw_os_error(libc::EXDEV));
+    }
+    if !init.is_alive()? {
+        return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+    }
+    // A magic link of the host's procfs, followed on purpose: it is the init's root.
+    let flags = OFlag::O_PATH | OFlag::O_DIRECTORY;
+    crate::sys::inroot::openat2(dir.as_fd(), Path::new("root"), flags, Mode::empty(), 0)
 }
 
 /// The namespaces of `init_pid` that differ from the caller's: what an exec'd
@@ -183,8 +217,10 @@ fn child(request: ExecRequest<'_>, ends: ChildEnds) -> ! {
     if !matches!(ends.from_parent.recv(), Ok(ToInit::Go)) {
         exit_now(1);
     }
-    let ExecRequest { process, plan, spec, mut executor, preserve_fds, console_socket, may_show_exe, .. } = request;
-    let notify = match build(process, plan, spec, executor.as_mut(), console_socket, may_show_exe, &ends) {
+    let ExecRequest { process, plan, spec, mut executor, preserve_fds, console_socket, may_show_exe, root, .. } =
+        request;
+    let io = Io { console_socket, root };
+    let notify = match build(process, plan, spec, executor.as_mut(), io, may_show_exe, &ends) {
         Ok(notify) => notify,
         Err(failure) => {
             let _ = ends.to_parent.send(&FromInit::Failed(failure));
@@ -204,22 +240,41 @@ fn child(request: ExecRequest<'_>, ends: ChildEnds) -> ! {
     workload::run(executor, process, spec, preserve_fds)
 }
 
+/// The descriptors [`build`] consumes.
+struct Io {
+    console_socket: Option<std::os::fd::OwnedFd>,
+    /// The init's root, when the container is a chroot in the runtime's mount
+    /// namespace ([`open_init_root`]).
+    root: Option<std::os::fd::OwnedFd>,
+}
+
 fn build(
     process: &Process,
     plan: &ProcessPlan,
     spec: &Spec,
     executor: &mut dyn Executor,
-    console_socket: Option<std::os::fd::OwnedFd>,
+    io: Io,
     may_show_exe: bool,
     ends: &ChildEnds,
 ) -> Result<Option<std::os::fd::OwnedFd>, StageFailure> {
     let fail = |step: &str, errno, msg: String| StageFailure::new(Stage::Init, step, errno, msg);
-    // setns into the mount namespace made its root ours: "/" is the container's.
-    let root = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
-        .open("/")
-        .map_err(|e| fail("rootfs", e.raw_os_error(), format!("open the container's root: {e}")))?;
+    let chroot = io.root.is_some();
+    let root = match io.root {
+        // A chroot: the root is still the caller's. Work from the init's root
+        // (the cwd follows it into a guest's view), enter it below.
+        Some(root) => {
+            nix::unistd::fchdir(root.as_raw_fd())
+                .map_err(|e| fail("rootfs", Some(e as i32), format!("enter the container's root: {}", e.desc())))?;
+            root
+        }
+        // setns into the mount namespace made its root ours: "/" is the container's.
+        None => std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+            .open("/")
+            .map(std::os::fd::OwnedFd::from)
+            .map_err(|e| fail("rootfs", e.raw_os_error(), format!("open the container's root: {e}")))?,
+    };
     let ask = || super::spawn::ask_for_cache_dir(&ends.to_parent, &ends.from_parent);
     let ctx = PrepareContext {
         rootfs: Path::new("/"),
@@ -231,11 +286,21 @@ fn build(
     executor.prepare(&ctx).map_err(|e| fail("prepare", None, workload::error_chain(e.as_ref())))?;
     drop(root);
     workload::apply_lsm_labels(plan, Stage::Init)?;
-    if let Some(socket) = console_socket {
+    let setgroups_allowed = workload::setgroups_allowed();
+    let in_process = executor.runs_in_process();
+    if chroot {
+        // The guest's view is made from the namespace's root, as the init makes
+        // it (`/` of a chroot is no mount point to make a slave of).
+        if in_process {
+            super::guest_view::enter(Stage::Init)?;
+        }
+        nix::unistd::chroot(".")
+            .map_err(|e| fail("rootfs", Some(e as i32), format!("chroot into the container's root: {}", e.desc())))?;
+    }
+    if let Some(socket) = io.console_socket {
         terminal::attach(socket, plan, false, Stage::Init)?;
     }
-    let setgroups_allowed = workload::setgroups_allowed();
-    if executor.runs_in_process() {
+    if in_process && !chroot {
         super::guest_view::enter(Stage::Init)?;
     }
     let notify = workload::become_process(plan, Stage::Init, setgroups_allowed)?;

@@ -47,7 +47,9 @@ pub(crate) fn open_container_view(stage: Stage) -> Result<OwnedFd, StageFailure>
 
 /// Moves this process into the guest's view (see the module docs). Runs after
 /// `pivot_root` and the read-only and masked paths, while the process still
-/// has its capabilities.
+/// has its capabilities. A container without a mount namespace of its own runs
+/// it before its `chroot`, at the root of the runtime's namespace: the view is
+/// a slave copy of that one, without any procfs, and the chroot is made in it.
 pub(crate) fn enter(stage: Stage) -> Result<(), StageFailure> {
     let fail = |what: &str, errno: Option<i32>, cause: String| {
         StageFailure::new(stage, "guest view", errno, format!("hide /proc from the wasm guest: {what}: {cause}"))

@@ -8,7 +8,9 @@
 //! visible) and before `pivot_root` (so the host's files still are); sysctls,
 //! `oom_score_adj` and LSM labels go through the host's `/proc` before
 //! `readonlyPaths` make the container's `/proc/sys` read-only; the identity change
-//! comes last because it drops the privileges every other step needs.
+//! comes last because it drops the privileges every other step needs. A
+//! container without a mount namespace of its own mounts nothing and enters its
+//! rootfs with `chroot` ([`rootfs`]).
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
@@ -136,7 +138,10 @@ fn build(
     executor.prepare(&ctx).map_err(|e| fail("prepare", None, workload::error_chain(e.as_ref())))?;
     drop(rootfs_fd);
     let in_process = executor.runs_in_process();
-    let container_view = in_process.then(|| super::guest_view::open_container_view(Stage::Init)).transpose()?;
+    // Without a mount namespace of its own the container's is the host's: exec
+    // joins the init's (its guest view) and enters its root instead.
+    let keep_view = in_process && !plan.rootfs.inherits_mount_ns;
+    let container_view = keep_view.then(|| super::guest_view::open_container_view(Stage::Init)).transpose()?;
 
     for (path, value) in &plan.sysctl {
         std::fs::write(path, value).map_err(|e| {
@@ -167,6 +172,12 @@ fn build(
         create_hooks(spec, ends)?;
     }
 
+    // In the runtime's mount namespace the chroot's `/` is no mount point to make
+    // a slave of: the guest's view is made first, from the namespace's root.
+    let chroot = plan.rootfs.inherits_mount_ns;
+    if in_process && chroot {
+        super::guest_view::enter(Stage::Init)?;
+    }
     rootfs::pivot(&plan.rootfs).map_err(|e| fail("rootfs", e.errno(), e.to_string()))?;
     // The pty comes from the container's devpts, so after the pivot; before the
     // read-only and masked paths, as runc orders it.
@@ -175,7 +186,7 @@ fn build(
     }
     rootfs::seal(&plan.rootfs).map_err(|e| fail("rootfs", e.errno(), e.to_string()))?;
     let setgroups_allowed = workload::setgroups_allowed();
-    if in_process {
+    if in_process && !chroot {
         super::guest_view::enter(Stage::Init)?;
     }
 

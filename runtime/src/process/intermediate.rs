@@ -1,6 +1,10 @@
 //! The intermediate stage: joins namespaces by path, makes the user and time
 //! namespaces that must exist before the init does, and clones the init as a
 //! sibling (`CLONE_PARENT`) so that the caller remains its parent.
+//!
+//! A mount namespace joined here is where the init then builds the rootfs, as
+//! in a new one ([`crate::plan::namespaces`] says what that means for the
+//! other processes of that namespace).
 
 use std::os::fd::AsFd;
 
@@ -64,11 +68,12 @@ fn build(
     let fail = |step: &str, errno: Option<i32>, msg: String| StageFailure::new(Stage::Intermediate, step, errno, msg);
 
     // Open every namespace first: after joining a mount namespace, the paths of
-    // the others may no longer resolve.
+    // the others may no longer resolve. Each is checked again as `create`
+    // checked it (nsfs, and of the type asked): the path may have changed since.
     let mut files = Vec::with_capacity(ns.join.len());
     for (kind, path) in &ns.join {
-        let file = std::fs::File::open(path).map_err(|e| {
-            fail("join namespace", e.raw_os_error(), format!("namespace {} {}: {e}", kind.proc_name(), path.display()))
+        let file = crate::bundle::open_namespace(path, kind.flag()).map_err(|reason| {
+            fail("join namespace", None, format!("linux.namespaces: {} namespace: {reason}", kind.spec_name()))
         })?;
         files.push((kind, path, file));
     }

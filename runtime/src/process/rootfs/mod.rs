@@ -28,6 +28,14 @@
 //! reading them first. The hot path reads no mountinfo: only a `cgroup` mount on
 //! a v1 or hybrid host does (its hierarchies are the host's).
 //!
+//! A container without a mount namespace of its own (none in
+//! `linux.namespaces`, [`crate::plan::mounts::inherited`]) lives in the
+//! runtime's: [`prepare`] mounts nothing and only opens the rootfs, and
+//! [`pivot`] enters it with `chroot` through that descriptor (`fchdir` to it,
+//! `chroot(".")`), never `pivot_root`, which would move the root of every
+//! process in the namespace. The plan has no mounts, devices, masked or
+//! read-only paths then, so nothing is left in the host's mount table.
+//!
 //! A failure is one [`RootfsError`]: one line naming the mount destination or
 //! path, the step and the errno.
 
@@ -117,6 +125,10 @@ fn errno_of(e: std::io::Error) -> Errno {
 pub fn prepare(plan: &RootfsPlan) -> Result<OwnedFd, RootfsError> {
     let rootfs = plan.rootfs();
     let fail = |step: &'static str| move |errno: Errno| RootfsError::Rootfs { path: rootfs.into(), step, errno };
+    if plan.inherits_mount_ns {
+        // The host's mount namespace: nothing may be mounted in it.
+        return open_dir(rootfs).map_err(fail("open"));
+    }
     // Before the first path of the container is looked at.
     let proc = ProcRoot::open(Path::new("/proc")).map_err(|e| RootfsError::Rootfs {
         path: "/proc".into(),
@@ -163,15 +175,20 @@ pub fn enter(plan: &RootfsPlan) -> Result<(), RootfsError> {
 
 /// Makes the prepared rootfs the process's `/`: `pivot_root(".", ".")` and a
 /// lazy unmount of the old root stacked on it, or with `--no-pivot` a move of the
-/// rootfs onto `/` and a `chroot`. Leaves the cwd at `/` and applies
-/// `linux.rootfsPropagation` to the new `/`.
+/// rootfs onto `/` and a `chroot`, or in the runtime's own mount namespace a
+/// `chroot` alone. Leaves the cwd at `/` and applies `linux.rootfsPropagation`
+/// to the new `/`.
 pub fn pivot(plan: &RootfsPlan) -> Result<(), RootfsError> {
     let rootfs = plan.rootfs();
     let fail = |step: &'static str| move |errno: Errno| RootfsError::Rootfs { path: rootfs.into(), step, errno };
     let new_root = open_dir(rootfs).map_err(fail("open"))?;
     nix::unistd::fchdir(new_root.as_raw_fd()).map_err(fail("chdir"))?;
     drop(new_root);
-    if plan.no_pivot {
+    if plan.inherits_mount_ns {
+        // No mount and no pivot in the host's namespace: the directory the
+        // descriptor named becomes the root, whatever its path leads to now.
+        nix::unistd::chroot(".").map_err(fail("chroot"))?;
+    } else if plan.no_pivot {
         nix::mount::mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>).map_err(fail("move onto /"))?;
         nix::unistd::chroot(".").map_err(fail("chroot"))?;
     } else {
