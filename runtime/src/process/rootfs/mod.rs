@@ -60,6 +60,22 @@ pub enum RootfsError {
     Mount { destination: PathBuf, step: Option<&'static str>, errno: Errno },
     #[error("mount {}: source {} does not exist", .destination.display(), .source_path.display())]
     SourceMissing { destination: PathBuf, source_path: PathBuf },
+    /// A new filesystem could not be made; `detail` is the filesystem's own
+    /// reason when it logged one.
+    #[error("mount {}: {fstype}: {}{}{}", .destination.display(), prefix(*.step), cause(*.errno), detail_of(.detail))]
+    Filesystem {
+        destination: PathBuf,
+        fstype: String,
+        step: Option<&'static str>,
+        errno: Errno,
+        detail: Option<String>,
+    },
+    /// The filesystem refused one of the options it was given as data.
+    #[error(
+        "mounts[{index}].options: {option:?} refused by {fstype} at {}: {}{}",
+        .destination.display(), cause(*.errno), detail_of(.detail)
+    )]
+    Option { index: usize, option: String, fstype: String, destination: PathBuf, errno: Errno, detail: Option<String> },
     /// The host's cgroup hierarchies could not be found or read.
     #[error("mount {}: {reason}", .destination.display())]
     Cgroup { destination: PathBuf, reason: String, errno: Option<Errno> },
@@ -82,6 +98,8 @@ impl RootfsError {
         match self {
             Self::Rootfs { errno, .. }
             | Self::Mount { errno, .. }
+            | Self::Filesystem { errno, .. }
+            | Self::Option { errno, .. }
             | Self::Device { errno, .. }
             | Self::Symlink { errno, .. }
             | Self::Masked { errno, .. }
@@ -105,6 +123,11 @@ fn cause(errno: Errno) -> String {
 
 fn prefix(step: Option<&'static str>) -> String {
     step.map(|s| format!("{s}: ")).unwrap_or_default()
+}
+
+/// A filesystem's own reason, in parentheses after the errno, on one line.
+fn detail_of(detail: &Option<String>) -> String {
+    detail.as_deref().map(|d| format!(" ({})", d.replace('\n', " "))).unwrap_or_default()
 }
 
 /// The errno of an `io::Error` from the `sys` wrappers.
@@ -256,6 +279,27 @@ mod error_tests {
         let e = RootfsError::SourceMissing { destination: "/data".into(), source_path: "/nonexistent/src".into() };
         assert_eq!(e.to_string(), "mount /data: source /nonexistent/src does not exist");
         assert_eq!(e.errno(), Some(libc::ENOENT));
+        let e = RootfsError::Option {
+            index: 3,
+            option: "nr_inodes=lots".into(),
+            fstype: "tmpfs".into(),
+            destination: "/mnt".into(),
+            errno: Errno::EINVAL,
+            detail: Some("tmpfs: Bad value for 'nr_inodes'".into()),
+        };
+        assert_eq!(
+            e.to_string(),
+            r#"mounts[3].options: "nr_inodes=lots" refused by tmpfs at /mnt: invalid argument (tmpfs: Bad value for 'nr_inodes')"#
+        );
+        assert_eq!(e.errno(), Some(libc::EINVAL));
+        let e = RootfsError::Filesystem {
+            destination: "/o".into(),
+            fstype: "overlay".into(),
+            step: None,
+            errno: Errno::EINVAL,
+            detail: None,
+        };
+        assert_eq!(e.to_string(), "mount /o: overlay: invalid argument");
         let e = RootfsError::Mount { destination: "/x".into(), step: Some("create target"), errno: Errno::ENOENT };
         assert_eq!(e.to_string(), "mount /x: create target: no such file or directory");
         let e = RootfsError::Rootfs { path: "/r".into(), step: "pivot_root", errno: Errno::EINVAL };
