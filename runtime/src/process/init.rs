@@ -45,7 +45,7 @@ pub(crate) fn run(mut request: InitRequest<'_>, ends: InitEnds) -> ! {
         exit_now(1);
     }
 
-    let (notify, container_view, process) =
+    let Built { notify, container_view, process } =
         match build(plan, spec, executor.as_mut(), &ends, console_socket, may_show_exe) {
             Ok(built) => built,
             Err(failure) => {
@@ -93,10 +93,18 @@ pub(crate) fn run(mut request: InitRequest<'_>, ends: InitEnds) -> ! {
     workload::run(executor, &process, spec, preserve_fds)
 }
 
-/// Everything between Go and Ready. Returns the seccomp notify descriptor when
-/// the profile has one, for a workload that runs in this process the
-/// descriptor of the container's mount namespace ([`super::guest_view`]), and
-/// the process to run (`HOME` added from the container's passwd, [`home`]).
+/// What [`build`] leaves for the rest of the init's life.
+struct Built<'s> {
+    /// The seccomp notify descriptor, when the profile has one.
+    notify: Option<OwnedFd>,
+    /// For a workload that runs in this process: the container's mount
+    /// namespace ([`super::guest_view`]).
+    container_view: Option<OwnedFd>,
+    /// The process to run (`HOME` added from the container's passwd, [`home`]).
+    process: Cow<'s, Process>,
+}
+
+/// Everything between Go and Ready.
 fn build<'s>(
     plan: &crate::plan::ContainerPlan,
     spec: &'s oci_spec::runtime::Spec,
@@ -104,7 +112,7 @@ fn build<'s>(
     ends: &InitEnds,
     console_socket: Option<OwnedFd>,
     may_show_exe: bool,
-) -> Result<(Option<OwnedFd>, Option<OwnedFd>, Cow<'s, Process>), StageFailure> {
+) -> Result<Built<'s>, StageFailure> {
     let fail = |step: &str, errno: Option<i32>, msg: String| StageFailure::new(Stage::Init, step, errno, msg);
     let ns = &plan.namespaces;
 
@@ -187,7 +195,7 @@ fn build<'s>(
     let notify = workload::become_process(&plan.process, Stage::Init, setgroups_allowed)?;
     workload::arm(executor, &process, spec, Stage::Init)?;
     super::exe_guard::show_if_harmless(may_show_exe, Stage::Init)?;
-    Ok((notify, container_view, process))
+    Ok(Built { notify, container_view, process })
 }
 
 /// The hooks of the create phase, with the mounts in place and before
