@@ -98,11 +98,6 @@ impl MountOptions {
         Ok(out)
     }
 
-    /// The filesystem data, as `mount(2)` takes it (`None` when there is none).
-    pub fn data_string(&self) -> Option<String> {
-        (!self.data.is_empty()).then(|| self.data.join(","))
-    }
-
     /// What a bind mount's options change on the new mount, as `mount_setattr`
     /// attributes: each flag set or cleared by an option, nothing else. This is
     /// how `mount(8)` treats a remount, and it keeps whatever the source had (and
@@ -295,7 +290,7 @@ mod tests {
     fn flags_and_data_are_split() {
         let o = parse(&["nosuid", "noexec", "nodev", "mode=755", "size=65536k"]);
         assert_eq!(o.flags, MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV);
-        assert_eq!(o.data_string().as_deref(), Some("mode=755,size=65536k"));
+        assert_eq!(o.data, ["mode=755", "size=65536k"]);
         assert_eq!(o.bind, None);
         assert!(o.cleared.is_empty());
     }
@@ -439,7 +434,6 @@ mod tests {
         let o = parse(&["nosuid", "nr_inodes=1k", "mode=755", "huge=never", "size=65536k", "uid=0", "gid=5", "noswap"]);
         assert_eq!(o.flags, MsFlags::MS_NOSUID);
         assert_eq!(o.data, ["nr_inodes=1k", "mode=755", "huge=never", "size=65536k", "uid=0", "gid=5", "noswap"]);
-        assert_eq!(o.data_string().as_deref(), Some("nr_inodes=1k,mode=755,huge=never,size=65536k,uid=0,gid=5,noswap"));
         // A value may hold `=` and `,`-free text of any kind.
         assert_eq!(parse(&["context=system_u:object_r:tmp_t:s0"]).data, ["context=system_u:object_r:tmp_t:s0"]);
         assert_eq!(parse(&["lowerdir=/a:/b", "x=a=b"]).data, ["lowerdir=/a:/b", "x=a=b"]);

@@ -13,8 +13,10 @@
 //!    mkdir, mknod or mount out of it. Mounts land on the `O_PATH` descriptor of
 //!    their target, never on a path that is looked up again: a bind is a copy of
 //!    its source's mount attached there (`open_tree`, `move_mount`); a filesystem
-//!    is mounted on `self/fd/N` of the host's procfs, opened and checked
-//!    (`fstatfs`) before anything of the container is touched.
+//!    is made detached (`fsopen`, one `fsconfig` per flag and data option, so the
+//!    option a filesystem refuses is named, `fsmount`) and attached the same way;
+//!    the v1 cgroup hierarchies are mounted on `self/fd/N` of the host's procfs,
+//!    opened and checked (`fstatfs`) before anything of the container is touched.
 //! 2. [`enter`] = [`pivot`] then [`seal`]: `pivot_root` (or `MS_MOVE` + `chroot`
 //!    with `--no-pivot`), the old root detached, then the read-only paths, the
 //!    masked paths and, last, a read-only `/` if `root.readonly`. An init that
