@@ -58,7 +58,8 @@ pub struct PrepareContext<'a> {
     /// The same directory, opened `O_PATH`: resolve container paths against it with
     /// [`crate::sys::inroot`] so that no symlink leads out of the rootfs.
     pub rootfs_fd: BorrowedFd<'a>,
-    /// The process to run (`spec.process` for the init, the exec'd process for exec).
+    /// The process to run (`spec.process` for the init, the exec'd process for
+    /// exec), with `HOME` from the container's `/etc/passwd` when its env has none.
     pub process: &'a Process,
     /// The whole spec: annotations, `root.readonly`, `linux.resources`.
     pub spec: &'a Spec,

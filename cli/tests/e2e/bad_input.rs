@@ -287,6 +287,52 @@ fn bind_mount_source_that_does_not_exist() {
     });
 }
 
+/// A private-rootfs bundle with a tmpfs at `/mnt` given `options`, and the
+/// field that names them (`mounts[N].options`).
+fn tmpfs_with_options(case: &Case, id: &str, options: &[&str]) -> (PathBuf, String) {
+    let rootfs = case.private_rootfs(id);
+    let mut field = String::new();
+    let dir = bad_bundle(case, id, |c| {
+        c["root"]["path"] = json!(rootfs);
+        let mounts = c["mounts"].as_array_mut().expect("mounts");
+        field = format!("mounts[{}].options", mounts.len());
+        mounts.push(json!({"destination": "/mnt", "type": "tmpfs", "source": "tmpfs", "options": options}));
+    });
+    (dir, field)
+}
+
+#[test]
+fn mount_option_that_is_a_flag_given_a_value() {
+    // Exception: runc passes `ro=1` to the filesystem as data, where the kernel
+    // reads the key alone and mounts read-only; the issue asks for a refusal.
+    if !runtime().is_amphi {
+        return;
+    }
+    let Some(case) = support::case("mount_option_flag_value") else { return };
+    let id = case.id("bad");
+    let (dir, field) = tmpfs_with_options(&case, &id, &["nosuid", "ro=1"]);
+    let stderr = refused(&case, &dir, &id, &["config.json", &field, "\"ro=1\""]);
+    assert!(stderr.contains("takes no value"), "{stderr:?}");
+    case.assert_all_gone();
+}
+
+#[test]
+fn mount_option_the_filesystem_refuses() {
+    // Valid as a string, a bad value for tmpfs: only the mount can tell, and it
+    // names the option. runc refuses it too (in its own words).
+    let Some(case) = support::case("mount_option_refused") else { return };
+    let by = bystander(&case);
+    let id = case.id("bad");
+    let (dir, field) = tmpfs_with_options(&case, &id, &["nosuid", "mode=755", "nr_inodes=lots"]);
+    let stderr = refused(&case, &dir, &id, &[&field, "\"nr_inodes=lots\"", "tmpfs", "/mnt"]);
+    if runtime().is_amphi {
+        assert!(stderr.contains("nr_inodes"), "{stderr:?}");
+    }
+    assert_undisturbed(&case, &by);
+    case.delete_force(&by.id);
+    case.assert_all_gone();
+}
+
 #[test]
 fn unknown_rlimit() {
     refuse("unknown_rlimit", &["process.rlimits", "RLIMIT_FOO"], |case, id| {

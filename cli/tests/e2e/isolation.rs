@@ -352,6 +352,40 @@ fn mounts_in_order_with_their_options() {
 }
 
 #[test]
+fn filesystem_data_options_are_passed_on_and_ignored_by_binds() {
+    // An option amphi does not know is the filesystem's: tmpfs takes nr_inodes
+    // and huge; a bind makes no filesystem and ignores it (as runc does), while
+    // its flags still count.
+    let Some(case) = support::case("mount_data_options") else { return };
+    let id = case.id("c");
+    let src = case.work.path().join("bind-src");
+    fs::create_dir(&src).expect("mkdir");
+    let bundle = case.private_probe_bundle(&id, STAY, |config| {
+        mounts_mut(config).extend([
+            json!({"destination": "/mnt", "type": "tmpfs", "source": "tmpfs",
+                   "options": ["nosuid", "nr_inodes=1k", "huge=never", "mode=750", "size=64k"]}),
+            json!({"destination": "/mnt/bound", "type": "bind", "source": src,
+                   "options": ["rbind", "ro", "nr_inodes=1k", "noswap"]}),
+        ]);
+    });
+    let c = case.start(&bundle, &id);
+    let mnt = mount_at(&c.report, "/mnt");
+    assert_eq!(mnt["fs_type"], "tmpfs");
+    assert!(holds(&mnt["mount_options"], "nosuid"), "{mnt}");
+    for data in ["nr_inodes=1024", "mode=750", "size=64k"] {
+        assert!(holds(&mnt["super_options"], data), "/mnt lacks {data}: {mnt}");
+    }
+    let bound = mount_at(&c.report, "/mnt/bound");
+    assert!(holds(&bound["mount_options"], "ro"), "{bound}");
+    assert!(!holds(&bound["super_options"], "nr_inodes=1024"), "a bind changed its source's filesystem: {bound}");
+    let outside = mountinfo(c.pid);
+    let outside = &outside_mount(&outside, "/mnt").super_options;
+    assert!(outside.contains(&"nr_inodes=1024".to_owned()), "outside: {outside:?}");
+    case.delete_force(&id);
+    case.assert_all_gone();
+}
+
+#[test]
 fn rootfs_propagation_shared_and_private() {
     let Some(case) = support::case("rootfs_propagation") else { return };
     for propagation in ["shared", "private"] {

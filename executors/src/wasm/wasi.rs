@@ -3,7 +3,7 @@
 //! | WASI | from |
 //! |---|---|
 //! | arguments | `process.args`, `argv[0]` as given |
-//! | environment | `process.env` (`KEY=VALUE`; an entry without `=` is `KEY` with an empty value); never the runtime's own environment |
+//! | environment | `process.env` (`KEY=VALUE`; an entry without `=` is `KEY` with an empty value), with `HOME` from the container's `/etc/passwd` when it has none (the runtime adds it before `prepare`, as for a native workload); never the runtime's own environment |
 //! | stdin, stdout, stderr | the process's fds 0, 1, 2, whatever they are (pipes, a pty, a terminal, `/dev/null`); a closed fd becomes an empty stream |
 //! | preopened directories | see below |
 //! | initial cwd (WASI 0.2) | `process.cwd` |

@@ -2,7 +2,9 @@
 //!
 //! Everything that can be known without the container's mount namespace is
 //! decided and checked here, in the caller, before the first clone: the options
-//! of each mount are parsed ([`options`]), a bind mount's source must exist (a
+//! of each mount are parsed ([`options`]; what amphi does not know is the
+//! filesystem's data, ignored with a debug line by a bind or cgroup mount, which
+//! makes no new filesystem), a bind mount's source must exist (a
 //! relative source is read against the bundle directory, as the runtime-spec
 //! says) and tells whether its target is a file or a directory, destinations are
 //! made absolute and clean, and nothing may be mounted inside `/proc` except the
@@ -86,14 +88,17 @@ pub struct RootfsPlan {
 /// One entry of `mounts`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountPlan {
+    /// Where the entry is in `mounts`, for messages (`mounts[3].options`).
+    pub index: usize,
     /// Absolute and clean; read inside the rootfs.
     pub destination: PathBuf,
     pub kind: MountKind,
     /// `mount(2)` flags of a filesystem mount; for `cgroup`, those of each
     /// hierarchy. Never `MS_BIND`/`MS_REC` (see [`MountKind::Bind`]).
     pub flags: MsFlags,
-    /// Filesystem data (`mode=755,size=65536k`).
-    pub data: Option<String>,
+    /// Filesystem data, one option each, in the spec's order (`mode=755`,
+    /// `size=65536k`, `newinstance`); empty but for a filesystem mount.
+    pub data: Vec<String>,
     /// `mount_setattr` calls on the new mount, in order: a bind's flags, the
     /// recursive attributes, the propagation types.
     pub setattr: Vec<SetAttr>,
@@ -316,10 +321,16 @@ fn plan_mount(i: usize, m: &oci_spec::runtime::Mount, ctx: &MountContext) -> Res
         let source = m.source().clone().filter(|s| !s.as_os_str().is_empty()).unwrap_or_else(|| typ.into());
         MountKind::Filesystem { fstype: typ.to_owned(), source }
     };
-    if !matches!(kind, MountKind::Filesystem { .. })
-        && let Some(first) = opts.data.first()
-    {
-        return Err(PlanError::new(field("options"), format!("unknown option {first:?}")));
+    if !matches!(kind, MountKind::Filesystem { .. }) && !opts.data.is_empty() {
+        // A bind copies a mount that exists and a cgroup mount is shaped after
+        // the host's: no filesystem is made that could take data (runc and
+        // crun ignore it too).
+        tracing::debug!(
+            field = %field("options"),
+            destination = %destination.display(),
+            data = %opts.data.join(","),
+            "filesystem options ignored: this mount makes no new filesystem"
+        );
     }
     check_proc_destination(&destination, &kind).map_err(|reason| PlanError::new(field("destination"), reason))?;
 
@@ -346,10 +357,11 @@ fn plan_mount(i: usize, m: &oci_spec::runtime::Mount, ctx: &MountContext) -> Res
     }
 
     let (flags, data) = match kind {
-        MountKind::Bind { .. } => (MsFlags::empty(), None),
-        _ => (opts.flags, opts.data_string()),
+        MountKind::Bind { .. } => (MsFlags::empty(), Vec::new()),
+        MountKind::Cgroup => (opts.flags, Vec::new()),
+        MountKind::Filesystem { .. } => (opts.flags, opts.data),
     };
-    Ok(MountPlan { destination, kind, flags, data, setattr })
+    Ok(MountPlan { index: i, destination, kind, flags, data, setattr })
 }
 
 /// Mounts inside `/proc` could hide the masked paths; only `proc` itself (or a
@@ -472,9 +484,10 @@ mod tests {
         .unwrap();
         let dests: Vec<_> = p.mounts.iter().map(|m| m.destination.to_str().unwrap()).collect();
         assert_eq!(dests, ["/proc", "/dev", "/dev/pts", "/sys/fs/cgroup"]);
-        assert_eq!(p.mounts[1].data.as_deref(), Some("mode=755,size=65536k"));
+        assert_eq!(p.mounts[1].data, ["mode=755", "size=65536k"]);
+        assert_eq!(p.mounts.iter().map(|m| m.index).collect::<Vec<_>>(), [0, 1, 2, 3]);
         assert_eq!(p.mounts[1].flags, MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME);
-        assert_eq!(p.mounts[2].data.as_deref(), Some("newinstance,ptmxmode=0666,mode=0620,gid=5"));
+        assert_eq!(p.mounts[2].data, ["newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]);
         assert_eq!(p.mounts[3].kind, MountKind::Cgroup);
         assert!(p.mounts[3].flags.contains(MsFlags::MS_RDONLY));
         assert!(p.mounts.iter().all(|m| m.setattr.is_empty()));
@@ -525,13 +538,30 @@ mod tests {
     }
 
     #[test]
-    fn unknown_option_on_a_bind_is_refused() {
+    fn data_options_of_a_bind_or_cgroup_mount_are_ignored() {
+        let p = plan(
+            r#"{"destination":"/d","type":"bind","source":"/","options":["rbind","mode=755","ro"]},
+               {"destination":"/sys/fs/cgroup","type":"cgroup","options":["ro","nsdelegate"]}"#,
+            "",
+        )
+        .unwrap();
+        assert!(p.mounts[0].data.is_empty() && p.mounts[1].data.is_empty());
+        assert_eq!(p.mounts[0].setattr[0].attr.set, libc::MOUNT_ATTR_RDONLY, "the flags still count");
+        assert_eq!(p.mounts[1].flags, MsFlags::MS_RDONLY);
+    }
+
+    #[test]
+    fn malformed_options_name_the_field() {
+        let err = plan(r#"{"destination":"/d","type":"tmpfs","options":["nosuid","ro=1"]}"#, "").unwrap_err();
+        assert_eq!(err.to_string(), r#"config.json: mounts[0].options: option "ro=1": "ro" takes no value"#);
         let err =
-            plan(r#"{"destination":"/d","type":"bind","source":"/","options":["rbind","mode=755"]}"#, "").unwrap_err();
-        assert_eq!(err.field, "mounts[0].options");
-        assert!(err.reason.contains("mode=755"), "{err}");
+            plan(r#"{"destination":"/a","type":"tmpfs"},{"destination":"/d","type":"bind","source":"/","options":["rbind",""]}"#, "")
+                .unwrap_err();
+        assert_eq!(err.to_string(), "config.json: mounts[1].options: option 1 is empty");
         let err = plan(r#"{"destination":"/d","type":"tmpfs","options":["tmpcopyup"]}"#, "").unwrap_err();
         assert_eq!(err.field, "mounts[0].options");
+        let p = plan(r#"{"destination":"/d","type":"tmpfs","options":["nr_inodes=1k","huge=never"]}"#, "").unwrap();
+        assert_eq!(p.mounts[0].data, ["nr_inodes=1k", "huge=never"]);
     }
 
     #[test]

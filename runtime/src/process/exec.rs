@@ -25,6 +25,7 @@
 //! `fchdir` to it, the executor's `prepare` against it, a wasm guest's view
 //! made from the namespace's root, then `chroot(".")`.
 
+use std::borrow::Cow;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -35,7 +36,9 @@ use oci_spec::runtime::{Process, Spec};
 
 use super::channel::{ChannelError, Receiver, Sender, channel};
 use super::spawn::{KillOnDrop, SpawnError, Spawned, finish, reap};
-use super::{FromInit, FromIntermediate, Stage, StageFailure, ToInit, ToIntermediate, exe_guard, terminal, workload};
+use super::{
+    FromInit, FromIntermediate, Stage, StageFailure, ToInit, ToIntermediate, exe_guard, home, terminal, workload,
+};
 use crate::executor::{CacheDir, Executor, PrepareContext};
 use crate::plan::ProcessPlan;
 use crate::plan::namespaces::Kind;
@@ -220,8 +223,8 @@ fn child(request: ExecRequest<'_>, ends: ChildEnds) -> ! {
     let ExecRequest { process, plan, spec, mut executor, preserve_fds, console_socket, may_show_exe, root, .. } =
         request;
     let io = Io { console_socket, root };
-    let notify = match build(process, plan, spec, executor.as_mut(), io, may_show_exe, &ends) {
-        Ok(notify) => notify,
+    let (notify, process) = match build(process, plan, spec, executor.as_mut(), io, may_show_exe, &ends) {
+        Ok(built) => built,
         Err(failure) => {
             let _ = ends.to_parent.send(&FromInit::Failed(failure));
             exit_now(1);
@@ -237,7 +240,7 @@ fn child(request: ExecRequest<'_>, ends: ChildEnds) -> ! {
         exit_now(1);
     }
     drop(ends);
-    workload::run(executor, process, spec, preserve_fds)
+    workload::run(executor, &process, spec, preserve_fds)
 }
 
 /// The descriptors [`build`] consumes.
@@ -248,15 +251,17 @@ struct Io {
     root: Option<std::os::fd::OwnedFd>,
 }
 
-fn build(
-    process: &Process,
+/// Everything between Go and Ready: returns the seccomp notify descriptor when
+/// the profile has one, and the process to run (`HOME` added, [`home`]).
+fn build<'p>(
+    process: &'p Process,
     plan: &ProcessPlan,
     spec: &Spec,
     executor: &mut dyn Executor,
     io: Io,
     may_show_exe: bool,
     ends: &ChildEnds,
-) -> Result<Option<std::os::fd::OwnedFd>, StageFailure> {
+) -> Result<(Option<std::os::fd::OwnedFd>, Cow<'p, Process>), StageFailure> {
     let fail = |step: &str, errno, msg: String| StageFailure::new(Stage::Init, step, errno, msg);
     let chroot = io.root.is_some();
     let root = match io.root {
@@ -275,11 +280,13 @@ fn build(
             .map(std::os::fd::OwnedFd::from)
             .map_err(|e| fail("rootfs", e.raw_os_error(), format!("open the container's root: {e}")))?,
     };
+    // Still root, in the container's mount namespace (or at its root): its passwd.
+    let process = home::with_home(process, root.as_fd(), plan.identity.uid);
     let ask = || super::spawn::ask_for_cache_dir(&ends.to_parent, &ends.from_parent);
     let ctx = PrepareContext {
         rootfs: Path::new("/"),
         rootfs_fd: root.as_fd(),
-        process,
+        process: &process,
         spec,
         cache_dir: CacheDir::new(&ask),
     };
@@ -304,7 +311,7 @@ fn build(
         super::guest_view::enter(Stage::Init)?;
     }
     let notify = workload::become_process(plan, Stage::Init, setgroups_allowed)?;
-    workload::arm(executor, process, spec, Stage::Init)?;
+    workload::arm(executor, &process, spec, Stage::Init)?;
     exe_guard::show_if_harmless(may_show_exe, Stage::Init)?;
-    Ok(notify)
+    Ok((notify, process))
 }

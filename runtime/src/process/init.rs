@@ -12,13 +12,15 @@
 //! container without a mount namespace of its own mounts nothing and enters its
 //! rootfs with `chroot` ([`rootfs`]).
 
+use std::borrow::Cow;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use nix::sched::CloneFlags;
+use oci_spec::runtime::Process;
 
 use super::channel::ChannelError;
 use super::spawn::{InitEnds, InitRequest};
-use super::{FromInit, Stage, StageFailure, ToInit, barrier, rootfs, terminal, workload};
+use super::{FromInit, Stage, StageFailure, ToInit, barrier, home, rootfs, terminal, workload};
 use crate::executor::{CacheDir, PrepareContext};
 use crate::hooks::{self, HookKind};
 use crate::sys::clone::exit_now;
@@ -45,13 +47,14 @@ pub(crate) fn run(mut request: InitRequest<'_>, ends: InitEnds) -> ! {
         exit_now(1);
     }
 
-    let (notify, container_view) = match build(plan, spec, executor.as_mut(), &ends, console_socket, may_show_exe) {
-        Ok(built) => built,
-        Err(failure) => {
-            let _ = ends.to_parent.send(&FromInit::Failed(failure));
-            exit_now(1);
-        }
-    };
+    let Built { notify, container_view, process } =
+        match build(plan, spec, executor.as_mut(), &ends, console_socket, may_show_exe) {
+            Ok(built) => built,
+            Err(failure) => {
+                let _ = ends.to_parent.send(&FromInit::Failed(failure));
+                exit_now(1);
+            }
+        };
     // From Ready on the container counts as created, and `kill` of a created
     // container must work: the handlers go in before the caller can return.
     let _ = crate::sys::signal::exit_on_terminating_signals();
@@ -89,21 +92,29 @@ pub(crate) fn run(mut request: InitRequest<'_>, ends: InitEnds) -> ! {
         exit_now(workload::EXEC_FAILED);
     }
 
-    let process = spec.process().as_ref().expect("validated: process present");
-    workload::run(executor, process, spec, preserve_fds)
+    workload::run(executor, &process, spec, preserve_fds)
 }
 
-/// Everything between Go and Ready. Returns the seccomp notify descriptor when
-/// the profile has one, and for a workload that runs in this process the
-/// descriptor of the container's mount namespace ([`super::guest_view`]).
-fn build(
+/// What [`build`] leaves for the rest of the init's life.
+struct Built<'s> {
+    /// The seccomp notify descriptor, when the profile has one.
+    notify: Option<OwnedFd>,
+    /// For a workload that runs in this process: the container's mount
+    /// namespace ([`super::guest_view`]).
+    container_view: Option<OwnedFd>,
+    /// The process to run (`HOME` added from the container's passwd, [`home`]).
+    process: Cow<'s, Process>,
+}
+
+/// Everything between Go and Ready.
+fn build<'s>(
     plan: &crate::plan::ContainerPlan,
-    spec: &oci_spec::runtime::Spec,
+    spec: &'s oci_spec::runtime::Spec,
     executor: &mut dyn crate::executor::Executor,
     ends: &InitEnds,
     console_socket: Option<OwnedFd>,
     may_show_exe: bool,
-) -> Result<(Option<OwnedFd>, Option<OwnedFd>), StageFailure> {
+) -> Result<Built<'s>, StageFailure> {
     let fail = |step: &str, errno: Option<i32>, msg: String| StageFailure::new(Stage::Init, step, errno, msg);
     let ns = &plan.namespaces;
 
@@ -127,11 +138,13 @@ fn build(
         .map_err(|e| fail("cwd", e.raw_os_error(), format!("process.cwd {}: {e}", plan.process.cwd.display())))?;
 
     let process = spec.process().as_ref().expect("validated: process present");
+    // With the mounts in place and as root: the passwd the workload will see.
+    let process = home::with_home(process, rootfs_fd.as_fd(), plan.process.identity.uid);
     let ask = || super::spawn::ask_for_cache_dir(&ends.to_parent, &ends.from_parent);
     let ctx = PrepareContext {
         rootfs: plan.rootfs.rootfs(),
         rootfs_fd: rootfs_fd.as_fd(),
-        process,
+        process: &process,
         spec,
         cache_dir: CacheDir::new(&ask),
     };
@@ -191,9 +204,9 @@ fn build(
     }
 
     let notify = workload::become_process(&plan.process, Stage::Init, setgroups_allowed)?;
-    workload::arm(executor, process, spec, Stage::Init)?;
+    workload::arm(executor, &process, spec, Stage::Init)?;
     super::exe_guard::show_if_harmless(may_show_exe, Stage::Init)?;
-    Ok((notify, container_view))
+    Ok(Built { notify, container_view, process })
 }
 
 /// The hooks of the create phase, with the mounts in place and before

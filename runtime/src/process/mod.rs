@@ -28,6 +28,7 @@ pub mod channel;
 pub mod exe_guard;
 pub mod exec;
 mod guest_view;
+mod home;
 pub mod identity;
 mod init;
 mod intermediate;

@@ -1,14 +1,15 @@
 //! Mount syscalls that `nix` does not wrap: `mount_setattr(2)` and the
 //! descriptor-based mount API (`open_tree`, `move_mount`, `fsopen`, `fsconfig`,
-//! `fsmount`), and [`ProcRoot`], through which `mount(2)` reaches a target by
-//! descriptor.
+//! `fsmount`: [`FsContext`]), and [`ProcRoot`], through which `mount(2)` reaches
+//! a target by descriptor.
 //!
 //! A mount whose target (or source) is a path of the container is made by
 //! descriptor: the target is opened inside the rootfs first ([`super::inroot`])
 //! and the mount lands on that descriptor, never on a path looked up again. A
 //! bind is a detached copy of the source ([`clone_tree`]) attached to the target
-//! ([`attach_tree`]); a new filesystem that `fsmount` can make is attached the
-//! same way; anything else goes through `mount(2)` with the target named as
+//! ([`attach_tree`]); a new filesystem is configured one parameter at a time
+//! ([`FsContext`]) and attached the same way; what is left (the cgroup
+//! hierarchies of a v1 host) goes through `mount(2)` with the target named as
 //! `self/fd/N` of a verified procfs ([`ProcRoot::mount_on`]).
 //!
 //! (`pivot_root`, `mount`, `umount2` and `chroot` come from `nix`.)
@@ -144,24 +145,83 @@ pub fn attach_tree(tree: BorrowedFd<'_>, target: BorrowedFd<'_>) -> io::Result<(
 /// detached, with the mount attributes `attrs` (`MOUNT_ATTR_*`): `fsopen(2)`,
 /// `fsconfig(2)` and `fsmount(2)`. Attach it with [`attach_tree`].
 pub fn new_filesystem(fstype: &CStr, attrs: u64) -> io::Result<OwnedFd> {
-    // SAFETY: fstype is a valid NUL-terminated string the kernel only reads.
-    let fs = check_fd(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), libc::FSOPEN_CLOEXEC) })?;
-    // SAFETY: FSCONFIG_CMD_CREATE takes no key, value or aux argument (null, 0).
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_fsconfig,
-            fs.as_raw_fd(),
-            libc::FSCONFIG_CMD_CREATE,
-            std::ptr::null::<libc::c_char>(),
-            std::ptr::null::<libc::c_void>(),
-            0,
-        )
-    };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
+    let fs = FsContext::open(fstype)?;
+    fs.create()?;
+    fs.mount(attrs)
+}
+
+/// A filesystem being configured (`fsopen(2)`): parameters are set one at a
+/// time, so the one a filesystem refuses is known, then [`FsContext::create`]
+/// makes the superblock and [`FsContext::mount`] a detached mount of it. This
+/// is what `mount(2)` does inside with its comma-joined data: a `key=value`
+/// option is a string parameter, a bare `key` a flag.
+#[derive(Debug)]
+pub struct FsContext(OwnedFd);
+
+impl FsContext {
+    pub fn open(fstype: &CStr) -> io::Result<Self> {
+        // SAFETY: fstype is a valid NUL-terminated string the kernel only reads.
+        check_fd(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), libc::FSOPEN_CLOEXEC) }).map(Self)
     }
-    // SAFETY: fsmount takes the filesystem context and two flag words by value.
-    check_fd(unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), libc::FSMOUNT_CLOEXEC, attrs as libc::c_uint) })
+
+    /// `FSCONFIG_SET_FLAG`: a parameter without a value (`ro`, `newinstance`).
+    pub fn set_flag(&self, key: &CStr) -> io::Result<()> {
+        self.config(libc::FSCONFIG_SET_FLAG, Some(key), None)
+    }
+
+    /// `FSCONFIG_SET_STRING`: a parameter with a value (`mode` `755`, `source`).
+    pub fn set_string(&self, key: &CStr, value: &CStr) -> io::Result<()> {
+        self.config(libc::FSCONFIG_SET_STRING, Some(key), Some(value))
+    }
+
+    /// `FSCONFIG_CMD_CREATE`: makes (or finds) the superblock.
+    pub fn create(&self) -> io::Result<()> {
+        self.config(libc::FSCONFIG_CMD_CREATE, None, None)
+    }
+
+    /// `fsmount(2)`: a detached, close-on-exec mount of the superblock with the
+    /// mount attributes `attrs` (`MOUNT_ATTR_*`).
+    pub fn mount(&self, attrs: u64) -> io::Result<OwnedFd> {
+        // SAFETY: fsmount takes the filesystem context and two flag words by value.
+        check_fd(unsafe {
+            libc::syscall(libc::SYS_fsmount, self.0.as_raw_fd(), libc::FSMOUNT_CLOEXEC, attrs as libc::c_uint)
+        })
+    }
+
+    /// The last error the filesystem logged on this context (`e tmpfs: Bad
+    /// value for 'nr_inodes'` read as `tmpfs: Bad value for 'nr_inodes'`), if
+    /// any: the reason behind an `EINVAL`. Reading takes the messages out.
+    pub fn error_message(&self) -> Option<String> {
+        let mut last = None;
+        let mut buf = [0u8; 1024];
+        loop {
+            // SAFETY: `buf` is a valid writable buffer of the given length that
+            // outlives the call; read writes at most that many bytes into it.
+            let n = unsafe { libc::read(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            let Ok(n) = usize::try_from(n) else { break };
+            if n == 0 {
+                break;
+            }
+            let text = String::from_utf8_lossy(&buf[..n]);
+            if let Some(error) = text.strip_prefix("e ") {
+                last = Some(error.trim_end().to_owned());
+            }
+        }
+        last
+    }
+
+    fn config(&self, cmd: libc::c_uint, key: Option<&CStr>, value: Option<&CStr>) -> io::Result<()> {
+        let key = key.map_or(std::ptr::null(), CStr::as_ptr);
+        let value = value.map_or(std::ptr::null(), |v| v.as_ptr().cast::<libc::c_void>());
+        // SAFETY: `key` and `value` are null (for commands and flags that take
+        // none) or valid NUL-terminated strings that outlive the call; the
+        // kernel only reads them; aux is 0 for every command used here.
+        let ret = unsafe { libc::syscall(libc::SYS_fsconfig, self.0.as_raw_fd(), cmd, key, value, 0) };
+        if ret < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
 }
 
 /// A procfs root directory, checked with `fstatfs` to be procfs, through which

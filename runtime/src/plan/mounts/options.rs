@@ -3,8 +3,15 @@
 //! An option is one of: a `mount(2)` flag that is set or cleared (`ro`, `rw`,
 //! `nosuid`, `suid`, ...), `bind`/`rbind`, a propagation type (`rprivate`, ...),
 //! a recursive attribute applied with `mount_setattr(2)` and `AT_RECURSIVE`
-//! (`rro`, `rnosuid`, ...), or filesystem data (`mode=755`, `size=64k`), passed
-//! to the filesystem as it is. The last word on one flag wins (`ro,rw` is `rw`).
+//! (`rro`, `rnosuid`, ...), or filesystem data: any option amphi does not know
+//! (`mode=755`, `size=64k`, `nr_inodes=1k`, `newinstance`), kept in order and
+//! handed to the filesystem as it is, as `mount(8)`, runc and crun do. Whether
+//! the filesystem takes it is the filesystem's to say when it is mounted. The
+//! last word on one flag wins (`ro,rw` is `rw`).
+//!
+//! Only a malformed option is refused here: an empty one, or an option amphi
+//! knows given a value (`ro=1`, `nosuid=x`, `rbind=1`): such an option was
+//! never meant for the filesystem.
 
 use nix::mount::MsFlags;
 
@@ -56,8 +63,16 @@ impl MountOptions {
     /// Parses `options`; the error names the option that cannot be used.
     pub fn parse(options: &[String]) -> Result<Self, String> {
         let mut out = Self::default();
-        for option in options {
+        for (n, option) in options.iter().enumerate() {
             let option = option.as_str();
+            if option.is_empty() {
+                return Err(format!("option {n} is empty"));
+            }
+            if let Some((key, _)) = option.split_once('=')
+                && is_known(key)
+            {
+                return Err(format!("option {option:?}: {key:?} takes no value"));
+            }
             if let Some((flag, clear)) = flag(option) {
                 if clear {
                     out.flags.remove(flag);
@@ -74,18 +89,13 @@ impl MountOptions {
                 match option {
                     "bind" => out.bind = Some(out.bind.unwrap_or(Bind::Single)),
                     "rbind" => out.bind = Some(Bind::Recursive),
-                    "defaults" | "" => {}
+                    "defaults" => {}
                     o if UNSUPPORTED.contains(&o) => return Err(format!("option {o:?} is not supported")),
                     o => out.data.push(o.to_owned()),
                 }
             }
         }
         Ok(out)
-    }
-
-    /// The filesystem data, as `mount(2)` takes it (`None` when there is none).
-    pub fn data_string(&self) -> Option<String> {
-        (!self.data.is_empty()).then(|| self.data.join(","))
     }
 
     /// What a bind mount's options change on the new mount, as `mount_setattr`
@@ -95,6 +105,15 @@ impl MountOptions {
     pub fn bind_attr(&self) -> MountAttr {
         attr_from_flags(self.flags, self.cleared)
     }
+}
+
+/// Whether `name` is an option amphi itself acts on (never filesystem data).
+fn is_known(name: &str) -> bool {
+    flag(name).is_some()
+        || recursive_attr(name).is_some()
+        || propagation(name).is_some()
+        || matches!(name, "bind" | "rbind" | "defaults")
+        || UNSUPPORTED.contains(&name)
 }
 
 /// `MOUNT_ATTR_*` bits for the per-mount `MS_*` flags in `set` and `cleared`.
@@ -131,6 +150,25 @@ pub fn attr_from_flags(set: MsFlags, cleared: MsFlags) -> MountAttr {
         attr.clear |= libc::MOUNT_ATTR__ATIME;
     }
     attr
+}
+
+/// The superblock flags among `flags`, as the names `fsconfig(2)` takes them
+/// (`FSCONFIG_SET_FLAG`): what `mount(2)` would give a new filesystem's
+/// superblock. The per-mount flags are [`attr_from_flags`]'s; `iversion` and
+/// `silent` have no such name (the filesystem decides on i_version itself, and
+/// `silent` only quiets the kernel's log), so a new filesystem ignores them.
+pub fn superblock_flags(flags: MsFlags) -> impl Iterator<Item = &'static str> {
+    [
+        (MsFlags::MS_RDONLY, "ro"),
+        (MsFlags::MS_SYNCHRONOUS, "sync"),
+        (MsFlags::MS_DIRSYNC, "dirsync"),
+        (MsFlags::MS_MANDLOCK, "mand"),
+        (MsFlags::MS_LAZYTIME, "lazytime"),
+        (MsFlags::MS_POSIXACL, "posixacl"),
+    ]
+    .into_iter()
+    .filter(move |(flag, _)| flags.contains(*flag))
+    .map(|(_, name)| name)
 }
 
 /// `MS_NOSYMFOLLOW` (Linux 5.10), which `nix` does not name.
@@ -252,7 +290,7 @@ mod tests {
     fn flags_and_data_are_split() {
         let o = parse(&["nosuid", "noexec", "nodev", "mode=755", "size=65536k"]);
         assert_eq!(o.flags, MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV);
-        assert_eq!(o.data_string().as_deref(), Some("mode=755,size=65536k"));
+        assert_eq!(o.data, ["mode=755", "size=65536k"]);
         assert_eq!(o.bind, None);
         assert!(o.cleared.is_empty());
     }
@@ -389,6 +427,42 @@ mod tests {
         let err = MountOptions::parse(&["rbind".into(), "idmap".into()]).unwrap_err();
         assert!(err.contains("\"idmap\""), "{err}");
         assert!(MountOptions::parse(&["tmpcopyup".into()]).is_err());
+    }
+
+    #[test]
+    fn unknown_options_are_filesystem_data_in_order() {
+        let o = parse(&["nosuid", "nr_inodes=1k", "mode=755", "huge=never", "size=65536k", "uid=0", "gid=5", "noswap"]);
+        assert_eq!(o.flags, MsFlags::MS_NOSUID);
+        assert_eq!(o.data, ["nr_inodes=1k", "mode=755", "huge=never", "size=65536k", "uid=0", "gid=5", "noswap"]);
+        // A value may hold `=` and `,`-free text of any kind.
+        assert_eq!(parse(&["context=system_u:object_r:tmp_t:s0"]).data, ["context=system_u:object_r:tmp_t:s0"]);
+        assert_eq!(parse(&["lowerdir=/a:/b", "x=a=b"]).data, ["lowerdir=/a:/b", "x=a=b"]);
+    }
+
+    #[test]
+    fn an_empty_option_is_malformed() {
+        let err = MountOptions::parse(&["nosuid".into(), String::new()]).unwrap_err();
+        assert_eq!(err, "option 1 is empty");
+    }
+
+    #[test]
+    fn a_known_option_with_a_value_is_malformed() {
+        for option in
+            ["ro=1", "nosuid=x", "rw=", "noatime=yes", "rro=1", "rprivate=1", "rbind=1", "bind=x", "defaults=1"]
+        {
+            let err = MountOptions::parse(&[option.into()]).unwrap_err();
+            let key = option.split_once('=').unwrap().0;
+            assert_eq!(err, format!("option {option:?}: {key:?} takes no value"));
+        }
+        assert!(MountOptions::parse(&["idmap=1".into()]).is_err());
+    }
+
+    #[test]
+    fn superblock_flags_are_named_as_fsconfig_takes_them() {
+        let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_SYNCHRONOUS | MsFlags::MS_NOATIME;
+        assert_eq!(superblock_flags(flags).collect::<Vec<_>>(), ["ro", "sync"]);
+        assert_eq!(superblock_flags(parse(&["dirsync", "lazytime", "acl", "mand"]).flags).count(), 4);
+        assert_eq!(superblock_flags(MsFlags::MS_NODEV | MsFlags::MS_STRICTATIME).count(), 0);
     }
 
     #[test]

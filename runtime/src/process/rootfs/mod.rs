@@ -13,8 +13,10 @@
 //!    mkdir, mknod or mount out of it. Mounts land on the `O_PATH` descriptor of
 //!    their target, never on a path that is looked up again: a bind is a copy of
 //!    its source's mount attached there (`open_tree`, `move_mount`); a filesystem
-//!    is mounted on `self/fd/N` of the host's procfs, opened and checked
-//!    (`fstatfs`) before anything of the container is touched.
+//!    is made detached (`fsopen`, one `fsconfig` per flag and data option, so the
+//!    option a filesystem refuses is named, `fsmount`) and attached the same way;
+//!    the v1 cgroup hierarchies are mounted on `self/fd/N` of the host's procfs,
+//!    opened and checked (`fstatfs`) before anything of the container is touched.
 //! 2. [`enter`] = [`pivot`] then [`seal`]: `pivot_root` (or `MS_MOVE` + `chroot`
 //!    with `--no-pivot`), the old root detached, then the read-only paths, the
 //!    masked paths and, last, a read-only `/` if `root.readonly`. An init that
@@ -68,6 +70,22 @@ pub enum RootfsError {
     Mount { destination: PathBuf, step: Option<&'static str>, errno: Errno },
     #[error("mount {}: source {} does not exist", .destination.display(), .source_path.display())]
     SourceMissing { destination: PathBuf, source_path: PathBuf },
+    /// A new filesystem could not be made; `detail` is the filesystem's own
+    /// reason when it logged one.
+    #[error("mount {}: {fstype}: {}{}{}", .destination.display(), prefix(*.step), cause(*.errno), detail_of(.detail))]
+    Filesystem {
+        destination: PathBuf,
+        fstype: String,
+        step: Option<&'static str>,
+        errno: Errno,
+        detail: Option<String>,
+    },
+    /// The filesystem refused one of the options it was given as data.
+    #[error(
+        "mounts[{index}].options: {option:?} refused by {fstype} at {}: {}{}",
+        .destination.display(), cause(*.errno), detail_of(.detail)
+    )]
+    Option { index: usize, option: String, fstype: String, destination: PathBuf, errno: Errno, detail: Option<String> },
     /// The host's cgroup hierarchies could not be found or read.
     #[error("mount {}: {reason}", .destination.display())]
     Cgroup { destination: PathBuf, reason: String, errno: Option<Errno> },
@@ -90,6 +108,8 @@ impl RootfsError {
         match self {
             Self::Rootfs { errno, .. }
             | Self::Mount { errno, .. }
+            | Self::Filesystem { errno, .. }
+            | Self::Option { errno, .. }
             | Self::Device { errno, .. }
             | Self::Symlink { errno, .. }
             | Self::Masked { errno, .. }
@@ -113,6 +133,11 @@ fn cause(errno: Errno) -> String {
 
 fn prefix(step: Option<&'static str>) -> String {
     step.map(|s| format!("{s}: ")).unwrap_or_default()
+}
+
+/// A filesystem's own reason, in parentheses after the errno, on one line.
+fn detail_of(detail: &Option<String>) -> String {
+    detail.as_deref().map(|d| format!(" ({})", d.replace('\n', " "))).unwrap_or_default()
 }
 
 /// The errno of an `io::Error` from the `sys` wrappers.
@@ -273,6 +298,27 @@ mod error_tests {
         let e = RootfsError::SourceMissing { destination: "/data".into(), source_path: "/nonexistent/src".into() };
         assert_eq!(e.to_string(), "mount /data: source /nonexistent/src does not exist");
         assert_eq!(e.errno(), Some(libc::ENOENT));
+        let e = RootfsError::Option {
+            index: 3,
+            option: "nr_inodes=lots".into(),
+            fstype: "tmpfs".into(),
+            destination: "/mnt".into(),
+            errno: Errno::EINVAL,
+            detail: Some("tmpfs: Bad value for 'nr_inodes'".into()),
+        };
+        assert_eq!(
+            e.to_string(),
+            r#"mounts[3].options: "nr_inodes=lots" refused by tmpfs at /mnt: invalid argument (tmpfs: Bad value for 'nr_inodes')"#
+        );
+        assert_eq!(e.errno(), Some(libc::EINVAL));
+        let e = RootfsError::Filesystem {
+            destination: "/o".into(),
+            fstype: "overlay".into(),
+            step: None,
+            errno: Errno::EINVAL,
+            detail: None,
+        };
+        assert_eq!(e.to_string(), "mount /o: overlay: invalid argument");
         let e = RootfsError::Mount { destination: "/x".into(), step: Some("create target"), errno: Errno::ENOENT };
         assert_eq!(e.to_string(), "mount /x: create target: no such file or directory");
         let e = RootfsError::Rootfs { path: "/r".into(), step: "pivot_root", errno: Errno::EINVAL };

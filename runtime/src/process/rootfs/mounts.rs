@@ -4,10 +4,14 @@
 //! Every mount lands on the target's descriptor. A bind is a copy of its
 //! source's mount ([`clone_tree`]) attached there; a source inside the rootfs is
 //! resolved inside it, like a target, so a symlink of the image cannot turn it
-//! into a host path. A filesystem goes through `mount(2)` with the target named
-//! through the verified procfs ([`ProcRoot::mount_on`]).
+//! into a host path. A filesystem is made detached with `fsopen(2)`, one
+//! `fsconfig(2)` call per superblock flag and per data option (so the option a
+//! filesystem refuses is named: `mounts[i].options`), then `fsmount(2)` with
+//! the per-mount flags, and attached to the target's descriptor.
 
+use std::ffi::CString;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use nix::errno::Errno;
@@ -17,10 +21,10 @@ use nix::sys::stat::SFlag;
 
 use super::{RootfsError, cgroup, errno_of};
 use crate::plan::RootfsPlan;
-use crate::plan::mounts::options::attr_from_flags;
+use crate::plan::mounts::options::{attr_from_flags, superblock_flags};
 use crate::plan::mounts::{MountKind, MountPlan, SetAttr};
 use crate::sys::inroot::{FileKind, create_file_in_root, mkdir_all_in_root, open_in_root};
-use crate::sys::mount::{ProcRoot, attach_tree, clone_tree, mount_setattr};
+use crate::sys::mount::{FsContext, ProcRoot, attach_tree, clone_tree, mount_setattr};
 
 pub(super) fn mount(
     root: BorrowedFd<'_>,
@@ -41,11 +45,11 @@ pub(super) fn mount(
         }
         MountKind::Filesystem { fstype, source } => {
             let target = target(root, dest, true).map_err(fail(Some("create target")))?;
-            match proc.mount_on(Some(source.as_path()), target.as_fd(), Some(fstype), m.flags, m.data.as_deref()) {
-                Ok(()) => {}
+            match new_filesystem(m, fstype, source) {
+                Ok(tree) => attach_tree(tree.as_fd(), target.as_fd()).map_err(|e| fail(None)(errno_of(e)))?,
                 // sysfs belongs to the network namespace; a user namespace without
                 // its own cannot mount one. Bind the host's, as runc does.
-                Err(Errno::EPERM) if fstype == "sysfs" && plan.user_ns => {
+                Err(RootfsError::Filesystem { errno: Errno::EPERM, .. }) if fstype == "sysfs" && plan.user_ns => {
                     let sys = open_host(Path::new("/sys")).map_err(fail(Some("bind /sys in place of sysfs")))?;
                     let tree = clone_tree(sys.as_fd(), true)
                         .map_err(|e| fail(Some("bind /sys in place of sysfs"))(errno_of(e)))?;
@@ -54,12 +58,55 @@ pub(super) fn mount(
                     let attr = SetAttr { recursive: false, attr: attr_from_flags(m.flags, MsFlags::empty()) };
                     return finish(root, dest, std::iter::once(&attr).chain(&m.setattr));
                 }
-                Err(errno) => return Err(fail(None)(errno)),
+                Err(e) => return Err(e),
             }
         }
         MountKind::Cgroup => return cgroup::mount(root, proc, m, plan),
     }
     finish(root, dest, &m.setattr)
+}
+
+/// A new filesystem for `m`, detached: configured as `mount(2)` would configure
+/// it (superblock flags, the source, then each data option in order), so that
+/// an option the filesystem refuses is named, with the filesystem's own reason.
+fn new_filesystem(m: &MountPlan, fstype: &str, source: &Path) -> Result<OwnedFd, RootfsError> {
+    let dest = m.destination.as_path();
+    let fail = |step: Option<&'static str>, fs: Option<&FsContext>, e: std::io::Error| RootfsError::Filesystem {
+        destination: dest.into(),
+        fstype: fstype.to_owned(),
+        step,
+        errno: errno_of(e),
+        detail: fs.and_then(FsContext::error_message),
+    };
+    let cstring = |s: &[u8]| CString::new(s).map_err(|_| Errno::EINVAL);
+    let fs = FsContext::open(&cstring(fstype.as_bytes()).map_err(|e| fail(None, None, e.into()))?)
+        .map_err(|e| fail(None, None, e))?;
+    for flag in superblock_flags(m.flags) {
+        let key = cstring(flag.as_bytes()).map_err(|e| fail(None, None, e.into()))?;
+        fs.set_flag(&key).map_err(|e| fail(Some(flag), Some(&fs), e))?;
+    }
+    let value = cstring(source.as_os_str().as_bytes()).map_err(|e| fail(Some("source"), None, e.into()))?;
+    fs.set_string(c"source", &value).map_err(|e| fail(Some("source"), Some(&fs), e))?;
+    for option in &m.data {
+        let refused = |e: std::io::Error| RootfsError::Option {
+            index: m.index,
+            option: option.clone(),
+            fstype: fstype.to_owned(),
+            destination: dest.into(),
+            errno: errno_of(e),
+            detail: fs.error_message(),
+        };
+        let set = match option.split_once('=') {
+            Some((key, value)) => cstring(key.as_bytes())
+                .and_then(|key| Ok((key, cstring(value.as_bytes())?)))
+                .map_err(std::io::Error::from)
+                .and_then(|(key, value)| fs.set_string(&key, &value)),
+            None => cstring(option.as_bytes()).map_err(std::io::Error::from).and_then(|key| fs.set_flag(&key)),
+        };
+        set.map_err(refused)?;
+    }
+    fs.create().map_err(|e| fail(None, Some(&fs), e))?;
+    fs.mount(attr_from_flags(m.flags, MsFlags::empty()).set).map_err(|e| fail(None, Some(&fs), e))
 }
 
 /// Binds the file or directory `source` is open on onto `dest` inside the
