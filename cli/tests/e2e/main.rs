@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod exec;
+mod hook_order;
 mod hostile_cwd;
 mod hostile_exe;
 mod hostile_paths;
