@@ -66,7 +66,8 @@ fn cache_and_instantiation(c: &mut Criterion) {
     let linked = link(&compiled).expect("link");
     c.bench_function("instantiate and run a precompiled module (proc_exit(42))", |b| {
         b.iter(|| {
-            let status = run(&linked, wasmtime_wasi::WasiCtxBuilder::new(), None, "proc-exit.wasm").expect("run");
+            let status =
+                run(&linked, wasmtime_wasi::WasiCtxBuilder::new(), None, "proc-exit.wasm", || {}).expect("run");
             assert_eq!(status, 42);
         })
     });
@@ -76,7 +77,7 @@ fn cache_and_instantiation(c: &mut Criterion) {
     let linked = link(&compiled).expect("link");
     c.bench_function("instantiate and run a precompiled component (exit-with-code(7))", |b| {
         b.iter(|| {
-            let status = run(&linked, wasmtime_wasi::WasiCtxBuilder::new(), None, "component").expect("run");
+            let status = run(&linked, wasmtime_wasi::WasiCtxBuilder::new(), None, "component", || {}).expect("run");
             assert_eq!(status, 7);
         })
     });

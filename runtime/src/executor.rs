@@ -15,7 +15,10 @@
 //! - [`Executor::exec`] runs **after the barrier** and after every isolation step
 //!   (pivot_root, identity, capabilities, seccomp). A native executor calls `execve`
 //!   and returns only on failure; an in-process executor runs the workload and
-//!   returns its exit status, which becomes the process's.
+//!   returns its exit status, which becomes the process's. An in-process
+//!   executor tells the runtime the moment it calls into the workload
+//!   ([`WorkloadEntry::entered`], in [`ExecContext::entry`]): `start` runs the
+//!   poststart hooks only after it (for `execve`, close-on-exec tells).
 //!
 //! The boxed executor moves into the cloned child, which owns its own copy of the
 //! memory: neither phase needs `Clone`, and nothing is shared with the caller.
@@ -149,11 +152,76 @@ impl Debug for CacheDir<'_> {
 #[error("{0}")]
 pub struct CacheDirError(pub String);
 
-/// What an executor sees in [`Executor::exec`], after every isolation step.
+/// What an executor sees in [`Executor::arm`] and [`Executor::exec`], after
+/// every isolation step.
 #[derive(Debug)]
 pub struct ExecContext<'a> {
     pub process: &'a Process,
     pub spec: &'a Spec,
+    /// Tells `start` that the workload began ([`WorkloadEntry`]); empty in
+    /// [`Executor::arm`] and for a process exec'd into a running container.
+    pub entry: WorkloadEntry,
+}
+
+impl<'a> ExecContext<'a> {
+    /// A context with nobody to tell of the workload's entry.
+    pub fn new(process: &'a Process, spec: &'a Spec) -> Self {
+        Self { process, spec, entry: WorkloadEntry::none() }
+    }
+}
+
+/// The container's init tells `start` the moment its workload begins: the
+/// runtime-spec runs the poststart hooks only after the user's program was
+/// executed. The init holds the start barrier's descriptor
+/// ([`crate::process::barrier`]) until then; `start` waits for it to close.
+///
+/// An executor that `execve`s has nothing to do: the runtime takes the go byte
+/// right before [`Executor::exec`] and the descriptor is close-on-exec, so it
+/// closes exactly when `execve` succeeds (and the runtime says "not executed"
+/// when `exec` returns an error). An executor that runs the workload in this
+/// process ([`Executor::runs_in_process`]) calls [`WorkloadEntry::entered`]
+/// once, right before it calls into the workload (after instantiation, at the
+/// guest's entry point); an error returned before that counts as "not
+/// executed".
+#[derive(Default)]
+pub struct WorkloadEntry(std::cell::Cell<Option<OwnedFd>>);
+
+impl WorkloadEntry {
+    /// Nobody to tell.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// The init's barrier descriptor, its go byte still unread.
+    pub(crate) fn new(barrier: OwnedFd) -> Self {
+        Self(std::cell::Cell::new(Some(barrier)))
+    }
+
+    /// The workload is entered now: takes the go byte and closes the
+    /// descriptor, which lets `start` run the poststart hooks. Later calls do
+    /// nothing.
+    pub fn entered(&self) {
+        if let Some(fd) = self.0.take() {
+            use std::os::fd::AsFd;
+            // A read cannot fail on the init's own fifo holding a byte; were
+            // it to, the closed descriptor still lets `start` go on.
+            let _ = crate::process::barrier::take_go(fd.as_fd());
+        }
+    }
+
+    /// The descriptor, when it is still held.
+    pub(crate) fn take(&self) -> Option<OwnedFd> {
+        self.0.take()
+    }
+}
+
+impl Debug for WorkloadEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let held = self.0.take();
+        let text = if held.is_some() { "WorkloadEntry(waiting)" } else { "WorkloadEntry(none)" };
+        self.0.set(held);
+        f.write_str(text)
+    }
 }
 
 /// Runs a workload inside a prepared container process.

@@ -4,20 +4,31 @@
 //! the container's state (runtime-spec `state`) as JSON on its stdin. This module
 //! runs one list of hooks ([`run`]); the callers decide when and where:
 //!
-//! | kind | who runs it | when | namespaces |
-//! |---|---|---|---|
-//! | `prestart` (deprecated), `createRuntime` | `create`, in [`crate::process::spawn`] | the init has mounted the rootfs and waits before `pivot_root` | the runtime's |
-//! | `createContainer` | the init | right after them, still before `pivot_root` (the path resolves in the runtime's view, as runc does) | the container's |
-//! | `startContainer` | the init | after the start barrier, before the executor (as the container's user, after `pivot_root`) | the container's |
-//! | `poststart` | `start` | after the barrier is lifted | the runtime's |
-//! | `poststop` | `delete` | after the processes are gone, before the state directory goes | the runtime's |
+//! | kind | who runs it | when | namespaces | `status` on stdin |
+//! |---|---|---|---|---|
+//! | `prestart` (deprecated), `createRuntime` | `create`, in [`crate::process::spawn`] | the init has mounted the rootfs and waits before `pivot_root` | the runtime's | `creating` |
+//! | `createContainer` | the init | right after them, still before `pivot_root` (the path resolves in the runtime's view, as runc does) | the container's | `creating` |
+//! | `startContainer` | the init | after the start barrier, before the executor (as the container's user, after `pivot_root`) | the container's | `created` |
+//! | `poststart` | `start` | after the workload was executed: a native one's `execve` succeeded, a wasm guest was entered (instantiated, its entry point about to be called); never when the init ended before that | the runtime's | `running` |
+//! | `poststop` | `delete` | after the processes are gone, before the state directory goes | the runtime's | `stopped` |
+//!
+//! The statuses are the runtime-spec's for those points of the lifecycle: the
+//! container is `creating` until `create` has finished, `created` until the
+//! user's program was executed (the startContainer hooks run just before it),
+//! `running` once it was, `stopped` once its process has exited. The state
+//! carries the init's `pid` as the runtime sees it, except when `stopped`.
 //!
 //! `prestart` runs before `createRuntime` at the same moment, as runc does. A failing
 //! `prestart`, `createRuntime` or `createContainer` hook fails `create`, which
-//! unwinds everything it made; a failing `startContainer` hook ends the init before
-//! the workload runs (`start` itself has already returned, as with runc: the one
-//! line naming the hook goes to the container's stderr and the container stops);
-//! `poststart` and `poststop` failures are logged and change nothing.
+//! unwinds everything it made, and the hooks after it do not run ([`run`]); a
+//! failing `startContainer` hook ends the init before the workload runs (`start`
+//! succeeds as with runc, without running poststart: the one line naming the hook
+//! goes to the container's stderr and the container stops). A failing
+//! `poststart` or `poststop` hook is logged as a warning, the remaining hooks of
+//! its kind still run, and `start` or `delete` succeeds ([`run_logged`]).
+//!
+//! How `start` knows that the workload was executed is the start barrier's
+//! business ([`crate::process::barrier`]).
 //!
 //! ## Running one hook
 //!
@@ -92,6 +103,17 @@ impl HookKind {
             HookKind::StartContainer => "startContainer",
             HookKind::Poststart => "poststart",
             HookKind::Poststop => "poststop",
+        }
+    }
+
+    /// The status a hook of this kind reads in its state: the runtime-spec's
+    /// for the moment it runs (see the table above).
+    pub fn status(self) -> Status {
+        match self {
+            HookKind::Prestart | HookKind::CreateRuntime | HookKind::CreateContainer => Status::Creating,
+            HookKind::StartContainer => Status::Created,
+            HookKind::Poststart => Status::Running,
+            HookKind::Poststop => Status::Stopped,
         }
     }
 
@@ -187,26 +209,30 @@ impl HookState {
 }
 
 /// Runs `hooks` (of kind `kind`) one after the other with `state` on stdin,
-/// stopping at the first that fails.
+/// stopping at the first that fails (the hooks whose failure fails the
+/// operation).
 pub fn run(kind: HookKind, hooks: &[Hook], state: &str) -> Result<(), HookError> {
     for (index, hook) in hooks.iter().enumerate() {
-        let _span = tracing::debug_span!("hook", kind = kind.as_str(), index).entered();
-        run_one(hook, state.as_bytes()).map_err(|failure| HookError {
-            kind,
-            index,
-            path: hook.path().clone(),
-            failure,
-        })?;
+        run_indexed(kind, index, hook, state)?;
     }
     Ok(())
 }
 
-/// Runs `hooks` and logs a failure instead of returning it (poststart,
-/// poststop: their failures change nothing).
-pub fn run_logged(kind: HookKind, hooks: &[Hook], state: &str) {
-    if let Err(e) = run(kind, hooks, state) {
-        tracing::warn!("{e}");
+/// Runs every one of `hooks` and logs each failure as a warning instead of
+/// returning it (poststart, poststop: a failure changes nothing, and the
+/// remaining hooks of the kind still run). Returns the failures, in order.
+pub fn run_logged(kind: HookKind, hooks: &[Hook], state: &str) -> Vec<HookError> {
+    let failures: Vec<HookError> =
+        hooks.iter().enumerate().filter_map(|(index, hook)| run_indexed(kind, index, hook, state).err()).collect();
+    for failure in &failures {
+        tracing::warn!("{failure}");
     }
+    failures
+}
+
+fn run_indexed(kind: HookKind, index: usize, hook: &Hook, state: &str) -> Result<(), HookError> {
+    let _span = tracing::debug_span!("hook", kind = kind.as_str(), index).entered();
+    run_one(hook, state.as_bytes()).map_err(|failure| HookError { kind, index, path: hook.path().clone(), failure })
 }
 
 /// The hooks `create` runs in the runtime while the init waits before
@@ -233,7 +259,9 @@ impl RuntimeHooks {
     /// Runs prestart then createRuntime for the init `pid`. Returns the state
     /// JSON they got, which the init hands to the createContainer hooks.
     pub fn run(&self, pid: Pid) -> Result<String, HookError> {
-        let state = HookState { pid: Some(pid.as_raw()), status: Status::Creating, ..self.state.clone() };
+        // One state for the three kinds of the create phase: the same status.
+        let status = HookKind::CreateRuntime.status();
+        let state = HookState { pid: Some(pid.as_raw()), status, ..self.state.clone() };
         let json = state.to_json();
         run(HookKind::Prestart, &self.prestart, &json)?;
         run(HookKind::CreateRuntime, &self.create_runtime, &json)?;
@@ -473,6 +501,24 @@ mod tests {
     }
 
     #[test]
+    fn each_kind_reads_the_status_of_its_moment() {
+        let statuses: Vec<(&str, Status)> = HookKind::ALL.iter().map(|k| (k.as_str(), k.status())).collect();
+        assert_eq!(
+            statuses,
+            [
+                ("prestart", Status::Creating),
+                ("createRuntime", Status::Creating),
+                ("createContainer", Status::Creating),
+                ("startContainer", Status::Created),
+                ("poststart", Status::Running),
+                ("poststop", Status::Stopped),
+            ]
+        );
+        // The create phase's hooks share one state.
+        assert_eq!(HookKind::Prestart.status(), HookKind::CreateContainer.status());
+    }
+
+    #[test]
     fn args_zero_is_argv_zero_and_env_is_exactly_the_hooks() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out");
@@ -539,6 +585,19 @@ mod tests {
         let hooks = [sh("exit 1"), sh(&format!("touch {}", marker.display()))];
         assert!(run(HookKind::Prestart, &hooks, "{}").is_err());
         assert!(!marker.exists());
+    }
+
+    #[test]
+    fn a_failing_poststart_or_poststop_hook_leaves_the_rest_running() {
+        for kind in [HookKind::Poststart, HookKind::Poststop] {
+            let dir = tempfile::tempdir().unwrap();
+            let marker = dir.path().join("ran");
+            let hooks = [sh("exit 1"), sh("exit 2"), sh(&format!("touch {}", marker.display()))];
+            let failures = run_logged(kind, &hooks, "{}");
+            let indexes: Vec<usize> = failures.iter().map(|f| f.index).collect();
+            assert_eq!(indexes, [0, 1], "{kind}");
+            assert!(marker.exists(), "{kind}: the hook after the failures did not run");
+        }
     }
 
     #[test]

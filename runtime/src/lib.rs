@@ -25,7 +25,8 @@
 //! [`hooks`] run at the moments the runtime-spec names: prestart and createRuntime
 //! in the runtime and createContainer in the init while the init waits before
 //! `pivot_root` (a round trip made only when the spec has such hooks),
-//! startContainer in the init after the barrier, poststart in `start`, poststop
+//! startContainer in the init after the barrier, poststart in `start` once the
+//! workload was executed (the barrier tells, [`process::barrier`]), poststop
 //! in `delete`.
 //! With `process.terminal`, the init makes a pty from the container's own devpts
 //! after the pivot and sends its master over a console socket ([`console`]);
@@ -34,8 +35,10 @@
 //! uses a cgroup only where it may write one ([`container`]'s rootless rules).
 //!
 //! `start` writes one byte into the barrier fifo; the init then runs
-//! [`executor::Executor::exec`]. Every other verb ([`container`]) reads the state
-//! and looks at the real process (`/proc`, a pidfd) before it acts.
+//! [`executor::Executor::exec`], and closes its end of the fifo as the workload
+//! begins (`execve`, or the call into a wasm guest). Every other verb
+//! ([`container`]) reads the state and looks at the real process (`/proc`, a
+//! pidfd) before it acts.
 //!
 //! ## What this crate must never do
 //!

@@ -5,6 +5,7 @@
 mod bad_input;
 mod exec;
 mod home;
+mod hook_order;
 mod hostile_cwd;
 mod hostile_exe;
 mod hostile_paths;

@@ -18,6 +18,9 @@
 //!    ([`signals`]), the WASI context is built from the spec ([`wasi`]), and the
 //!    program is instantiated and run on this thread. Its exit status becomes the
 //!    process's ([`run`]). `start` costs an instantiation, never a compilation.
+//!    Right before the guest's entry point is called the executor tells the
+//!    runtime that the workload was entered (`ExecContext::entry`), which lets
+//!    `start` run the poststart hooks.
 //!
 //! ## What it accepts
 //!
@@ -54,7 +57,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use amphi_runtime::executor::{ExecContext, Executor, ExecutorError, PrepareContext};
+use amphi_runtime::executor::{ExecContext, Executor, ExecutorError, PrepareContext, WorkloadEntry};
 use amphi_runtime::sys::inroot::open_in_root;
 use nix::fcntl::OFlag;
 use oci_spec::runtime::Process;
@@ -194,14 +197,16 @@ impl WasmExecutor {
 
     /// `exec` without the signal handlers: runs the program (instantiating it
     /// first unless [`WasmExecutor::arm`] did) and returns its exit status.
-    pub fn run(self, process: &Process) -> Result<i32, WasmError> {
+    /// `entry` is told right before the guest's entry point is called.
+    pub fn run(self, process: &Process, entry: &WorkloadEntry) -> Result<i32, WasmError> {
         let prepared = self.prepared.ok_or(WasmError::NotPrepared)?;
         prepared.trap_handlers.restore().map_err(|source| WasmError::TrapHandlers { source })?;
+        let entered = || entry.entered();
         match prepared.armed {
-            Some(armed) => Ok(armed.run()),
+            Some(armed) => Ok(armed.run(entered)),
             None => {
                 let wasi = wasi::context(process, &prepared.preopens)?;
-                run::run(&prepared.linked, wasi, prepared.ceiling, &prepared.path)
+                run::run(&prepared.linked, wasi, prepared.ceiling, &prepared.path, entered)
             }
         }
     }
@@ -269,6 +274,6 @@ impl Executor for WasmExecutor {
 
     fn exec(self: Box<Self>, ctx: &ExecContext<'_>) -> Result<i32, ExecutorError> {
         signals::install().map_err(|source| WasmError::Signals { source })?;
-        Ok(self.run(ctx.process)?)
+        Ok(self.run(ctx.process, &ctx.entry)?)
     }
 }

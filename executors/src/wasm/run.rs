@@ -204,26 +204,47 @@ pub fn arm(linked: &Linked, wasi: WasiCtxBuilder, ceiling: Option<u64>, path: &s
 
 impl Armed {
     /// Runs the guest to its end on this thread and returns the exit status.
-    pub fn run(self) -> i32 {
+    /// `entered` is called right before the guest's entry point (`_start`,
+    /// `wasi:cli/run`), after everything else: the runtime-spec's "the user's
+    /// program was executed" ([`amphi_runtime::executor::WorkloadEntry`]). A
+    /// guest whose instantiation already ended it (a trap in its start
+    /// function) ran its own code at `arm`: it counts as entered too.
+    pub fn run(self, entered: impl FnOnce()) -> i32 {
         let Armed { runtime, guest } = self;
         runtime.block_on(async {
             match guest {
-                Guest::Module { mut store, start } => exit_status(start.call_async(&mut store, ()).await),
-                Guest::Component { mut store, command } => match command.wasi_cli_run().call_run(&mut store).await {
-                    Ok(Ok(())) => 0,
-                    Ok(Err(())) => 1,
-                    Err(e) => exit_status(Err(e)),
-                },
-                Guest::Ended(code) => code,
+                Guest::Module { mut store, start } => {
+                    entered();
+                    exit_status(start.call_async(&mut store, ()).await)
+                }
+                Guest::Component { mut store, command } => {
+                    entered();
+                    match command.wasi_cli_run().call_run(&mut store).await {
+                        Ok(Ok(())) => 0,
+                        Ok(Err(())) => 1,
+                        Err(e) => exit_status(Err(e)),
+                    }
+                }
+                Guest::Ended(code) => {
+                    entered();
+                    code
+                }
             }
         })
     }
 }
 
 /// Instantiates and runs `linked` with `wasi` on this thread and returns the exit
-/// status; only a failure to instantiate for a reason other than a trap is an error.
-pub fn run(linked: &Linked, wasi: WasiCtxBuilder, ceiling: Option<u64>, path: &str) -> Result<i32, WasmError> {
-    Ok(arm(linked, wasi, ceiling, path)?.run())
+/// status; only a failure to instantiate for a reason other than a trap is an
+/// error. `entered` as for [`Armed::run`].
+pub fn run(
+    linked: &Linked,
+    wasi: WasiCtxBuilder,
+    ceiling: Option<u64>,
+    path: &str,
+    entered: impl FnOnce(),
+) -> Result<i32, WasmError> {
+    Ok(arm(linked, wasi, ceiling, path)?.run(entered))
 }
 
 async fn instantiate_module(

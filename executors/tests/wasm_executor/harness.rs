@@ -135,7 +135,7 @@ pub fn play_init(case: &Case) -> i32 {
     }
     nix::unistd::chroot(&case.rootfs).expect("chroot");
     nix::unistd::chdir(process.cwd()).expect("chdir");
-    match executor.exec(&ExecContext { process: &process, spec: &spec }) {
+    match executor.exec(&ExecContext::new(&process, &spec)) {
         Ok(status) => status,
         Err(e) => {
             let _ = writeln!(std::io::stderr(), "exec failed: {e}");

@@ -210,7 +210,7 @@ fn build(
     if HookKind::StartContainer.of(spec).is_empty() {
         spawned.commit()?;
     } else {
-        spawned.commit_with_state(HookState::from_record(&record, Status::Created).to_json())?;
+        spawned.commit_with_state(HookState::from_record(&record, HookKind::StartContainer.status()).to_json())?;
     }
     tracing::debug!(pid = pid.as_raw(), executor = %executor_name, "created");
     Ok(Created { pid })

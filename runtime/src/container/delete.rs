@@ -73,7 +73,8 @@ pub fn delete(store: &Store, id: &ContainerId, force: bool) -> Result<(), Error>
     }
     let poststop = record.hooks.as_ref().map_or(&[][..], |h| HookKind::Poststop.list(h));
     if !poststop.is_empty() {
-        hooks::run_logged(HookKind::Poststop, poststop, &HookState::from_record(&record, Status::Stopped).to_json());
+        let state = HookState::from_record(&record, HookKind::Poststop.status()).to_json();
+        hooks::run_logged(HookKind::Poststop, poststop, &state);
     }
     locked.remove()?;
     Ok(())

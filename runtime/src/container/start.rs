@@ -1,15 +1,25 @@
 //! `start`: lifts the start barrier of a created container, then runs the
-//! poststart hooks (their failures are logged, as the runtime-spec asks).
+//! poststart hooks once the workload was executed.
 //!
-//! The init's startContainer hooks run after the lift, in the container: `start`
-//! has returned by then, so it succeeds even when one of them fails (as `runc
-//! start` does); that failure is one line on the container's stderr, and the
-//! container stops before its workload runs.
+//! The init runs its startContainer hooks after the lift, in the container, and
+//! then becomes the workload. Without poststart hooks `start` returns as soon as
+//! the barrier is lifted, as `runc start` does. With them, it first waits until
+//! the workload was executed — a native workload's `execve` succeeded, a wasm
+//! guest was entered — as the runtime-spec asks; the wait ends with the init's
+//! descriptor of the barrier, so it lasts as long as the startContainer hooks
+//! and never longer than the init lives ([`barrier::Watch`]). Each poststart
+//! hook's failure is logged as a warning and the rest still run; `start`
+//! succeeds.
+//!
+//! When the init ends before its workload was executed (a startContainer hook
+//! failed, `execve` failed, the init was killed), `start` succeeds as `runc
+//! start` does — the barrier was lifted, and the failure is one line on the
+//! container's stderr — but no poststart hook runs: a warning says why.
 
 use super::{Error, status_of};
 use crate::hooks::{self, HookKind, HookState};
 use crate::id::ContainerId;
-use crate::process::barrier::{self, LiftError};
+use crate::process::barrier::{self, LiftError, Outcome};
 use crate::state::{Status, Store};
 
 pub fn start(store: &Store, id: &ContainerId) -> Result<(), Error> {
@@ -19,23 +29,36 @@ pub fn start(store: &Store, id: &ContainerId) -> Result<(), Error> {
     if !status.can_start() {
         return Err(Error::BadStatus { id: id.clone(), status, verb: "start", hint: "" });
     }
-    match barrier::lift(locked.dir()) {
-        Ok(()) => {
-            // Unlocked first: a poststart hook may itself ask for the state.
-            drop(locked);
-            let poststart = record.hooks.as_ref().map_or(&[][..], |h| HookKind::Poststart.list(h));
-            if !poststart.is_empty() {
-                let state = HookState::from_record(&record, Status::Running).to_json();
-                hooks::run_logged(HookKind::Poststart, poststart, &state);
-            }
-            Ok(())
-        }
+    let poststart = record.hooks.as_ref().map_or(&[][..], |h| HookKind::Poststart.list(h));
+    let lifted = if poststart.is_empty() {
+        barrier::lift(locked.dir()).map(|()| None)
+    } else {
+        barrier::lift_watching(locked.dir()).map(Some)
+    };
+    let io_error = |what: String, source| Error::Io { id: id.clone(), what, source };
+    let watch = match lifted {
+        Ok(watch) => watch,
         // The init died between the status check and the lift.
         Err(LiftError::NotWaiting) => {
-            Err(Error::BadStatus { id: id.clone(), status: Status::Stopped, verb: "start", hint: "" })
+            return Err(Error::BadStatus { id: id.clone(), status: Status::Stopped, verb: "start", hint: "" });
         }
         Err(LiftError::Io { path, source }) => {
-            Err(Error::Io { id: id.clone(), what: format!("start barrier {}", path.display()), source })
+            return Err(io_error(format!("start barrier {}", path.display()), source));
+        }
+    };
+    // Unlocked first: the container counts as running from the lift on (the
+    // fifo is gone), so `kill` works while we wait, and a poststart hook may
+    // itself ask for the state.
+    drop(locked);
+    let Some(watch) = watch else { return Ok(()) };
+    match watch.wait().map_err(|source| io_error("wait for the workload to start".to_owned(), source))? {
+        Outcome::Executed => {
+            let state = HookState::from_record(&record, HookKind::Poststart.status()).to_json();
+            hooks::run_logged(HookKind::Poststart, poststart, &state);
+        }
+        Outcome::Ended => {
+            tracing::warn!("poststart hooks not run: the container's process ended before its workload started");
         }
     }
+    Ok(())
 }

@@ -240,7 +240,7 @@ fn child(request: ExecRequest<'_>, ends: ChildEnds) -> ! {
         exit_now(1);
     }
     drop(ends);
-    workload::run(executor, &process, spec, preserve_fds)
+    workload::run(executor, &process, spec, preserve_fds, None)
 }
 
 /// The descriptors [`build`] consumes.

@@ -76,14 +76,16 @@ pub(crate) fn run(mut request: InitRequest<'_>, ends: InitEnds) -> ! {
     };
     drop(ends);
 
-    // Sleep until `start`. Killing the container before then ends us here.
-    if barrier::wait(barrier_fd).is_err() {
+    // Sleep until `start`. Killing the container before then ends us here. The
+    // go byte stays in the fifo until the workload's door (`workload::run`):
+    // if we end before it, `start` finds it there and runs no poststart hook.
+    if barrier::wait(barrier_fd.as_fd()).is_err() {
         exit_now(1);
     }
 
     // startContainer: inside the container, as its user, before the workload.
-    // `start` has returned by now; a failure is told on the container's stderr
-    // and ends the init before the workload runs.
+    // A failure is told on the container's stderr and ends the init before the
+    // workload runs; `start` then succeeds (as runc's does) without poststart.
     let start_hooks = HookKind::StartContainer.of(spec);
     if !start_hooks.is_empty()
         && let Err(e) = hooks::run(HookKind::StartContainer, start_hooks, start_state.as_deref().unwrap_or("{}"))
@@ -92,7 +94,7 @@ pub(crate) fn run(mut request: InitRequest<'_>, ends: InitEnds) -> ! {
         exit_now(workload::EXEC_FAILED);
     }
 
-    workload::run(executor, &process, spec, preserve_fds)
+    workload::run(executor, &process, spec, preserve_fds, Some(barrier_fd))
 }
 
 /// What [`build`] leaves for the rest of the init's life.

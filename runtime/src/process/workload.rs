@@ -8,7 +8,7 @@ use std::path::Path;
 use oci_spec::runtime::{Process, Spec};
 
 use super::{Stage, StageFailure, identity};
-use crate::executor::{ExecContext, Executor};
+use crate::executor::{ExecContext, Executor, WorkloadEntry};
 use crate::plan::ProcessPlan;
 use crate::sys::clone::exit_now;
 
@@ -111,7 +111,7 @@ pub(crate) fn arm(
     stage: Stage,
 ) -> Result<(), StageFailure> {
     executor
-        .arm(&ExecContext { process, spec })
+        .arm(&ExecContext::new(process, spec))
         .map_err(|e| StageFailure::new(stage, "arm", None, error_chain(e.as_ref())))
 }
 
@@ -120,17 +120,53 @@ pub(crate) fn arm(
 /// preserved ones are not), and the workload starts with the signal state a
 /// fresh program expects; an in-process init that is PID 1 reaps orphans from
 /// here on ([`super::orphans`]). Never returns.
-pub(crate) fn run(executor: Box<dyn Executor>, process: &Process, spec: &Spec, preserve_fds: u32) -> ! {
+///
+/// `barrier` is the init's start-barrier descriptor, its go byte still unread
+/// (None for an exec'd process): it tells `start` when the workload began
+/// ([`crate::executor::WorkloadEntry`], [`super::barrier`]).
+pub(crate) fn run(
+    executor: Box<dyn Executor>,
+    process: &Process,
+    spec: &Spec,
+    preserve_fds: u32,
+    barrier: Option<OwnedFd>,
+) -> ! {
+    use std::os::fd::{AsFd, AsRawFd};
     let first_closed = 3 + preserve_fds as i32;
     let _ = crate::sys::fd::cloexec_from(first_closed);
     for fd in 3..first_closed {
+        // A number the caller did not have open may be the barrier's: it stays
+        // close-on-exec, or `start` would wait for the workload's end.
+        if barrier.as_ref().is_some_and(|b| b.as_raw_fd() == fd) {
+            continue;
+        }
         let _ = crate::sys::fd::clear_cloexec(fd);
     }
     let _ = crate::sys::signal::reset_for_workload();
     super::orphans::reap_if_pid1(executor.as_ref());
-    match executor.exec(&ExecContext { process, spec }) {
+    let in_process = executor.runs_in_process();
+    let mut ctx = ExecContext::new(process, spec);
+    // An executor that execs: the byte goes now, the descriptor with execve.
+    let held = match barrier {
+        Some(fd) if in_process => {
+            ctx.entry = WorkloadEntry::new(fd);
+            None
+        }
+        Some(fd) => {
+            let _ = super::barrier::take_go(fd.as_fd());
+            Some(fd)
+        }
+        None => None,
+    };
+    match executor.exec(&ctx) {
         Ok(code) => exit_now(code),
         Err(e) => {
+            // Not executed: a byte in the fifo tells `start` (an in-process
+            // executor that failed before entering left the go byte there).
+            if let Some(fd) = &held {
+                let _ = super::barrier::put_back(fd.as_fd());
+            }
+            drop(ctx.entry.take());
             report_failure(e.as_ref());
             exit_now(EXEC_FAILED)
         }
