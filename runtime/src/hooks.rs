@@ -442,14 +442,7 @@ mod tests {
     }
 
     fn state() -> OciState {
-        OciState {
-            oci_version: "1.2.1".into(),
-            id: "c1".into(),
-            status: Status::Creating,
-            pid: Some(42),
-            bundle: "/b".into(),
-            annotations: std::collections::HashMap::from([("k".into(), "v".into())]),
-        }
+        OciState::sample()
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //!
 //! [`ContainerDir`] names the files; [`Record`] is what `state.json` holds;
 //! [`OciState`] is the runtime-spec state made from it, with the JSON each
-//! reader expects ([`oci`]); [`atomic`] is the one way a file is replaced.
+//! reader expects ([`oci`]); `atomic` is the one way a file is replaced (the
+//! record, the pid file).
 //!
 //! Every command that acts on one container holds an exclusive `flock` on the
 //! container's directory for as long as it acts, so concurrent commands on one id
@@ -177,7 +178,7 @@ impl Locked {
         read_record(&self.id, &self.dir)
     }
 
-    /// Replaces the record atomically ([`atomic::replace`]; the lock makes this
+    /// Replaces the record atomically (`atomic::replace`; the lock makes this
     /// the only writer of its temporary file).
     pub fn write(&self, record: &Record) -> Result<(), StateError> {
         let path = self.dir.record();

@@ -45,6 +45,19 @@ impl OciState {
         }
     }
 
+    /// A state for tests: `creating`, pid 42, one annotation.
+    #[cfg(test)]
+    pub(crate) fn sample() -> Self {
+        Self {
+            oci_version: "1.2.1".into(),
+            id: "c1".into(),
+            status: Status::Creating,
+            pid: Some(42),
+            bundle: "/b".into(),
+            annotations: HashMap::from([("k".into(), "v".into())]),
+        }
+    }
+
     /// The runtime-spec JSON, as hooks read it on stdin.
     pub fn to_json(&self) -> String {
         // A struct of strings, numbers and a string map always serializes.
@@ -137,26 +150,16 @@ fn owner_name(uid: u32) -> String {
 mod tests {
     use super::*;
 
-    fn state() -> OciState {
-        OciState {
-            oci_version: "1.2.1".into(),
-            id: "c1".into(),
-            status: Status::Creating,
-            pid: Some(42),
-            bundle: "/b".into(),
-            annotations: HashMap::from([("k".into(), "v".into())]),
-        }
-    }
-
     #[test]
     fn the_hooks_state_follows_the_runtime_spec() {
-        let json: serde_json::Value = serde_json::from_str(&state().to_json()).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&OciState::sample().to_json()).unwrap();
         assert_eq!(
             json,
             serde_json::json!({"ociVersion": "1.2.1", "id": "c1", "status": "creating", "pid": 42,
                                "bundle": "/b", "annotations": {"k": "v"}})
         );
-        let stopped = OciState { pid: None, status: Status::Stopped, annotations: HashMap::new(), ..state() };
+        let stopped =
+            OciState { pid: None, status: Status::Stopped, annotations: HashMap::new(), ..OciState::sample() };
         let json: serde_json::Value = serde_json::from_str(&stopped.to_json()).unwrap();
         assert!(json.get("pid").is_none() && json.get("annotations").is_none(), "{json}");
     }
