@@ -37,8 +37,9 @@
 //! `start` writes one byte into the barrier fifo; the init then runs
 //! [`executor::Executor::exec`], and closes its end of the fifo as the workload
 //! begins (`execve`, or the call into a wasm guest). Every other verb
-//! ([`container`]) reads the state and looks at the real process (`/proc`, a
-//! pidfd) before it acts.
+//! ([`container`]) opens the container for itself (`Store::open(id, verb)`): it
+//! reads the record ([`state`], the one owner of the container's directory and
+//! files) and looks at the real process (`/proc`, a pidfd) before it acts.
 //!
 //! ## What this crate must never do
 //!
