@@ -36,7 +36,7 @@ pub mod version;
 #[cfg(test)]
 mod tests;
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use oci_spec::runtime::Spec;
 
@@ -57,6 +57,23 @@ impl SpecError {
     pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Self { field: field.into(), reason: reason.into() }
     }
+}
+
+/// `path` read from `/`, with `.` and `..` taken out lexically (`..` stops at
+/// `/`): how a container path (a mount destination, a device) and a cgroup path
+/// (`linux.cgroupsPath`, see [`crate::cgroups`]) are read.
+pub(crate) fn clean_absolute(path: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in path.components() {
+        match c {
+            Component::Normal(name) => out.push(name),
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir | Component::RootDir | Component::Prefix(_) => {}
+        }
+    }
+    out
 }
 
 /// The rules that need nothing but the spec, section by section in a fixed

@@ -22,7 +22,7 @@ pub mod devices;
 pub mod inherited;
 pub mod options;
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use nix::mount::MsFlags;
 use oci_spec::runtime::{Linux, LinuxNamespaceType, Spec};
@@ -30,7 +30,7 @@ use oci_spec::runtime::{Linux, LinuxNamespaceType, Spec};
 pub use devices::{DeviceKind, DevicePlan};
 pub use options::{Bind, MountOptions};
 
-use super::SpecError;
+use super::{SpecError, clean_absolute};
 use crate::sys::mount::MountAttr;
 
 /// What the mount plan depends on besides the spec.
@@ -358,21 +358,6 @@ fn absolute_paths(field: &str, paths: &[String]) -> Result<Vec<PathBuf>, SpecErr
             }
         })
         .collect()
-}
-
-/// `path` read from `/`, with `.` and `..` taken out lexically (`..` stops at `/`).
-pub(crate) fn clean_absolute(path: &Path) -> PathBuf {
-    let mut out = PathBuf::from("/");
-    for c in path.components() {
-        match c {
-            Component::Normal(name) => out.push(name),
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::CurDir | Component::RootDir | Component::Prefix(_) => {}
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -10,8 +10,7 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
 
-use super::clean_absolute;
-use crate::plan::SpecError;
+use crate::plan::{SpecError, clean_absolute};
 
 /// One device node to make in the rootfs.
 #[derive(Debug, Clone, PartialEq, Eq)]
