@@ -8,7 +8,8 @@
 //! ## The life of `create`
 //!
 //! 1. [`bundle`] loads `config.json` and checks every field before the first side
-//!    effect. A bad bundle never leaves anything behind.
+//!    effect (the spec's rules are [`plan`]'s, one module per section; `bundle`
+//!    asks the host). A bad bundle never leaves anything behind.
 //! 2. [`state`] reserves the container's directory under `--root` (mode 0700) while
 //!    holding the container's lock, so concurrent commands on one id serialize.
 //! 3. [`cgroups`] creates the container's cgroup and applies `linux.resources`.

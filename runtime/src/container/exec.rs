@@ -86,9 +86,8 @@ pub fn exec(store: &Store, id: &ContainerId, options: &ExecOptions, choose: Choo
     if options.tty {
         process.set_terminal(Some(true));
     }
-    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
-        return Err(Error::Exec("process.args is empty: name a command to run".into()));
-    }
+    // The process rules `create` applies, whether `--process` or flags made it.
+    crate::plan::process::check(&process)?;
     let plan = ProcessPlan::new(&process, spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()))?;
     let cgroup = opened.own_cgroup(Verb::Exec)?;
     let super::open::Opened { locked, record, init, status } = opened;

@@ -55,7 +55,7 @@ pub enum Error {
     #[error(transparent)]
     State(#[from] crate::state::StateError),
     #[error(transparent)]
-    Plan(#[from] crate::plan::PlanError),
+    Spec(#[from] crate::plan::SpecError),
     #[error(transparent)]
     Cgroup(#[from] crate::cgroups::CgroupError),
     #[error(transparent)]
