@@ -42,8 +42,12 @@ pub fn exec(store: &Store, globals: &Globals, args: ExecArgs) -> anyhow::Result<
 fn read_process(path: &std::path::Path) -> anyhow::Result<Process> {
     let bytes = std::fs::read(path).with_context(|| format!("--process {}", path.display()))?;
     let mut de = serde_json::Deserializer::from_slice(&bytes);
-    serde_path_to_error::deserialize(&mut de)
-        .map_err(|e| anyhow::anyhow!("--process {}: not a Process JSON: {e}", path.display()))
+    let process: Process = serde_path_to_error::deserialize(&mut de)
+        .map_err(|e| anyhow::anyhow!("--process {}: not a Process JSON: {e}", path.display()))?;
+    // The rules `create` applies to config.json's process, named in this file.
+    amphi_runtime::plan::process::check(&process)
+        .map_err(|e| anyhow::anyhow!("--process {}: {}: {}", path.display(), e.field, e.reason))?;
+    Ok(process)
 }
 
 /// `UID[:GID]`.

@@ -147,7 +147,8 @@ fn exec_process_file_as_containerd_passes_it() {
 }
 
 /// `exec --process` puts its process through the rules `create` applies: a
-/// process `create` refuses is refused by `exec` too, with the same line.
+/// process `create` refuses is refused by `exec` too, in the same words, naming
+/// the `--process` file.
 #[test]
 fn exec_process_file_that_create_would_refuse() {
     let Some(case) = support::case("exec_process_refused") else { return };
@@ -169,8 +170,14 @@ fn exec_process_file_that_create_would_refuse() {
     if support::runtime().is_amphi {
         let (exec_err, create_err) = (String::from_utf8_lossy(&exec.stderr), String::from_utf8_lossy(&create.stderr));
         assert_eq!(exec_err.lines().count(), 1, "{exec_err}");
-        assert!(exec_err.contains(r#"process.env[1]: "NOEQUALS" is not KEY=VALUE"#), "{exec_err}");
-        assert_eq!(exec_err, create_err, "exec and create word the same rule differently");
+        // The same rule in the same words, each naming its own file.
+        let exec_rule = exec_err.trim().strip_prefix(&format!("amphi: --process {}: ", file.display()));
+        let create_rule = create_err.trim().strip_prefix("amphi: config.json: ");
+        assert!(
+            exec_rule.is_some_and(|r| r.starts_with(r#"process.env[1]: "NOEQUALS" is not KEY=VALUE"#)),
+            "{exec_err}"
+        );
+        assert_eq!(exec_rule, create_rule, "exec and create word the same rule differently: {exec_err} / {create_err}");
     }
     assert_eq!(case.status(&id), "running", "the container was disturbed");
     case.ok(&["delete", "--force", &id]);
