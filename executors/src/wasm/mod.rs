@@ -14,8 +14,8 @@
 //!    ([`wasi`]) are parsed and checked to exist. A `tracing` debug event with
 //!    `cache = "hit"` or `cache = "miss"` tells which way it went.
 //! 2. **`exec`** (during `start`, after pivot_root, identity, capabilities and
-//!    seccomp): the handlers for SIGTERM, SIGINT and SIGHUP are installed
-//!    ([`signals`]), the WASI context is built from the spec ([`wasi`]), and the
+//!    seccomp): from the signal state the runtime hands over, the handlers for
+//!    SIGTERM, SIGINT and SIGHUP are installed ([`signals`]), the WASI context is built from the spec ([`wasi`]), and the
 //!    program is instantiated and run on this thread. Its exit status becomes the
 //!    process's ([`run`]). `start` costs an instantiation, never a compilation.
 //!    Right before the guest's entry point is called the executor tells the
@@ -57,8 +57,8 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use amphi_runtime::executor::{ExecContext, Executor, ExecutorError, PrepareContext, WorkloadEntry};
-use amphi_runtime::sys::inroot::open_in_root;
+use amphi_runtime::executor::{ArmContext, ExecContext, Executor, ExecutorError, PrepareContext, WorkloadEntry};
+use amphi_runtime::inroot::open_in_root;
 use nix::fcntl::OFlag;
 use oci_spec::runtime::Process;
 
@@ -101,8 +101,6 @@ pub enum WasmError {
     AsyncRuntime { source: io::Error },
     #[error("wasm: install the signal handlers: {source}")]
     Signals { source: nix::Error },
-    #[error("wasm: the engine's trap handlers: {source}")]
-    TrapHandlers { source: io::Error },
     #[error("wasm executor: exec called before a successful prepare")]
     NotPrepared,
 }
@@ -121,7 +119,6 @@ struct Prepared {
     ceiling: Option<u64>,
     path: String,
     cache: CacheOutcome,
-    trap_handlers: signals::TrapHandlers,
     /// Instantiated before the start barrier ([`WasmExecutor::arm`]).
     armed: Option<run::Armed>,
 }
@@ -161,7 +158,6 @@ impl WasmExecutor {
         let path = container_path.display().to_string();
         let settings = EngineSettings::from_spec(ctx.spec, ctx.process);
         let engine = settings.engine()?;
-        let trap_handlers = signals::TrapHandlers::save().map_err(|source| WasmError::TrapHandlers { source })?;
         // The cache directory is asked for only now that the program is known
         // to be wasm, and closed before any other container path is touched.
         let cache = open_cache(ctx)?;
@@ -172,15 +168,8 @@ impl WasmExecutor {
         check_preopens(&preopens, ctx)?;
         wasi::seed_random();
         tracing::debug!(path, cache = ?outcome, elapsed_us = started.elapsed().as_micros() as u64, "wasm workload prepared");
-        self.prepared = Some(Prepared {
-            linked,
-            preopens,
-            ceiling: settings.memory_ceiling,
-            path,
-            cache: outcome,
-            trap_handlers,
-            armed: None,
-        });
+        self.prepared =
+            Some(Prepared { linked, preopens, ceiling: settings.memory_ceiling, path, cache: outcome, armed: None });
         Ok(())
     }
 
@@ -200,7 +189,6 @@ impl WasmExecutor {
     /// `entry` is told right before the guest's entry point is called.
     pub fn run(self, process: &Process, entry: &WorkloadEntry) -> Result<i32, WasmError> {
         let prepared = self.prepared.ok_or(WasmError::NotPrepared)?;
-        prepared.trap_handlers.restore().map_err(|source| WasmError::TrapHandlers { source })?;
         let entered = || entry.entered();
         match prepared.armed {
             Some(armed) => Ok(armed.run(entered)),
@@ -268,12 +256,12 @@ impl Executor for WasmExecutor {
         Ok(self.prepare_from_file(File::from(file), &path, ctx)?)
     }
 
-    fn arm(&mut self, ctx: &ExecContext<'_>) -> Result<(), ExecutorError> {
+    fn arm(&mut self, ctx: &ArmContext<'_>) -> Result<(), ExecutorError> {
         Ok(WasmExecutor::arm(self, ctx.process)?)
     }
 
     fn exec(self: Box<Self>, ctx: &ExecContext<'_>) -> Result<i32, ExecutorError> {
-        signals::install().map_err(|source| WasmError::Signals { source })?;
+        signals::take_over(&ctx.handover).map_err(|source| WasmError::Signals { source })?;
         Ok(self.run(ctx.process, &ctx.entry)?)
     }
 }

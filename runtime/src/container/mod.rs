@@ -39,6 +39,10 @@ pub use start::start;
 pub use state::{ContainerState, state};
 pub use update::{ResourceFlags, update};
 
+/// `kill`'s signal, as runc's command line takes it: `TERM`, `SIGTERM`,
+/// `sigterm` or `15`.
+pub use crate::sys::signal::parse_signal;
+
 use crate::id::ContainerId;
 use crate::state::{Record, Status};
 
