@@ -16,6 +16,7 @@
 //! ([`amphi_runtime::process::exe_guard`]).
 
 mod args;
+mod cache_location;
 mod commands;
 mod logging;
 mod rootless;

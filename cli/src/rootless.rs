@@ -10,9 +10,8 @@
 //!   `/tmp/amphi-<uid>` (where runc would fail on `/run/runc`): since `/tmp` is
 //!   everyone's, amphi makes that directory itself and uses it only when it is a
 //!   real directory owned by the user with no access for anyone else.
-//! - The wasm compile cache of a non-root user, when neither `--wasm-cache` nor
-//!   `$AMPHI_WASM_CACHE` names one: `$XDG_CACHE_HOME/amphi/wasm`, else
-//!   `~/.cache/amphi/wasm`, else none (`/var/lib/amphi` is root's).
+//! - The wasm compile cache of a non-root user lives under their home: see
+//!   [`crate::cache_location`], which reads [`Env`] too.
 
 use std::ffi::OsString;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
@@ -44,6 +43,8 @@ pub struct Env {
     pub user: Option<OsString>,
     pub xdg_cache_home: Option<OsString>,
     pub home: Option<OsString>,
+    /// `$AMPHI_WASM_CACHE` ([`crate::cache_location`]).
+    pub wasm_cache: Option<OsString>,
 }
 
 impl Env {
@@ -56,6 +57,7 @@ impl Env {
             user: std::env::var_os("USER"),
             xdg_cache_home: var("XDG_CACHE_HOME"),
             home: var("HOME"),
+            wasm_cache: crate::cache_location::from_environment(),
         }
     }
 }
@@ -94,20 +96,6 @@ pub fn private_fallback(dir: &Path, euid: u32) -> anyhow::Result<()> {
         Some(why) => bail!("state directory {}: {why} (set XDG_RUNTIME_DIR or pass --root)", dir.display()),
         None => Ok(()),
     }
-}
-
-/// The wasm cache directory of a non-root user (see the module docs); `None`
-/// for root, who keeps the executors' default.
-pub fn default_wasm_cache(env: &Env) -> Option<Option<PathBuf>> {
-    if env.euid == 0 {
-        return None;
-    }
-    let base = match (&env.xdg_cache_home, &env.home) {
-        (Some(cache), _) => Some(PathBuf::from(cache)),
-        (None, Some(home)) => Some(Path::new(home).join(".cache")),
-        (None, None) => None,
-    };
-    Some(base.map(|b| b.join("amphi").join("wasm")))
 }
 
 /// Whether this process is in a user namespace other than the initial one
@@ -171,16 +159,5 @@ mod tests {
         std::os::unix::fs::symlink(&dir, &link).unwrap();
         let err = private_fallback(&link, euid).unwrap_err().to_string();
         assert!(err.contains("not a directory"), "{err}");
-    }
-
-    #[test]
-    fn a_users_wasm_cache_is_under_their_home() {
-        assert_eq!(default_wasm_cache(&env(0, None)), None);
-        let mut user = env(1000, None);
-        assert_eq!(default_wasm_cache(&user), Some(None));
-        user.home = Some("/home/u".into());
-        assert_eq!(default_wasm_cache(&user), Some(Some(PathBuf::from("/home/u/.cache/amphi/wasm"))));
-        user.xdg_cache_home = Some("/c".into());
-        assert_eq!(default_wasm_cache(&user), Some(Some(PathBuf::from("/c/amphi/wasm"))));
     }
 }

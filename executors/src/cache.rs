@@ -40,7 +40,13 @@
 //! opened on the host by the caller, and a container process that uses it has
 //! no host path to it and must not resolve `/proc/self/fd/N` (the container's
 //! `/proc` is not to be trusted). [`CacheConfig::open_dir`] checks and opens
-//! it; [`Cache::from_dir`] takes such a descriptor.
+//! it; [`Cache::from_dir`] takes such a descriptor, owned: each container
+//! process gets its own, which it closes once the module is loaded.
+//!
+//! Where the directory is, is the caller's decision ([`CacheConfig`]): the CLI
+//! resolves it once from its flag, its environment and its default, after the
+//! bundle is loaded, and opens it (making it if missing) only when a wasm
+//! workload asks for it. Nothing here reads the environment.
 //!
 //! ## Writes
 //!
@@ -67,12 +73,6 @@ use nix::sys::stat::Mode;
 
 use sha2::{Digest, Sha256};
 
-/// The cache directory when neither the flag nor the environment names one.
-pub const DEFAULT_DIR: &str = "/var/lib/amphi/cache";
-
-/// The environment variable that moves the cache (the CLI flag wins over it).
-pub const ENV_VAR: &str = "AMPHI_WASM_CACHE";
-
 const MAGIC: &[u8; 8] = b"AMPHIWC1";
 const HEADER_LEN: usize = 8 + 8 + 8 + 32 + 32;
 const ENTRY_SUFFIX: &str = ".cwasm";
@@ -80,7 +80,11 @@ const TMP_PREFIX: &str = ".tmp-";
 /// Temporary files older than this are leftovers of a crashed writer.
 const STALE_TMP: Duration = Duration::from_secs(600);
 
-/// Where the cache lives, or that there is none: resolved once by the CLI.
+/// Where the cache lives, or that there is none. The caller decides it (the
+/// CLI, from its flag, its environment and its default); this crate never
+/// reads the environment for it. The path is a host path, for opening the
+/// directory in the caller and for messages: a container process only ever
+/// gets the opened descriptor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheConfig {
     /// `None` disables the cache: every `prepare` compiles.
@@ -105,13 +109,6 @@ impl CacheConfig {
     pub fn open_dir(&self) -> Result<Option<OwnedFd>, CacheError> {
         let Some(dir) = &self.dir else { return Ok(None) };
         Ok(Some(Cache::open(dir)?.fd))
-    }
-
-    /// The directory the CLI should use: its `flag` if given, else `$AMPHI_WASM_CACHE`
-    /// if set and non-empty, else [`DEFAULT_DIR`].
-    pub fn resolve(flag: Option<PathBuf>) -> Self {
-        let from_env = std::env::var_os(ENV_VAR).filter(|v| !v.is_empty()).map(PathBuf::from);
-        Self::at(flag.or(from_env).unwrap_or_else(|| PathBuf::from(DEFAULT_DIR)))
     }
 }
 
@@ -690,16 +687,5 @@ mod tests {
         assert_eq!(cache.prune(None).expect("prune all").removed, 1);
         assert!(cache.list().expect("list").is_empty());
         assert!(cache.dir().join("unrelated.txt").exists(), "prune only removes cache files");
-    }
-
-    #[test]
-    fn resolve_prefers_flag_then_env_then_default() {
-        assert_eq!(CacheConfig::resolve(Some(PathBuf::from("/x"))).dir, Some(PathBuf::from("/x")));
-        // The environment is process-wide: only read it here, never set it.
-        let expected = std::env::var_os(ENV_VAR)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_DIR));
-        assert_eq!(CacheConfig::resolve(None).dir, Some(expected));
     }
 }

@@ -16,7 +16,8 @@
 //! container is `creating` until `create` has finished, `created` until the
 //! user's program was executed (the startContainer hooks run just before it),
 //! `running` once it was, `stopped` once its process has exited. The state
-//! carries the init's `pid` as the runtime sees it, except when `stopped`.
+//! ([`OciState::to_json`]) carries the init's `pid` as the runtime sees it,
+//! except when `stopped`.
 //!
 //! `prestart` runs before `createRuntime` at the same moment, as runc does. A failing
 //! `prestart`, `createRuntime` or `createContainer` hook fails `create`, which
@@ -47,7 +48,6 @@
 //! descriptors to a hook: every descriptor amphi opens is close-on-exec, and the
 //! environment is cleared.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -61,9 +61,8 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use oci_spec::runtime::{Hook, Hooks, Spec};
-use serde::Serialize;
 
-use crate::state::{Record, Status};
+use crate::state::{OciState, Status};
 use crate::sys::pidfd::PidFd;
 
 /// How much of a failing hook's output its error quotes.
@@ -174,40 +173,6 @@ fn with_output(output: &str) -> String {
     if output.is_empty() { String::new() } else { format!(": {output}") }
 }
 
-/// The runtime-spec state a hook reads on stdin.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct HookState {
-    pub oci_version: String,
-    pub id: String,
-    pub status: Status,
-    /// The init's pid in the runtime's pid namespace; absent once it has stopped.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pid: Option<i32>,
-    pub bundle: PathBuf,
-    #[serde(skip_serializing_if = "HashMap::is_empty")]
-    pub annotations: HashMap<String, String>,
-}
-
-impl HookState {
-    /// The state of a recorded container with `status`.
-    pub fn from_record(record: &Record, status: Status) -> Self {
-        Self {
-            oci_version: record.oci_version.clone(),
-            id: record.id.clone(),
-            status,
-            pid: (status != Status::Stopped).then_some(record.pid),
-            bundle: record.bundle.clone(),
-            annotations: record.annotations.clone(),
-        }
-    }
-
-    pub fn to_json(&self) -> String {
-        // A struct of strings, numbers and a string map always serializes.
-        serde_json::to_string(self).unwrap_or_default()
-    }
-}
-
 /// Runs `hooks` (of kind `kind`) one after the other with `state` on stdin,
 /// stopping at the first that fails (the hooks whose failure fails the
 /// operation).
@@ -242,13 +207,13 @@ pub struct RuntimeHooks {
     pub prestart: Vec<Hook>,
     pub create_runtime: Vec<Hook>,
     /// The state, whose pid is filled in once the init exists.
-    pub state: HookState,
+    pub state: OciState,
 }
 
 impl RuntimeHooks {
     /// The runtime's hooks of `spec`, or None when the init need not stop before
     /// `pivot_root` (no prestart, createRuntime or createContainer hook).
-    pub fn from_spec(spec: &Spec, state: HookState) -> Option<Self> {
+    pub fn from_spec(spec: &Spec, state: OciState) -> Option<Self> {
         pauses_before_pivot(spec).then(|| Self {
             prestart: HookKind::Prestart.of(spec).to_vec(),
             create_runtime: HookKind::CreateRuntime.of(spec).to_vec(),
@@ -261,7 +226,7 @@ impl RuntimeHooks {
     pub fn run(&self, pid: Pid) -> Result<String, HookError> {
         // One state for the three kinds of the create phase: the same status.
         let status = HookKind::CreateRuntime.status();
-        let state = HookState { pid: Some(pid.as_raw()), status, ..self.state.clone() };
+        let state = OciState { pid: Some(pid.as_raw()), status, ..self.state.clone() };
         let json = state.to_json();
         run(HookKind::Prestart, &self.prestart, &json)?;
         run(HookKind::CreateRuntime, &self.create_runtime, &json)?;
@@ -476,28 +441,8 @@ mod tests {
         hook(serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", script]}))
     }
 
-    fn state() -> HookState {
-        HookState {
-            oci_version: "1.2.1".into(),
-            id: "c1".into(),
-            status: Status::Creating,
-            pid: Some(42),
-            bundle: "/b".into(),
-            annotations: HashMap::from([("k".into(), "v".into())]),
-        }
-    }
-
-    #[test]
-    fn the_state_follows_the_runtime_spec() {
-        let json: serde_json::Value = serde_json::from_str(&state().to_json()).unwrap();
-        assert_eq!(
-            json,
-            serde_json::json!({"ociVersion": "1.2.1", "id": "c1", "status": "creating", "pid": 42,
-                               "bundle": "/b", "annotations": {"k": "v"}})
-        );
-        let stopped = HookState { pid: None, status: Status::Stopped, annotations: HashMap::new(), ..state() };
-        let json: serde_json::Value = serde_json::from_str(&stopped.to_json()).unwrap();
-        assert!(json.get("pid").is_none() && json.get("annotations").is_none(), "{json}");
+    fn state() -> OciState {
+        OciState::sample()
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! ## The life of `create`
 //!
 //! 1. [`bundle`] loads `config.json` and checks every field before the first side
-//!    effect. A bad bundle never leaves anything behind.
+//!    effect (the spec's rules are [`plan`]'s, one module per section; `bundle`
+//!    asks the host). A bad bundle never leaves anything behind.
 //! 2. [`state`] reserves the container's directory under `--root` (mode 0700) while
 //!    holding the container's lock, so concurrent commands on one id serialize.
 //! 3. [`cgroups`] creates the container's cgroup and applies `linux.resources`.
@@ -37,8 +38,9 @@
 //! `start` writes one byte into the barrier fifo; the init then runs
 //! [`executor::Executor::exec`], and closes its end of the fifo as the workload
 //! begins (`execve`, or the call into a wasm guest). Every other verb
-//! ([`container`]) reads the state and looks at the real process (`/proc`, a
-//! pidfd) before it acts.
+//! ([`container`]) opens the container for itself (`Store::open(id, verb)`): it
+//! reads the record ([`state`], the one owner of the container's directory and
+//! files) and looks at the real process (`/proc`, a pidfd) before it acts.
 //!
 //! ## What this crate must never do
 //!

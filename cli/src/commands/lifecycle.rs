@@ -11,6 +11,8 @@ use anyhow::Context;
 use super::Globals;
 use crate::args::{CreateArgs, CreateFlags, DeleteArgs, IdArg, KillArgs, RunArgs};
 
+/// The options of a bundle that loaded: the wasm cache's location is resolved
+/// here, after the bundle was checked.
 fn create_options(flags: &CreateFlags, globals: &Globals) -> CreateOptions {
     CreateOptions {
         pid_file: flags.pid_file.clone(),
@@ -27,8 +29,8 @@ fn create_options(flags: &CreateFlags, globals: &Globals) -> CreateOptions {
 
 pub fn create(store: &Store, globals: &Globals, args: CreateArgs) -> anyhow::Result<u8> {
     let id = ContainerId::new(&args.id)?;
-    let options = create_options(&args.flags, globals);
     let bundle = Bundle::load(&args.flags.bundle)?;
+    let options = create_options(&args.flags, globals);
     let executor = amphi_executors::select(&bundle.spec);
     container::create(store, &id, &bundle, executor, &options)?;
     Ok(0)
@@ -36,8 +38,8 @@ pub fn create(store: &Store, globals: &Globals, args: CreateArgs) -> anyhow::Res
 
 pub fn run(store: &Store, globals: &Globals, args: RunArgs) -> anyhow::Result<u8> {
     let id = ContainerId::new(&args.id)?;
-    let options = RunOptions { create: create_options(&args.flags, globals), detach: args.detach };
     let bundle = Bundle::load(&args.flags.bundle)?;
+    let options = RunOptions { create: create_options(&args.flags, globals), detach: args.detach };
     let executor = amphi_executors::select(&bundle.spec);
     let code = container::run(store, &id, &bundle, executor, &options)?;
     Ok(exit_status(code))

@@ -20,7 +20,7 @@ pub fn list(store: &Store, args: ListArgs) -> anyhow::Result<u8> {
     let mut out = String::new();
     if args.quiet {
         for state in &states {
-            out.push_str(&state.id);
+            out.push_str(&state.state.id);
             out.push('\n');
         }
     } else {
@@ -34,10 +34,10 @@ pub fn list(store: &Store, args: ListArgs) -> anyhow::Result<u8> {
                     .iter()
                     .map(|s| {
                         [
-                            s.id.clone(),
-                            s.pid.to_string(),
-                            s.status.to_string(),
-                            s.bundle.display().to_string(),
+                            s.state.id.clone(),
+                            s.pid().to_string(),
+                            s.state.status.to_string(),
+                            s.state.bundle.display().to_string(),
                             s.created.clone(),
                             s.owner.clone(),
                         ]

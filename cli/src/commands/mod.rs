@@ -12,18 +12,21 @@ mod spec;
 mod update;
 mod wasm_cache;
 
+use std::path::PathBuf;
+
 use amphi_executors::cache::CacheConfig;
 use amphi_runtime::executor::{CacheDirSource, HostDir};
 use amphi_runtime::state::Store;
 
 use crate::args::{Cli, Command};
+use crate::rootless::Env;
 
 /// Runs the command; returns the exit status on success.
 pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     if cli.systemd_cgroup && !std::path::Path::new("/run/systemd/system").exists() {
         anyhow::bail!("--systemd-cgroup: systemd is not running on this host");
     }
-    let env = crate::rootless::Env::current();
+    let env = Env::current();
     let rootless = crate::rootless::parse_rootless(&cli.rootless, env.euid)?;
     let root = match cli.root.clone() {
         Some(root) => root,
@@ -36,17 +39,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         }
     };
     let store = Store::new(root);
-    let cache_env = std::env::var_os(amphi_executors::cache::ENV_VAR).filter(|v| !v.is_empty());
-    let cache_flag = match (&cli.wasm_cache, cache_env) {
-        (None, None) => crate::rootless::default_wasm_cache(&env),
-        _ => None,
-    };
-    let cache = match cache_flag {
-        Some(Some(dir)) => CacheConfig::at(dir),
-        Some(None) => CacheConfig::disabled(),
-        None => CacheConfig::resolve(cli.wasm_cache.clone()),
-    };
-    let globals = Globals { systemd_cgroup: cli.systemd_cgroup, rootless, cache };
+    let globals = Globals { systemd_cgroup: cli.systemd_cgroup, rootless, wasm_cache: cli.wasm_cache, env };
     match cli.command {
         Command::Create(args) => lifecycle::create(&store, &globals, args),
         Command::Start(args) => lifecycle::start(&store, args),
@@ -73,15 +66,25 @@ pub struct Globals {
     pub systemd_cgroup: bool,
     /// `--rootless`, decided (`auto` resolved).
     pub rootless: bool,
-    /// The wasm compile cache, resolved once.
-    pub cache: CacheConfig,
+    /// `--wasm-cache`, as given: [`Globals::wasm_cache`] resolves it.
+    pub wasm_cache: Option<PathBuf>,
+    /// The ids and environment the defaults are computed from, read once.
+    pub env: Env,
 }
 
 impl Globals {
+    /// Where the wasm compile cache lives ([`crate::cache_location`]). A
+    /// command asks once, after its bundle (or process) was loaded and
+    /// checked; resolving makes nothing.
+    pub fn wasm_cache(&self) -> CacheConfig {
+        crate::cache_location::resolve(self.wasm_cache.as_deref(), &self.env)
+    }
+
     /// The wasm cache as container processes get it: opened here, on the host,
-    /// only when a wasm workload asks for it (never inherited by a stage).
+    /// only when a wasm workload asks for it (never inherited by a stage), and
+    /// handed over as a descriptor the process owns.
     pub fn cache_dir(&self) -> CacheDirSource {
-        let cache = self.cache.clone();
+        let cache = self.wasm_cache();
         CacheDirSource::new(move || {
             let path = cache.dir.clone().unwrap_or_default();
             match cache.open_dir() {

@@ -10,8 +10,8 @@ use super::Globals;
 use crate::args::{WasmCacheAction, WasmCacheArgs};
 
 pub fn wasm_cache(globals: &Globals, args: WasmCacheArgs) -> anyhow::Result<u8> {
-    let Some(dir) = &globals.cache.dir else { anyhow::bail!("the wasm cache is disabled") };
-    let cache = Cache::open(dir)?;
+    let Some(dir) = globals.wasm_cache().dir else { anyhow::bail!("the wasm cache is disabled") };
+    let cache = Cache::open(&dir)?;
     let mut out = String::new();
     match args.action {
         WasmCacheAction::List => {

@@ -9,6 +9,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::process::Output;
 
 use serde_json::{Value, json};
 
@@ -478,4 +479,71 @@ fn json_log_gets_the_error_and_stdio_nothing() {
     assert_undisturbed(&case, &by);
     case.delete_force(&by.id);
     case.assert_all_gone();
+}
+
+#[test]
+fn a_bad_bundle_leaves_no_wasm_cache_dir() {
+    // amphi only: runc has no wasm cache. The cache location is resolved after
+    // the bundle loads and the directory is made only when a wasm workload asks
+    // for it, so a refused bundle leaves no cache directory behind, wherever
+    // the location came from (flag or environment), for create and run alike.
+    if !runtime().is_amphi {
+        return;
+    }
+    let Some(case) = support::case("bad_bundle_no_cache") else { return };
+    let wasm_config = |id: &str, edit: &dyn Fn(&mut Value)| {
+        let mut config = bundles().wasm.config().expect("wasm config");
+        config["root"]["path"] = json!(bundles().wasm.rootfs());
+        config["linux"]["cgroupsPath"] = json!(Case::cgroup_path(id));
+        edit(&mut config);
+        serde_json::to_vec_pretty(&config).expect("serialise")
+    };
+    type Make = fn(&mut Value);
+    let bad: [(&str, Option<Make>); 3] = [
+        ("json", None),
+        ("cwd", Some(|c| c["process"]["cwd"] = json!("relative"))),
+        ("entry", Some(|c| c["process"]["args"] = json!(["/wasm/no-such-module.wasm"]))),
+    ];
+    let mut n = 0;
+    for (what, edit) in bad {
+        for verb in ["create", "run"] {
+            for by_env in [false, true] {
+                n += 1;
+                let id = case.id(&format!("{what}{n}"));
+                let text = match edit {
+                    Some(edit) => wasm_config(&id, &edit),
+                    None => br#"{"ociVersion": "1.0.2", "process": {"#.to_vec(),
+                };
+                let dir = raw_bundle(&case, &id, &text);
+                let fresh = case.work.path().join(format!("fresh-{n}"));
+                let cache = fresh.join("cache");
+                let out = created_with_cache(&case, verb, &dir, &id, &cache, by_env);
+                assert!(!out.status.success(), "{verb} of a bad bundle ({what}) succeeded: {}", describe(&out));
+                assert!(!fresh.exists(), "{verb} of a bad bundle ({what}, env: {by_env}) made {}", fresh.display());
+                assert_no_fifo_or_state(&case, &id);
+            }
+        }
+    }
+    // The same call with a good bundle does make the directory.
+    let id = case.id("good");
+    let dir = raw_bundle(&case, &id, &wasm_config(&id, &|_| {}));
+    let cache = case.work.path().join("fresh-good").join("cache");
+    let out = created_with_cache(&case, "run", &dir, &id, &cache, false);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(cache.is_dir(), "a wasm run made no cache at {}", cache.display());
+    case.assert_all_gone();
+}
+
+/// `amphi create|run` of the bundle `dir` as `id` with the wasm cache at
+/// `cache`, named by `--wasm-cache` or by `$AMPHI_WASM_CACHE`.
+fn created_with_cache(case: &Case, verb: &str, dir: &Path, id: &str, cache: &Path, by_env: bool) -> Output {
+    let cache = cache.to_str().expect("utf-8");
+    let dir = dir.to_str().expect("utf-8");
+    let mut args = if by_env { vec![] } else { vec!["--wasm-cache", cache] };
+    args.extend([verb, "--bundle", dir, id]);
+    let mut cmd = case.cmd(&args);
+    if by_env {
+        cmd.env("AMPHI_WASM_CACHE", cache);
+    }
+    cmd.output().expect("run amphi")
 }

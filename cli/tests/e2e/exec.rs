@@ -146,6 +146,37 @@ fn exec_process_file_as_containerd_passes_it() {
     case.assert_all_gone();
 }
 
+/// `exec --process` puts its process through the rules `create` applies: a
+/// process `create` refuses is refused by `exec` too, with the same line.
+#[test]
+fn exec_process_file_that_create_would_refuse() {
+    let Some(case) = support::case("exec_process_refused") else { return };
+    let (id, _) = running(&case, "c", false);
+    // Runs as it is, but for an env entry that is not KEY=VALUE.
+    let process = json!({
+        "terminal": false, "user": {"uid": 0, "gid": 0}, "cwd": "/",
+        "args": ["/bin/true"], "env": ["PATH=/bin", "NOEQUALS"]
+    });
+    let file = case.work.path().join("process.json");
+    std::fs::write(&file, process.to_string()).unwrap();
+    let exec = case.run(&["exec", "--process", file.to_str().unwrap(), &id]);
+    assert!(!exec.status.success(), "exec of a process create refuses succeeded: {}", describe(&exec));
+    let bad = case.id("bad");
+    let bundle = case.bundle(&support::bundles().wasm, &bad, |config| config["process"] = process);
+    let create = case.create(&bundle, &bad, &[]);
+    assert!(!create.status.success(), "create: {}", describe(&create));
+    case.assert_gone(&bad);
+    if support::runtime().is_amphi {
+        let (exec_err, create_err) = (String::from_utf8_lossy(&exec.stderr), String::from_utf8_lossy(&create.stderr));
+        assert_eq!(exec_err.lines().count(), 1, "{exec_err}");
+        assert!(exec_err.contains(r#"process.env[1]: "NOEQUALS" is not KEY=VALUE"#), "{exec_err}");
+        assert_eq!(exec_err, create_err, "exec and create word the same rule differently");
+    }
+    assert_eq!(case.status(&id), "running", "the container was disturbed");
+    case.ok(&["delete", "--force", &id]);
+    case.assert_all_gone();
+}
+
 #[test]
 fn exec_into_a_missing_or_stopped_container_fails() {
     let Some(case) = support::case("exec_bad") else { return };

@@ -3,6 +3,8 @@
 //! outside (`/proc`, cgroup files, the state dir). They need root.
 
 mod bad_input;
+#[path = "../common/mod.rs"]
+mod common;
 mod exec;
 mod home;
 mod hook_order;

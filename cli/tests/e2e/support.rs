@@ -1,5 +1,6 @@
 //! What every end-to-end test shares: the runtime under test, the bundles, a
 //! private state root per test, and the check that a container left nothing.
+//! What the manager tests need too lives in `common` (re-exported here).
 //!
 //! The runtime is the built `amphi`, or any binary with runc's command line named
 //! by `AMPHI_E2E_RUNTIME` (`runc`, a path): the same tests run against runc, and a
@@ -16,30 +17,8 @@ use std::time::{Duration, Instant};
 use amphi_test_bundles::{Bundle, Bundles};
 use serde_json::Value;
 
-/// Which runtime the tests drive.
-pub struct Runtime {
-    pub bin: PathBuf,
-    /// True for amphi itself; false for a peer such as runc.
-    pub is_amphi: bool,
-}
-
-pub fn runtime() -> &'static Runtime {
-    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| match std::env::var("AMPHI_E2E_RUNTIME") {
-        Ok(name) if !name.is_empty() && name != "amphi" => {
-            let bin = which(&name).unwrap_or_else(|| panic!("AMPHI_E2E_RUNTIME={name}: not found"));
-            Runtime { bin, is_amphi: false }
-        }
-        _ => Runtime { bin: PathBuf::from(env!("CARGO_BIN_EXE_amphi")), is_amphi: true },
-    })
-}
-
-fn which(name: &str) -> Option<PathBuf> {
-    if name.contains('/') {
-        return Some(PathBuf::from(name));
-    }
-    std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(name)).find(|p| p.is_file())
-}
+pub use crate::common::{cgroup_hierarchies, describe, probe_report, processes_in_cgroup, runtime, wait_in_sigwait};
+use crate::common::{mounts_mentioning, reap_cgroup};
 
 /// The bundles, built once per test binary under the cargo target dir.
 pub fn bundles() -> &'static Bundles {
@@ -230,14 +209,8 @@ impl Case {
         }
         let procs = processes_in_cgroup(&rel);
         assert!(procs.is_empty(), "processes left in cgroup {rel}: {procs:?}");
-        let work = self.work.path().to_string_lossy().into_owned();
-        let mounts: Vec<String> = fs::read_to_string("/proc/self/mountinfo")
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.contains(&work))
-            .map(str::to_owned)
-            .collect();
-        assert!(mounts.is_empty(), "mounts left under {work}: {mounts:?}");
+        let mounts = mounts_mentioning(self.work.path());
+        assert!(mounts.is_empty(), "mounts left under {}: {mounts:?}", self.work.path().display());
     }
 
     /// Asserts every container this case made is gone.
@@ -264,96 +237,10 @@ impl Drop for Case {
     }
 }
 
-/// Kills the processes left in the test cgroup `rel` and removes it from every
-/// hierarchy: the clean-up after a runtime that failed to.
-fn reap_cgroup(rel: &str) {
-    let dirs: Vec<PathBuf> =
-        cgroup_hierarchies().iter().map(|h| h.join(rel.trim_start_matches('/'))).filter(|d| d.exists()).collect();
-    if dirs.is_empty() {
-        return;
-    }
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        for pid in processes_in_cgroup(rel) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-        }
-        // A cgroup directory goes once its last process has exited.
-        if dirs.iter().all(|d| !d.exists() || fs::remove_dir(d).is_ok()) || Instant::now() > deadline {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// A file name made from a container id, which may be a bad one (empty, with a
 /// `/`).
 fn file_name_for(id: &str) -> String {
     if id.is_empty() { "(empty)".to_owned() } else { id.replace('/', "%") }
-}
-
-/// Every mounted cgroup hierarchy (v1 controllers, the unified one).
-pub fn cgroup_hierarchies() -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let base = Path::new("/sys/fs/cgroup");
-    if base.join("cgroup.procs").exists() {
-        found.push(base.to_owned());
-        return found;
-    }
-    for entry in fs::read_dir(base).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.join("cgroup.procs").exists() {
-            found.push(path);
-        }
-    }
-    found
-}
-
-/// The pids whose `/proc/<pid>/cgroup` names `rel` (or a cgroup below it).
-pub fn processes_in_cgroup(rel: &str) -> Vec<i32> {
-    let mut pids = Vec::new();
-    for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let Ok(text) = fs::read_to_string(entry.path().join("cgroup")) else { continue };
-        if text.lines().any(|l| l.split(':').nth(2).is_some_and(|p| p == rel || p.starts_with(&format!("{rel}/")))) {
-            pids.push(pid);
-        }
-    }
-    pids
-}
-
-/// An output's status and both streams, for assertion messages.
-pub fn describe(out: &Output) -> String {
-    format!(
-        "{} stdout={:?} stderr={:?}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// The last JSON object printed on `text` (the probe's report).
-pub fn probe_report(text: &str) -> Value {
-    text.lines()
-        .rev()
-        .find_map(|l| serde_json::from_str::<Value>(l.trim()).ok().filter(Value::is_object))
-        .unwrap_or_else(|| panic!("no probe report in {text:?}"))
-}
-
-/// Waits (up to 10 s) until process `pid` sits in `sigwait`: the probe's
-/// `--wait-signal` blocks its signals and waits for them, and a signal sent to a
-/// pid-1 process before it blocked them would be dropped by the kernel. (While a
-/// thread waits, the kernel shows its waited signals as unblocked, so the
-/// syscall it sleeps in is what tells.)
-pub fn wait_in_sigwait(pid: i64) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let syscall = fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap_or_default();
-        if syscall.split_whitespace().next() == Some(&libc::SYS_rt_sigtimedwait.to_string()) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "process {pid} never waited for a signal");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// Waits until `path` holds something (up to 10 s).

@@ -9,10 +9,8 @@ use std::os::fd::AsFd;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
 use crate::containerd::Containerd;
-use crate::support::{self, can_run, describe, images, runs_wasm, stderr, stdout};
+use crate::support::{self, can_run, describe, images, probe_report, runs_wasm, stderr, stdout};
 
 const NATIVE: &str = "amphi.test/native:latest";
 const WASM_COMPAT: &str = "amphi.test/wasm-compat:latest";
@@ -23,14 +21,6 @@ fn containerd(name: &str) -> Option<Containerd> {
     can_run("containerd").then(|| Containerd::start(name))
 }
 
-/// The last JSON object on `text` (the probe's report).
-fn report(text: &str) -> Value {
-    text.lines()
-        .rev()
-        .find_map(|l| serde_json::from_str::<Value>(l.trim()).ok().filter(Value::is_object))
-        .unwrap_or_else(|| panic!("no probe report in {text:?}"))
-}
-
 #[test]
 fn native_image_runs_with_its_stdout_captured() {
     let Some(ctrd) = containerd("native_run") else { return };
@@ -38,7 +28,7 @@ fn native_image_runs_with_its_stdout_captured() {
     let id = ctrd.id("probe");
     let out = ctrd.run(&["--rm"], NATIVE, &id, &[]);
     assert!(out.status.success(), "{}", describe(&out));
-    let seen = report(&stdout(&out));
+    let seen = probe_report(&stdout(&out));
     assert_eq!(seen["args"], serde_json::json!(["/bin/amphi-probe"]), "the image's cmd is the process");
     assert_eq!(seen["pid"], 1, "the probe is its pid namespace's init: {seen}");
 
@@ -173,7 +163,7 @@ fn exec_native_into_native() {
     let pid = ctrd.run_detached(NATIVE, &id, &["/bin/amphi-probe", "--no-report", "--wait-signal"]);
     let out = ctrd.exec(&id, "e1", &["/bin/amphi-probe"]);
     assert!(out.status.success(), "{}", describe(&out));
-    let seen = report(&stdout(&out));
+    let seen = probe_report(&stdout(&out));
     let host_pidns = std::fs::read_link(format!("/proc/{pid}/ns/pid")).expect("ns");
     assert_eq!(seen["namespaces"]["pid"], host_pidns.to_string_lossy().as_ref(), "exec joins the pid namespace");
     let out = ctrd.exec(&id, "e2", &["/bin/sh", "-c", "exit 3"]);

@@ -16,6 +16,8 @@
 //! them); without root or a manager they skip, unless `CI=true`.
 //! `AMPHI_E2E_RUNTIME=runc` runs the native scenarios against runc.
 
+#[path = "../common/mod.rs"]
+mod common;
 mod containerd;
 mod cri;
 mod ctr;

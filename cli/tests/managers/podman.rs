@@ -154,14 +154,8 @@ volume_path = "{d}/volumes"
             }
             assert!(support::processes_in_cgroup(&rel).is_empty(), "processes left in {rel}");
         }
-        let mine = self.dir.path().to_string_lossy().into_owned();
-        let mounts: Vec<String> = fs::read_to_string("/proc/self/mountinfo")
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.contains(&mine))
-            .map(str::to_owned)
-            .collect();
-        assert!(mounts.is_empty(), "mounts left under {mine}: {mounts:?}");
+        let mounts = support::mounts_mentioning(self.dir.path());
+        assert!(mounts.is_empty(), "mounts left under {}: {mounts:?}", self.dir.path().display());
         self.finished = true;
     }
 }

@@ -1,5 +1,6 @@
-//! What the manager tests share: the runtime under test, the images, root and
-//! the installed managers, and the leak checks' helpers.
+//! What the manager tests share: the images, root and the installed managers,
+//! and waits; the runtime under test and the leak checks' helpers come from
+//! `common`, shared with the end-to-end tests (re-exported here).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -9,30 +10,10 @@ use std::time::{Duration, Instant};
 
 use amphi_test_bundles::{ImageSources, TestImages};
 
-/// The runtime the managers call: the built `amphi`, or the binary that
-/// `AMPHI_E2E_RUNTIME` names (`runc`, a path), to check a test against runc.
-pub struct Runtime {
-    pub bin: PathBuf,
-    pub is_amphi: bool,
-}
-
-pub fn runtime() -> &'static Runtime {
-    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| match std::env::var("AMPHI_E2E_RUNTIME") {
-        Ok(name) if !name.is_empty() && name != "amphi" => {
-            let bin = which(&name).unwrap_or_else(|| panic!("AMPHI_E2E_RUNTIME={name}: not found"));
-            Runtime { bin, is_amphi: false }
-        }
-        _ => Runtime { bin: PathBuf::from(env!("CARGO_BIN_EXE_amphi")), is_amphi: true },
-    })
-}
-
-pub fn which(name: &str) -> Option<PathBuf> {
-    if name.contains('/') {
-        return Some(PathBuf::from(name));
-    }
-    std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(name)).find(|p| p.is_file())
-}
+pub use crate::common::{
+    cgroup_hierarchies, describe, mounts_mentioning, probe_report, processes_in_cgroup, reap_cgroup, runtime,
+    wait_in_sigwait, which,
+};
 
 /// A directory for the tests' temporary files with a short path: containerd's
 /// sockets must fit in a `sockaddr_un`, and podman refuses a runroot longer
@@ -88,81 +69,12 @@ pub fn images() -> &'static TestImages {
     })
 }
 
-/// An output's status and both streams, for assertion messages.
-pub fn describe(out: &Output) -> String {
-    format!(
-        "{} stdout={:?} stderr={:?}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Every mounted cgroup hierarchy (v1 controllers, the unified one).
-pub fn cgroup_hierarchies() -> Vec<PathBuf> {
-    let base = Path::new("/sys/fs/cgroup");
-    if base.join("cgroup.procs").exists() {
-        return vec![base.to_owned()];
-    }
-    fs::read_dir(base)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.join("cgroup.procs").exists())
-        .collect()
-}
-
-/// The pids whose `/proc/<pid>/cgroup` names `rel` (or a cgroup below it).
-pub fn processes_in_cgroup(rel: &str) -> Vec<i32> {
-    let mut pids = Vec::new();
-    for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let Ok(text) = fs::read_to_string(entry.path().join("cgroup")) else { continue };
-        if text.lines().any(|l| l.split(':').nth(2).is_some_and(|p| p == rel || p.starts_with(&format!("{rel}/")))) {
-            pids.push(pid);
-        }
-    }
-    pids
-}
-
-/// Kills the processes left in the cgroup `rel` and removes it from every
-/// hierarchy: the clean-up after a failed test.
-pub fn reap_cgroup(rel: &str) {
-    let dirs: Vec<PathBuf> =
-        cgroup_hierarchies().iter().map(|h| h.join(rel.trim_start_matches('/'))).filter(|d| d.exists()).collect();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !dirs.is_empty() {
-        for pid in processes_in_cgroup(rel) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-        }
-        if dirs.iter().all(|d| !d.exists() || fs::remove_dir(d).is_ok()) || Instant::now() > deadline {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Waits (up to 10 s) until process `pid` sits in `sigwait` (a pid-1 process
-/// drops a signal that arrives before it blocked it).
-pub fn wait_in_sigwait(pid: i64) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let syscall = fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap_or_default();
-        if syscall.split_whitespace().next() == Some(&libc::SYS_rt_sigtimedwait.to_string()) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "process {pid} never waited for a signal");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// Waits (up to 10 s) until `check` holds.

@@ -13,14 +13,22 @@
 //!    component that is not a `wasi:cli/run` command fails `create`; the preopens
 //!    ([`wasi`]) are parsed and checked to exist. A `tracing` debug event with
 //!    `cache = "hit"` or `cache = "miss"` tells which way it went.
-//! 2. **`exec`** (during `start`, after pivot_root, identity, capabilities and
-//!    seccomp): from the signal state the runtime hands over, the handlers for
-//!    SIGTERM, SIGINT and SIGHUP are installed ([`signals`]), the WASI context is built from the spec ([`wasi`]), and the
-//!    program is instantiated and run on this thread. Its exit status becomes the
-//!    process's ([`run`]). `start` costs an instantiation, never a compilation.
+//! 2. **`arm`** (still during `create`, in the container process after
+//!    pivot_root, identity, capabilities and seccomp, before the start
+//!    barrier): the WASI context is built from the spec ([`wasi`]), its preopens
+//!    opened in the container's own root, and the program is instantiated
+//!    ([`run::arm`]). A failure here still fails `create`.
+//! 3. **`exec`** (after `start` lifted the barrier): from the signal state the
+//!    runtime hands over (`ExecContext::handover`), the handlers for SIGTERM,
+//!    SIGINT and SIGHUP are installed ([`signals`]); wasmtime's trap handlers,
+//!    installed in `prepare`, were never replaced. The instantiated program is
+//!    called on this thread; its exit status becomes the process's ([`run`]).
+//!    `start` costs only that call: never a compilation, never an
+//!    instantiation.
 //!    Right before the guest's entry point is called the executor tells the
 //!    runtime that the workload was entered (`ExecContext::entry`), which lets
-//!    `start` run the poststart hooks.
+//!    `start` run the poststart hooks. A wasm process of `exec` goes through
+//!    the same three steps, with no barrier between `arm` and `exec`.
 //!
 //! ## What it accepts
 //!

@@ -5,7 +5,8 @@
 //! sent to pid 1 from inside the namespace that has no handler, and from outside
 //! every one but SIGKILL and SIGSTOP. A native init (a shell, a server) installs
 //! handlers; a wasm guest cannot (WASI has no signals). So the executor installs
-//! them on the guest's behalf, after the start barrier, before the guest runs.
+//! them on the guest's behalf, after the start barrier and right before the guest
+//! (instantiated before the barrier) is called.
 //!
 //! The handler calls `_exit(128 + signal)`: the exit status a shell reports for a
 //! process killed by that signal, and what `amphi kill` / `delete --force`

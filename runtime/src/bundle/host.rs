@@ -84,8 +84,11 @@ pub(super) fn check(spec: &Spec, rootfs: &Path, host: &Host) -> Result {
         }
     }
     if let Some(linux) = spec.linux() {
-        let net_sysctl =
-            linux.sysctl().iter().flat_map(|m| m.keys()).find(|k| k.starts_with("net.") || k.starts_with("net/"));
+        let net_sysctl = linux
+            .sysctl()
+            .iter()
+            .flat_map(|m| m.keys())
+            .find(|k| crate::plan::sysctl::namespace(k) == Some(LinuxNamespaceType::Network));
         for (i, ns) in linux.namespaces().iter().flatten().enumerate() {
             match ns.path().as_deref().filter(|p| !p.as_os_str().is_empty()) {
                 Some(path) => {

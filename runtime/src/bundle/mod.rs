@@ -2,27 +2,27 @@
 //!
 //! [`Bundle::load`] is the first thing `create` and `run` do, and it must refuse
 //! every bundle that could be refused before a side effect, with one line that
-//! names the file or the field at fault. It works in three steps:
+//! names the file or the field at fault. This module does the I/O and asks the
+//! host; the spec's rules are [`crate::plan`]'s. It works in three steps:
 //!
 //! 1. `parse`: read `config.json` once and deserialize it with plain
 //!    `serde_json`. Only when that fails is it parsed again with
 //!    `serde_path_to_error`, so the good path pays nothing for error paths, and a
 //!    bad value is named by its JSON path with a short human reason.
-//! 2. `check` (and `resources` for `linux.resources`): pure checks of the spec
-//!    (versions, required fields, values that the kernel would refuse later with a
-//!    bare `EINVAL`, runc's sysctl rule). No syscalls.
+//! 2. [`crate::plan::check`]: the spec's rules that need nothing but the spec
+//!    (versions, required fields, values that the kernel would refuse later with
+//!    a bare `EINVAL`, runc's sysctl rule), each owned by the plan module of its
+//!    section. No syscalls.
 //! 3. `host`: the few checks that must look at the host: the rootfs directory,
 //!    namespace files to join, kernel and LSM support for what the spec asks. A
 //!    typical bundle costs one `stat` here.
 //!
-//! What [`crate::plan::ContainerPlan::new`] checks (duplicate namespaces, id
-//! mappings, rlimit limits, hostname without a UTS namespace, a relative cwd) and
-//! what the mount plan checks (bind-mount sources) is not checked again here.
+//! What [`crate::plan::ContainerPlan::new`] checks when `create` builds the plan
+//! (duplicate namespaces, id mappings, rlimit limits, hostname without a UTS
+//! namespace, a relative cwd, bind-mount sources) is not checked here.
 
-mod check;
 mod host;
 mod parse;
-mod resources;
 
 #[cfg(test)]
 mod tests;
@@ -35,6 +35,8 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::Spec;
 
 pub(crate) use host::open_namespace;
+
+use crate::plan::{self, SpecError};
 
 /// Why a bundle was refused. Each message is one line and names the file or field.
 #[derive(Debug, thiserror::Error)]
@@ -51,14 +53,15 @@ pub enum BundleError {
     /// `config.json` is not JSON (malformed or truncated).
     #[error("{}: line {line}, column {column}: {msg}", Shown(path))]
     Syntax { path: PathBuf, line: usize, column: usize, msg: String },
-    /// A field of `config.json`, named by its JSON path, is missing or wrong.
-    #[error("config.json: {field}: {reason}")]
-    Field { field: String, reason: String },
+    /// A field of `config.json`, named by its JSON path, is missing or wrong
+    /// (the spec's rules, a value of the wrong type, what the host lacks).
+    #[error(transparent)]
+    Spec(#[from] SpecError),
 }
 
 impl BundleError {
     pub(crate) fn field(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self::Field { field: field.into(), reason: reason.into() }
+        Self::Spec(SpecError::new(field, reason))
     }
 }
 
@@ -114,7 +117,7 @@ impl Bundle {
         let path = dir.join("config.json");
         let bytes = read_config(&dir, &path)?;
         let spec = parse::spec(&path, &bytes)?;
-        let root = check::spec(&spec)?;
+        let root = plan::check(&spec)?;
         // `absolute` of an absolute path is lexical: it drops `.` components
         // without a syscall, so `./rootfs` reads as `/bundle/rootfs`.
         let rootfs = std::path::absolute(dir.join(root)).map_err(|err| BundleError::Dir { path: dir.clone(), err })?;

@@ -39,7 +39,7 @@ fn explain(path: &Path, bytes: &[u8], plain: serde_json::Error) -> BundleError {
         Category::Data => {
             let msg = without_position(&err);
             let (field, reason) = data_reason(&segments, &msg);
-            BundleError::Field { field, reason }
+            BundleError::field(field, reason)
         }
         Category::Eof => BundleError::Syntax {
             path: path.to_owned(),

@@ -2,7 +2,7 @@
 //! systemd `slice:prefix:name` form. Pure functions apart from the one check that
 //! systemd is running.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use super::CgroupError;
 
@@ -68,17 +68,7 @@ pub fn candidates(spec_path: Option<&Path>, id: &str) -> Vec<PathBuf> {
 /// `CleanPath`). A relative path is read from the hierarchy root, as runc's
 /// cgroupfs driver does once it has cleaned it.
 pub fn clean(path: &Path) -> PathBuf {
-    let mut out = PathBuf::from("/");
-    for component in path.components() {
-        match component {
-            Component::Normal(name) => out.push(name),
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
-        }
-    }
-    out
+    crate::plan::clean_absolute(path)
 }
 
 /// Translates systemd's `slice:prefix:name` into the cgroupfs path systemd would

@@ -1,8 +1,6 @@
 //! `create`: bundle → a container whose init waits at the start barrier.
 
-use std::io::Write;
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::unistd::Pid;
@@ -13,12 +11,13 @@ use crate::bundle::Bundle;
 use crate::cgroups::Cgroup;
 use crate::console;
 use crate::executor::Executor;
-use crate::hooks::{HookKind, HookState, RuntimeHooks};
+use crate::hooks::{HookKind, RuntimeHooks};
 use crate::id::ContainerId;
 use crate::plan::ContainerPlan;
 use crate::process::barrier;
 use crate::process::spawn::{InitRequest, Spawned, spawn};
-use crate::state::{Locked, Record, Status, Store};
+use crate::state::atomic::{self, Tmp};
+use crate::state::{ContainerState, Locked, OciState, Record, Status, Store};
 use crate::sys::proc::ProcStat;
 
 /// The flags of `create` (and the create half of `run`).
@@ -134,22 +133,22 @@ fn build(
 ) -> Result<Created, Error> {
     let locked = made.locked.as_ref().expect("held until disarmed");
     let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
-    let config_copy = locked.dir().join(super::exec::CONFIG);
+    let config_copy = locked.dir().config();
     std::fs::copy(bundle.dir.join("config.json"), &config_copy).map_err(|source| Error::Io {
         id: id.clone(),
         what: format!("copy config.json to {}", config_copy.display()),
         source,
     })?;
-    let owner = super::identity::owner(locked.dir());
+    let owner = locked.dir().mark();
     made.cgroup = super::rootless::cgroup(cgroup_path, resources, options.rootless, &owner)?;
     let cgroup = made.cgroup.as_ref();
-    let barrier = barrier::create(locked.dir()).map_err(|source| Error::Io {
+    let barrier = barrier::create(&locked.dir().barrier()).map_err(|source| Error::Io {
         id: id.clone(),
         what: "make start barrier".into(),
         source,
     })?;
 
-    let hook_state = HookState {
+    let hook_state = OciState {
         oci_version: spec.version().clone(),
         id: id.to_string(),
         status: Status::Creating,
@@ -210,7 +209,7 @@ fn build(
     if HookKind::StartContainer.of(spec).is_empty() {
         spawned.commit()?;
     } else {
-        spawned.commit_with_state(HookState::from_record(&record, HookKind::StartContainer.status()).to_json())?;
+        spawned.commit_with_state(OciState::of(&record, HookKind::StartContainer.status()).to_json())?;
     }
     tracing::debug!(pid = pid.as_raw(), executor = %executor_name, "created");
     Ok(Created { pid })
@@ -222,7 +221,7 @@ fn hand_to_seccomp_listener(plan: &ContainerPlan, record: Record, fd: std::os::f
     use std::os::fd::AsFd;
     let Some(listener) = plan.process.seccomp.as_ref().and_then(|s| s.listener()) else { return Ok(()) };
     let pid = record.pid;
-    let state = super::ContainerState::from_record(record, crate::state::Status::Created);
+    let state = ContainerState::of(&record, Status::Created);
     let state = serde_json::to_value(&state).unwrap_or_default();
     crate::seccomp::send_to_listener(&listener.path, &listener.metadata, &state, pid, fd.as_fd())?;
     Ok(())
@@ -310,28 +309,16 @@ impl Drop for Made {
     }
 }
 
-/// Writes the init's pid (digits only, no newline) under a temporary name in the
-/// same directory, then renames it into place, so a reader never sees a partial
-/// file.
+/// Writes the init's pid (digits only, no newline) atomically
+/// ([`atomic::replace`]), under a temporary name unique to this process in the
+/// pid file's directory, so a reader never sees a partial file.
 pub(crate) fn write_pid_file(path: &Path, pid: Pid) -> Result<(), Error> {
     let err = |source| Error::PidFile { path: path.to_owned(), source };
     let path = std::path::absolute(path).map_err(err)?;
     let dir = path.parent().unwrap_or(Path::new("/"));
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(&tmp)
-        .map_err(err)?;
-    let written = file.write_all(pid.to_string().as_bytes()).and_then(|()| std::fs::rename(&tmp, &path));
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(err(e));
-    }
-    Ok(())
+    atomic::replace(&path, &tmp, Tmp::Fresh, 0o644, pid.to_string().as_bytes()).map_err(err)
 }
 
 #[cfg(test)]

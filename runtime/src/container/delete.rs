@@ -8,11 +8,12 @@
 use nix::sys::signal::Signal;
 
 use super::Error;
-use super::identity::{self, Init};
+use super::identity::Init;
+use super::open::Opened;
 use crate::cgroups::Cgroup;
-use crate::hooks::{self, HookKind, HookState};
+use crate::hooks::{self, HookKind};
 use crate::id::ContainerId;
-use crate::state::{StateError, Status, Store};
+use crate::state::{OciState, StateError, Status, Store, Verb};
 
 /// Deletes container `id`. Without `force` only a container that runs no
 /// workload (stopped, or created and never started) is deleted; with `force` a
@@ -30,12 +31,11 @@ pub fn delete(store: &Store, id: &ContainerId, force: bool) -> Result<(), Error>
             // Without a record, the config copied at create still names the
             // cgroup; the directories whose mark says amphi made them for this
             // container are removed, with what is in them (the init included).
-            let config = locked.dir().join(super::exec::CONFIG);
-            let spec_path = oci_spec::runtime::Spec::load(&config)
+            let spec_path = oci_spec::runtime::Spec::load(locked.dir().config())
                 .ok()
                 .and_then(|spec| spec.linux().as_ref().and_then(|l| l.cgroups_path().clone()));
             if let Ok(path) = Cgroup::resolve_path(spec_path.as_deref(), id.as_str(), false)
-                && let Ok(cgroup) = Cgroup::open_owned(&path, &identity::owner(locked.dir()), None)
+                && let Ok(cgroup) = Cgroup::open_owned(&path, &locked.dir().mark(), None)
             {
                 cgroup.remove()?;
             }
@@ -44,14 +44,9 @@ pub fn delete(store: &Store, id: &ContainerId, force: bool) -> Result<(), Error>
         }
         Err(e) => return Err(e.into()),
     };
-    let (init, status) = identity::inspect(&record, locked.dir());
-    if !force && !status.can_delete() {
-        return Err(Error::BadStatus { id: id.clone(), status, verb: "delete", hint: " without --force" });
-    }
-    let cgroup = match record.cgroup_skipped {
-        true => None,
-        false => Some(identity::container_cgroup(&record, locked.dir(), &init, "delete")?),
-    };
+    let opened = Opened::check(locked, record, if force { Verb::ForceDelete } else { Verb::Delete })?;
+    let cgroup = opened.own_cgroup(Verb::Delete)?;
+    let Opened { locked, record, init, status } = opened;
     if let Init::Alive(live) = &init {
         // A frozen (v1) process acts on SIGKILL only once thawed: a paused
         // container is killed through its cgroup, which thaws it. So is one
@@ -73,7 +68,7 @@ pub fn delete(store: &Store, id: &ContainerId, force: bool) -> Result<(), Error>
     }
     let poststop = record.hooks.as_ref().map_or(&[][..], |h| HookKind::Poststop.list(h));
     if !poststop.is_empty() {
-        let state = HookState::from_record(&record, HookKind::Poststop.status()).to_json();
+        let state = OciState::of(&record, HookKind::Poststop.status()).to_json();
         hooks::run_logged(HookKind::Poststop, poststop, &state);
     }
     locked.remove()?;

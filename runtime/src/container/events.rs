@@ -19,9 +19,9 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use serde::Serialize;
 
 use super::Error;
-use super::identity::{self, Init};
+use super::identity::Init;
 use crate::id::ContainerId;
-use crate::state::{Status, Store};
+use crate::state::{Store, Verb};
 
 /// One event, as runc prints it.
 #[derive(Debug, Clone, Serialize)]
@@ -219,13 +219,7 @@ impl From<&lc::Stats> for Stats {
 /// Container `id`'s resource usage now (`events --stats`). A stopped container
 /// has none.
 pub fn stats(store: &Store, id: &ContainerId) -> Result<Event, Error> {
-    let locked = store.lock(id)?;
-    let record = locked.read()?;
-    let (init, status) = identity::inspect(&record, locked.dir());
-    if matches!(status, Status::Stopped | Status::Creating) {
-        return Err(Error::BadStatus { id: id.clone(), status, verb: "read the stats of", hint: "" });
-    }
-    let stats = identity::container_cgroup(&record, locked.dir(), &init, "read the stats of")?.stats()?;
+    let stats = store.open(id, Verb::Stats)?.cgroup(Verb::Stats)?.stats()?;
     Ok(Event { kind: "stats", id: id.to_string(), data: Some(Stats::from(&stats)) })
 }
 
@@ -239,15 +233,11 @@ pub fn events(
     emit: &mut dyn FnMut(&Event) -> std::io::Result<()>,
 ) -> Result<(), Error> {
     let (record, cgroup, init) = {
-        let locked = store.lock(id)?;
-        let record = locked.read()?;
-        let (init, status) = identity::inspect(&record, locked.dir());
-        if !matches!(init, Init::Alive(_)) {
-            return Err(Error::BadStatus { id: id.clone(), status, verb: "watch the events of", hint: "" });
-        }
-        let cgroup = identity::container_cgroup(&record, locked.dir(), &init, "read the stats of")?;
-        let Init::Alive(live) = init else { unreachable!("checked above") };
-        (record, cgroup, live.pidfd)
+        // A live init: the status says so (created, running or paused).
+        let opened = store.open(id, Verb::Events)?;
+        let cgroup = opened.cgroup(Verb::Stats)?;
+        let Init::Alive(live) = opened.init else { unreachable!("the status says the init is alive") };
+        (opened.record, cgroup, live.pidfd)
     };
     let mut oom = match cgroup.watch_oom() {
         Ok(watch) => Some(watch),

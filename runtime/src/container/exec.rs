@@ -10,7 +10,7 @@ use oci_spec::runtime::{Capability, Process, Spec};
 
 use super::Error;
 use super::create::write_pid_file;
-use super::identity::{self, Init};
+use super::identity::Init;
 use crate::cgroups::Cgroup;
 use crate::console::{self, HostConsole};
 use crate::executor::Executor;
@@ -18,7 +18,7 @@ use crate::id::ContainerId;
 use crate::plan::namespaces::Kind;
 use crate::plan::{NamespacePlan, ProcessPlan};
 use crate::process::exec::{ExecRequest, namespaces_to_join, open_init_root, spawn_exec};
-use crate::state::{Record, Status, Store};
+use crate::state::{ContainerState, Record, Status, Store, Verb};
 
 /// The flags of `exec`. Without `process`, the new process is the container's
 /// own `process` with `args` and the overrides applied (as runc builds it).
@@ -69,13 +69,8 @@ pub type ChooseExecutor<'a> = &'a dyn Fn(&Spec, &Process) -> Box<dyn Executor>;
 pub fn exec(store: &Store, id: &ContainerId, options: &ExecOptions, choose: ChooseExecutor<'_>) -> Result<i32, Error> {
     let span = tracing::debug_span!("exec", id = %id);
     let _enter = span.enter();
-    let locked = store.lock(id)?;
-    let record = locked.read()?;
-    let (init, status) = identity::inspect(&record, locked.dir());
-    if !matches!(status, Status::Created | Status::Running) {
-        return Err(Error::BadStatus { id: id.clone(), status, verb: "exec in", hint: "" });
-    }
-    let config_path = locked.dir().join(CONFIG);
+    let opened = store.open(id, Verb::Exec)?;
+    let config_path = opened.dir().config();
     let spec = Spec::load(&config_path).map_err(|e| Error::Io {
         id: id.clone(),
         what: format!("read {}", config_path.display()),
@@ -91,16 +86,13 @@ pub fn exec(store: &Store, id: &ContainerId, options: &ExecOptions, choose: Choo
     if options.tty {
         process.set_terminal(Some(true));
     }
-    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
-        return Err(Error::Exec("process.args is empty: name a command to run".into()));
-    }
+    // The process rules `create` applies, whether `--process` or flags made it.
+    crate::plan::process::check(&process)?;
     let plan = ProcessPlan::new(&process, spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()))?;
-    let cgroup = match record.cgroup_skipped {
-        true => None,
-        false => Some(identity::container_cgroup(&record, locked.dir(), &init, "exec in")?),
-    };
+    let cgroup = opened.own_cgroup(Verb::Exec)?;
+    let super::open::Opened { locked, record, init, status } = opened;
     let Init::Alive(init) = init else {
-        return Err(Error::BadStatus { id: id.clone(), status: Status::Stopped, verb: "exec in", hint: "" });
+        return Err(Error::bad_status(id.clone(), Status::Stopped, Verb::Exec));
     };
     let io = |what: &str| {
         let what = what.to_owned();
@@ -171,7 +163,7 @@ pub fn exec(store: &Store, id: &ContainerId, options: &ExecOptions, choose: Choo
         if let Some(fd) = spawned.seccomp_notify.take()
             && let Some(listener) = plan.seccomp.as_ref().and_then(|s| s.listener())
         {
-            let state = super::ContainerState::from_record(record.clone(), status);
+            let state = ContainerState::of(&record, status);
             let state = serde_json::to_value(&state).unwrap_or_default();
             if let Err(e) =
                 crate::seccomp::send_to_listener(&listener.path, &listener.metadata, &state, pid.as_raw(), fd.as_fd())
@@ -203,10 +195,6 @@ pub fn exec(store: &Store, id: &ContainerId, options: &ExecOptions, choose: Choo
     }
     result
 }
-
-/// The name of the container's config, copied into its state directory at
-/// create: what `exec` builds processes from, whatever happens to the bundle.
-pub(crate) const CONFIG: &str = "config.json";
 
 /// The container's process changed as runc's `exec` flags change it.
 pub fn exec_process(base: &Process, options: &ExecOptions) -> Result<Process, Error> {

@@ -43,7 +43,7 @@
 //! `--root` can copy from any process, though only among the processes the
 //! rootless user may signal anyway.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use nix::unistd::Pid;
 
@@ -51,7 +51,7 @@ use super::Error;
 use crate::cgroups::{Anchor, Cgroup, Mark};
 use crate::id::ContainerId;
 use crate::process::barrier;
-use crate::state::{Record, Status};
+use crate::state::{ContainerDir, Record, Status};
 use crate::sys::pidfd::PidFd;
 use crate::sys::proc::ProcStat;
 
@@ -76,20 +76,15 @@ pub(crate) enum Init {
     },
 }
 
-/// The container's mark on its cgroup: its state directory, absolute.
-pub(crate) fn owner(dir: &Path) -> String {
-    std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned()).to_string_lossy().into_owned()
-}
-
 /// The container's init and the status it gives, read from the live process
 /// (module docs, rule 1). `dir` is the container's state directory.
-pub(crate) fn inspect(record: &Record, dir: &Path) -> (Init, Status) {
+pub(crate) fn inspect(record: &Record, dir: &ContainerDir) -> (Init, Status) {
     if record.pid <= 0 {
         return (Init::Gone, Status::Creating);
     }
     let init = find_init(record, dir);
     let status = match init {
-        Init::Alive(_) if barrier::is_up(dir) => Status::Created,
+        Init::Alive(_) if barrier::is_up(&dir.barrier()) => Status::Created,
         Init::Alive(_) if record.paused => Status::Paused,
         Init::Alive(_) => Status::Running,
         Init::Gone | Init::Foreign { .. } => Status::Stopped,
@@ -97,7 +92,7 @@ pub(crate) fn inspect(record: &Record, dir: &Path) -> (Init, Status) {
     (init, status)
 }
 
-fn find_init(record: &Record, dir: &Path) -> Init {
+fn find_init(record: &Record, dir: &ContainerDir) -> Init {
     let pid = Pid::from_raw(record.pid);
     let Ok(pidfd) = PidFd::open(pid) else { return Init::Gone };
     // Opened first, read second, still unreaped third: the stat was this
@@ -106,10 +101,8 @@ fn find_init(record: &Record, dir: &Path) -> Init {
     if !same || !pidfd.is_alive().unwrap_or(false) {
         return Init::Gone;
     }
-    if record.cgroup_skipped {
-        return Init::Alive(LiveInit { pidfd, pid });
-    }
-    let cgroup = match Anchor::of(&record.cgroup_path) {
+    let Some(recorded) = record.cgroup() else { return Init::Alive(LiveInit { pidfd, pid }) };
+    let cgroup = match Anchor::of(recorded.path) {
         Ok(anchor) => anchor,
         Err(e) => return Init::Foreign { pid: record.pid, why: e.to_string() },
     };
@@ -120,7 +113,7 @@ fn find_init(record: &Record, dir: &Path) -> Init {
         // It has just exited: /proc/<pid>/cgroup is gone with it.
         Err(_) => return Init::Gone,
     }
-    match cgroup.mark_of(&owner(dir)) {
+    match cgroup.mark_of(&dir.mark()) {
         Mark::Ours(_) => Init::Alive(LiveInit { pidfd, pid }),
         Mark::Unsupported if config_paths(record, dir).iter().any(|p| p == cgroup.path()) => {
             Init::Alive(LiveInit { pidfd, pid })
@@ -135,12 +128,17 @@ fn find_init(record: &Record, dir: &Path) -> Init {
 /// The cgroup verb `verb` may act on (module docs, rule 2), given what
 /// [`inspect`] found. Without a verified init, the caller must also check
 /// [`Cgroup::procs_created`] before it signals anything.
-pub(crate) fn container_cgroup(record: &Record, dir: &Path, init: &Init, verb: &'static str) -> Result<Cgroup, Error> {
-    if record.cgroup_skipped {
+pub(crate) fn container_cgroup(
+    record: &Record,
+    dir: &ContainerDir,
+    init: &Init,
+    verb: &'static str,
+) -> Result<Cgroup, Error> {
+    let Some(recorded) = record.cgroup() else {
         return Err(Error::NoCgroup { id: ContainerId::new(&record.id)?, verb });
-    }
-    let owner = owner(dir);
-    let cgroup = Cgroup::open_owned(&record.cgroup_path, &owner, Some(&record.cgroup_created))?;
+    };
+    let owner = dir.mark();
+    let cgroup = Cgroup::open_owned(recorded.path, &owner, Some(recorded.created))?;
     if let Init::Alive(_) = init {
         // find_init saw the init in it and the container's mark on it.
         return Ok(cgroup);
@@ -150,7 +148,7 @@ pub(crate) fn container_cgroup(record: &Record, dir: &Path, init: &Init, verb: &
     if !given.iter().any(|p| p == cgroup.path()) {
         let why = match given.first() {
             Some(path) => format!("config.json gives {}", path.display()),
-            None => format!("no config.json in {} names it", dir.display()),
+            None => format!("no config.json in {} names it", dir.path().display()),
         };
         return Err(foreign(why));
     }
@@ -172,8 +170,8 @@ pub(crate) fn not_created(record: &Record, cgroup: &Cgroup) -> Error {
 
 /// The cgroup paths the container's config (copied into its state directory at
 /// create) can give.
-fn config_paths(record: &Record, dir: &Path) -> Vec<PathBuf> {
-    let Ok(spec) = oci_spec::runtime::Spec::load(dir.join(super::exec::CONFIG)) else { return Vec::new() };
+fn config_paths(record: &Record, dir: &ContainerDir) -> Vec<PathBuf> {
+    let Ok(spec) = oci_spec::runtime::Spec::load(dir.config()) else { return Vec::new() };
     let given = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
     Cgroup::candidate_paths(given.as_deref(), &record.id)
 }
@@ -188,8 +186,8 @@ mod tests {
     struct Made(Cgroup);
 
     impl Made {
-        fn new(name: &str, dir: &Path) -> Self {
-            Self(Cgroup::create(&test_path(name), None, &owner(dir)).unwrap())
+        fn new(name: &str, dir: &ContainerDir) -> Self {
+            Self(Cgroup::create(&test_path(name), None, &dir.mark()).unwrap())
         }
     }
 
@@ -205,9 +203,9 @@ mod tests {
 
     /// A record of the container whose init is `pid`, in `cgroup`, whose config
     /// (in `dir`) names that cgroup.
-    fn record_of(pid: Pid, cgroup: &Cgroup, dir: &Path) -> Record {
+    fn record_of(pid: Pid, cgroup: &Cgroup, dir: &ContainerDir) -> Record {
         let config = serde_json::json!({"ociVersion": "1.2.0", "linux": {"cgroupsPath": cgroup.path()}});
-        std::fs::write(dir.join(super::super::exec::CONFIG), config.to_string()).unwrap();
+        std::fs::write(dir.config(), config.to_string()).unwrap();
         let mut record = Record::sample("x");
         record.pid = pid.as_raw();
         record.start_time = ProcStat::read(pid).unwrap().start_time;
@@ -221,36 +219,37 @@ mod tests {
         if !root_or_skip("only_a_process_in_the_containers_marked_cgroup_is_its_init") {
             return;
         }
-        let (dir, other_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let (ours, theirs) = (Made::new("identity", dir.path()), Made::new("identity-other", other_dir.path()));
+        let (tmp, other_tmp) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (dir, other_dir) = (ContainerDir::new(tmp.path().into()), ContainerDir::new(other_tmp.path().into()));
+        let (ours, theirs) = (Made::new("identity", &dir), Made::new("identity-other", &other_dir));
         let (init, host, other) = (Sleeper::spawn(), Sleeper::spawn(), Sleeper::spawn());
         ours.0.add_process(init.pid()).unwrap();
         theirs.0.add_process(other.pid()).unwrap();
-        if ours.0.mark_of(&owner(dir.path())) == Mark::Unsupported {
+        if ours.0.mark_of(&dir.mark()) == Mark::Unsupported {
             return; // No attributes on this kernel's cgroupfs: the config alone says.
         }
 
-        let record = record_of(init.pid(), &ours.0, dir.path());
-        assert!(matches!(inspect(&record, dir.path()), (Init::Alive(_), Status::Running)));
+        let record = record_of(init.pid(), &ours.0, &dir);
+        assert!(matches!(inspect(&record, &dir), (Init::Alive(_), Status::Running)));
         // A host process, with its own true start time, is not the init.
-        let (found, status) = inspect(&record_of(host.pid(), &ours.0, dir.path()), dir.path());
+        let (found, status) = inspect(&record_of(host.pid(), &ours.0, &dir), &dir);
         assert!(matches!(found, Init::Foreign { .. }), "{found:?}");
         assert_eq!(status, Status::Stopped);
         // The right pid with another start time: a reuse; the init is gone.
         let reused = Record { start_time: record.start_time + 1, ..record.clone() };
-        assert!(matches!(inspect(&reused, dir.path()), (Init::Gone, Status::Stopped)));
+        assert!(matches!(inspect(&reused, &dir), (Init::Gone, Status::Stopped)));
         // Another container's init and cgroup, config included: its mark says no.
-        let borrowed = record_of(other.pid(), &theirs.0, dir.path());
-        assert!(matches!(inspect(&borrowed, dir.path()).0, Init::Foreign { .. }));
-        let refused = container_cgroup(&borrowed, dir.path(), &Init::Gone, "kill");
+        let borrowed = record_of(other.pid(), &theirs.0, &dir);
+        assert!(matches!(inspect(&borrowed, &dir).0, Init::Foreign { .. }));
+        let refused = container_cgroup(&borrowed, &dir, &Init::Gone, "kill");
         assert!(matches!(refused, Err(Error::ForeignCgroup { .. })), "{refused:?}");
         // Its own cgroup, once the init is not verified: made by amphi for it.
-        let record = record_of(init.pid(), &ours.0, dir.path());
-        let cgroup = container_cgroup(&record, dir.path(), &Init::Gone, "kill").unwrap();
+        let record = record_of(init.pid(), &ours.0, &dir);
+        let cgroup = container_cgroup(&record, &dir, &Init::Gone, "kill").unwrap();
         assert!(cgroup.procs_created());
         // A record that names a path its config does not give is refused.
         let moved = Record { cgroup_path: theirs.0.path().to_owned(), ..record };
-        let refused = container_cgroup(&moved, dir.path(), &Init::Gone, "kill");
+        let refused = container_cgroup(&moved, &dir, &Init::Gone, "kill");
         assert!(matches!(refused, Err(Error::ForeignCgroup { .. })), "{refused:?}");
     }
 }

@@ -10,29 +10,20 @@ use super::Error;
 use super::identity::{self, Init};
 use crate::cgroups::CgroupError;
 use crate::id::ContainerId;
-use crate::state::{Record, Status, Store};
+use crate::state::{Record, Status, Store, Verb};
 
 pub fn kill(store: &Store, id: &ContainerId, signal: Signal, all: bool) -> Result<(), Error> {
-    let locked = store.lock(id)?;
-    let record = locked.read()?;
-    let (init, status) = identity::inspect(&record, locked.dir());
-    // As runc's, `kill --all` also reaches what is left in the cgroup once the
-    // init has exited: containerd's shim calls it then for a container that
-    // shares another's pid namespace (a pod with shareProcessNamespace).
+    // `kill --all` also reaches what is left in the cgroup once the init has
+    // exited (a pod with shareProcessNamespace: [`Status::permits`]).
+    let opened = store.open(id, if all { Verb::KillAll } else { Verb::Kill })?;
+    let status = opened.status;
     let stopped_all = all && status == Status::Stopped;
-    if !status.can_kill() && !stopped_all {
-        if let Init::Foreign { pid, why } = init {
-            return Err(Error::NotTheInit { id: id.clone(), pid, why });
-        }
-        return Err(Error::BadStatus { id: id.clone(), status, verb: "kill", hint: "" });
-    }
     // Without a cgroup (rootless) `--all` reaches the init alone, as runc's
     // does: in its own pid namespace, SIGKILL of the init ends every process.
-    if all && !record.cgroup_skipped {
-        let cgroup = identity::container_cgroup(&record, locked.dir(), &init, "kill")?;
+    if all && let Some(cgroup) = opened.own_cgroup(Verb::Kill)? {
         if stopped_all && !cgroup.procs_created() {
             // A stopped container whose cgroup is gone has nothing to signal.
-            return if cgroup.exists() { Err(identity::not_created(&record, &cgroup)) } else { Ok(()) };
+            return if cgroup.exists() { Err(identity::not_created(&opened.record, &cgroup)) } else { Ok(()) };
         }
         return match cgroup.signal_all(signal) {
             Err(CgroupError::Io { source, .. }) if stopped_all && source.kind() == std::io::ErrorKind::NotFound => {
@@ -41,8 +32,8 @@ pub fn kill(store: &Store, id: &ContainerId, signal: Signal, all: bool) -> Resul
             other => Ok(other?),
         };
     }
-    let Init::Alive(live) = &init else {
-        return Err(Error::BadStatus { id: id.clone(), status: Status::Stopped, verb: "kill", hint: "" });
+    let Init::Alive(live) = &opened.init else {
+        return Err(Error::bad_status(id.clone(), Status::Stopped, Verb::Kill));
     };
     live.pidfd.send_signal(signal).map_err(|source| Error::Io {
         id: id.clone(),
@@ -52,8 +43,8 @@ pub fn kill(store: &Store, id: &ContainerId, signal: Signal, all: bool) -> Resul
     // A frozen (v1) process acts on SIGKILL only once thawed (as runc, thaw
     // after the kill); other signals wait for `resume`.
     if status == Status::Paused && signal == Signal::SIGKILL {
-        identity::container_cgroup(&record, locked.dir(), &init, "kill")?.thaw()?;
-        locked.write(&Record { paused: false, ..record })?;
+        opened.cgroup(Verb::Kill)?.thaw()?;
+        opened.locked.write(&Record { paused: false, ..opened.record })?;
     }
     Ok(())
 }

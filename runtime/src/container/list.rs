@@ -1,8 +1,7 @@
 //! `list`: every container under the state root.
 
-use super::state::ContainerState;
 use super::status_of;
-use crate::state::{StateError, Store};
+use crate::state::{ContainerState, StateError, Store};
 
 /// One row of `list`: a container's state, or why it could not be read.
 #[derive(Debug)]
@@ -20,7 +19,7 @@ pub fn list(store: &Store) -> Result<Vec<ListEntry>, StateError> {
         .map(|id| match store.read_unlocked(&id) {
             Ok(record) => {
                 let status = status_of(&record, &store.dir_of(&id));
-                ListEntry::Ok(ContainerState::from_record(record, status))
+                ListEntry::Ok(ContainerState::of(&record, status))
             }
             Err(error) => ListEntry::Unreadable { id: id.to_string(), error },
         })

@@ -14,6 +14,7 @@ pub mod features;
 mod identity;
 mod kill;
 mod list;
+mod open;
 mod pause;
 mod ps;
 mod resume;
@@ -23,7 +24,7 @@ mod start;
 mod state;
 mod update;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 pub use create::{CreateOptions, Created, add_listen_fds_env, create};
 pub use delete::delete;
@@ -36,7 +37,9 @@ pub use ps::ps;
 pub use resume::resume;
 pub use run::{RunOptions, run};
 pub use start::start;
-pub use state::{ContainerState, state};
+pub use state::state;
+
+pub use crate::state::ContainerState;
 pub use update::{ResourceFlags, update};
 
 /// `kill`'s signal, as runc's command line takes it: `TERM`, `SIGTERM`,
@@ -44,7 +47,7 @@ pub use update::{ResourceFlags, update};
 pub use crate::sys::signal::parse_signal;
 
 use crate::id::ContainerId;
-use crate::state::{Record, Status};
+use crate::state::{ContainerDir, Record, Status, Verb};
 
 /// Any error of a lifecycle verb; each message names the container, field or file.
 #[derive(Debug, thiserror::Error)]
@@ -56,7 +59,7 @@ pub enum Error {
     #[error(transparent)]
     State(#[from] crate::state::StateError),
     #[error(transparent)]
-    Plan(#[from] crate::plan::PlanError),
+    Spec(#[from] crate::plan::SpecError),
     #[error(transparent)]
     Cgroup(#[from] crate::cgroups::CgroupError),
     #[error(transparent)]
@@ -90,9 +93,16 @@ pub enum Error {
     WithCleanup { error: Box<Error>, cleanup: String },
 }
 
+impl Error {
+    /// The refusal of `verb` for a container in `status`.
+    pub(crate) fn bad_status(id: ContainerId, status: Status, verb: Verb) -> Self {
+        Error::BadStatus { id, status, verb: verb.as_str(), hint: verb.hint() }
+    }
+}
+
 /// The status of a container, read from its live process: its init alive (the
 /// same process, verified as [`identity`] says) or not, the start barrier up or
 /// not. `dir` is the container's state directory.
-pub fn status_of(record: &Record, dir: &Path) -> Status {
+pub fn status_of(record: &Record, dir: &ContainerDir) -> Status {
     identity::inspect(record, dir).1
 }

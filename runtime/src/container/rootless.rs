@@ -26,7 +26,7 @@ use oci_spec::runtime::{LinuxIdMapping, LinuxResources, Spec};
 use super::Error;
 use crate::cgroups::{self, Cgroup, CgroupError, Layout};
 use crate::plan::namespaces::Kind;
-use crate::plan::{ContainerPlan, PlanError};
+use crate::plan::{ContainerPlan, SpecError};
 
 fn has(cap: Capability) -> bool {
     caps::has_cap(None, CapSet::Effective, cap).unwrap_or(false)
@@ -43,7 +43,7 @@ pub(crate) fn check_privileges(spec: &Spec, plan: &ContainerPlan) -> Result<(), 
     let ns = &plan.namespaces;
     let joins_user = ns.join.iter().any(|(kind, _)| *kind == Kind::User);
     if !ns.new_user && !joins_user {
-        return Err(PlanError::new(
+        return Err(SpecError::new(
             "linux.namespaces",
             format!(
                 "amphi runs as uid {euid} without CAP_SYS_ADMIN: a rootless container needs a user namespace \
@@ -58,7 +58,7 @@ pub(crate) fn check_privileges(spec: &Spec, plan: &ContainerPlan) -> Result<(), 
         match owner {
             Ok(owner) if owner == euid => {}
             Ok(owner) => {
-                return Err(PlanError::new(
+                return Err(SpecError::new(
                     "linux.namespaces",
                     format!(
                         "{} namespace {} belongs to uid {owner}: amphi runs as uid {euid} without CAP_SYS_ADMIN \
@@ -88,7 +88,7 @@ pub(crate) fn check_privileges(spec: &Spec, plan: &ContainerPlan) -> Result<(), 
 }
 
 /// An unprivileged writer of an id map may map only its own id, once, size 1.
-fn own_id_only(field: &str, what: &str, cap: &str, mappings: &[LinuxIdMapping], own: u32) -> Result<(), PlanError> {
+fn own_id_only(field: &str, what: &str, cap: &str, mappings: &[LinuxIdMapping], own: u32) -> Result<(), SpecError> {
     let fits = |m: &LinuxIdMapping| m.host_id() == own && m.size() == 1;
     let bad = match mappings {
         [only] if fits(only) => return Ok(()),
@@ -100,7 +100,7 @@ fn own_id_only(field: &str, what: &str, cap: &str, mappings: &[LinuxIdMapping], 
         1 => format!("host {what} {}", m.host_id()),
         size => format!("host {what}s {}-{}", m.host_id(), u64::from(m.host_id()) + u64::from(size) - 1),
     };
-    Err(PlanError::new(
+    Err(SpecError::new(
         format!("{field}[{bad}]"),
         format!(
             "maps container {what} {} to {hosts}, but amphi runs without {cap} and may only map its own {what} {own}, \

@@ -16,31 +16,26 @@
 //! start` does — the barrier was lifted, and the failure is one line on the
 //! container's stderr — but no poststart hook runs: a warning says why.
 
-use super::{Error, status_of};
-use crate::hooks::{self, HookKind, HookState};
+use super::Error;
+use crate::hooks::{self, HookKind};
 use crate::id::ContainerId;
 use crate::process::barrier::{self, LiftError, Outcome};
-use crate::state::{Status, Store};
+use crate::state::{OciState, Status, Store, Verb};
 
 pub fn start(store: &Store, id: &ContainerId) -> Result<(), Error> {
-    let locked = store.lock(id)?;
-    let record = locked.read()?;
-    let status = status_of(&record, locked.dir());
-    if !status.can_start() {
-        return Err(Error::BadStatus { id: id.clone(), status, verb: "start", hint: "" });
-    }
+    let super::open::Opened { locked, record, .. } = store.open(id, Verb::Start)?;
     let poststart = record.hooks.as_ref().map_or(&[][..], |h| HookKind::Poststart.list(h));
     let lifted = if poststart.is_empty() {
-        barrier::lift(locked.dir()).map(|()| None)
+        barrier::lift(&locked.dir().barrier()).map(|()| None)
     } else {
-        barrier::lift_watching(locked.dir()).map(Some)
+        barrier::lift_watching(&locked.dir().barrier()).map(Some)
     };
     let io_error = |what: String, source| Error::Io { id: id.clone(), what, source };
     let watch = match lifted {
         Ok(watch) => watch,
         // The init died between the status check and the lift.
         Err(LiftError::NotWaiting) => {
-            return Err(Error::BadStatus { id: id.clone(), status: Status::Stopped, verb: "start", hint: "" });
+            return Err(Error::bad_status(id.clone(), Status::Stopped, Verb::Start));
         }
         Err(LiftError::Io { path, source }) => {
             return Err(io_error(format!("start barrier {}", path.display()), source));
@@ -53,7 +48,7 @@ pub fn start(store: &Store, id: &ContainerId) -> Result<(), Error> {
     let Some(watch) = watch else { return Ok(()) };
     match watch.wait().map_err(|source| io_error("wait for the workload to start".to_owned(), source))? {
         Outcome::Executed => {
-            let state = HookState::from_record(&record, HookKind::Poststart.status()).to_json();
+            let state = OciState::of(&record, HookKind::Poststart.status()).to_json();
             hooks::run_logged(HookKind::Poststart, poststart, &state);
         }
         Outcome::Ended => {

@@ -3,9 +3,8 @@
 use oci_spec::runtime::{LinuxCpu, LinuxMemory, LinuxPids, LinuxResources};
 
 use super::Error;
-use super::identity;
 use crate::id::ContainerId;
-use crate::state::{Status, Store};
+use crate::state::{Store, Verb};
 
 /// runc's `update` flags, each overriding one field of the resources read from
 /// `--resources` (memory values in bytes, `-1` for unlimited).
@@ -70,13 +69,7 @@ fn set<S, T>(target: &mut S, value: Option<T>, setter: impl FnOnce(&mut S, Optio
 /// Applies `resources` to container `id`'s cgroup. What `resources` leaves out
 /// stays as it is. A stopped container cannot be updated.
 pub fn update(store: &Store, id: &ContainerId, resources: &LinuxResources) -> Result<(), Error> {
-    let locked = store.lock(id)?;
-    let record = locked.read()?;
-    let (init, status) = identity::inspect(&record, locked.dir());
-    if !matches!(status, Status::Created | Status::Running | Status::Paused) {
-        return Err(Error::BadStatus { id: id.clone(), status, verb: "update", hint: "" });
-    }
-    identity::container_cgroup(&record, locked.dir(), &init, "update")?.update(resources)?;
+    store.open(id, Verb::Update)?.cgroup(Verb::Update)?.update(resources)?;
     Ok(())
 }
 

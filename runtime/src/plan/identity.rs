@@ -2,7 +2,7 @@
 
 use oci_spec::runtime::{Capabilities, PosixRlimitType, Process};
 
-use super::PlanError;
+use super::SpecError;
 
 /// The five capability sets, as the `caps` crate names them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -36,7 +36,7 @@ pub struct IdentityPlan {
 }
 
 impl IdentityPlan {
-    pub fn new(process: &Process) -> Result<Self, PlanError> {
+    pub fn new(process: &Process) -> Result<Self, SpecError> {
         let user = process.user();
         let capabilities = match process.capabilities() {
             None => CapabilitySets::default(),
@@ -51,13 +51,13 @@ impl IdentityPlan {
         let mut rlimits = Vec::new();
         for (i, r) in process.rlimits().iter().flatten().enumerate() {
             if r.soft() > r.hard() {
-                return Err(PlanError::new(
+                return Err(SpecError::new(
                     format!("process.rlimits[{i}]"),
                     format!("soft limit {} is above the hard limit {}", r.soft(), r.hard()),
                 ));
             }
             if rlimits.iter().any(|l: &Rlimit| l.resource == resource(r.typ())) {
-                return Err(PlanError::new(format!("process.rlimits[{i}].type"), "duplicate rlimit type"));
+                return Err(SpecError::new(format!("process.rlimits[{i}].type"), "duplicate rlimit type"));
             }
             rlimits.push(Rlimit { resource: resource(r.typ()), soft: r.soft(), hard: r.hard() });
         }
@@ -73,14 +73,14 @@ impl IdentityPlan {
     }
 }
 
-fn convert(field: &str, set: &Option<Capabilities>) -> Result<caps::CapsHashSet, PlanError> {
+fn convert(field: &str, set: &Option<Capabilities>) -> Result<caps::CapsHashSet, SpecError> {
     let mut out = caps::CapsHashSet::new();
     for cap in set.iter().flatten() {
         let name = cap.to_string();
         let name = if name.starts_with("CAP_") { name } else { format!("CAP_{}", name.to_ascii_uppercase()) };
         let parsed = name
             .parse::<caps::Capability>()
-            .map_err(|_| PlanError::new(field, format!("unknown capability {name:?}")))?;
+            .map_err(|_| SpecError::new(field, format!("unknown capability {name:?}")))?;
         out.insert(parsed);
     }
     Ok(out)

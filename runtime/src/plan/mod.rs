@@ -1,16 +1,42 @@
-//! Pure functions from the spec to what the container process will do.
+//! Pure functions from the spec to what the container process will do, and the
+//! spec's rules.
 //!
 //! A plan is plain data computed in the caller before the first clone: every
 //! decision (which namespaces to create or join, which mounts in which order, which
 //! ids and capabilities) is made here, without a syscall, so it can be unit-tested
 //! without root. The stages in [`crate::process`] only carry plans out.
+//!
+//! ## One owner per rule
+//! Each module owns the rules of its section of the runtime-spec and is the only
+//! place that states them: [`version`] (`ociVersion`), [`process`] and
+//! [`identity`] (`process`), [`namespaces`] (`linux.namespaces`, id mappings,
+//! time offsets), [`sysctl`] (`linux.sysctl`), [`mounts`] (`mounts`,
+//! `linux.rootfsPropagation`, `linux.devices`, masked and read-only paths),
+//! [`resources`] (`linux.cgroupsPath`, `linux.resources`, `linux.intelRdt`) and
+//! [`hooks`]. Every refusal is one [`SpecError`] naming the field.
+//!
+//! The rules run in two passes, both pure. [`check`] runs first, from
+//! [`crate::bundle::Bundle::load`], before the host is asked anything: the rules
+//! that need nothing but the spec. [`ContainerPlan::new`] runs when `create` knows
+//! the container's cgroup: the rules that come with building a plan (duplicate
+//! namespaces, a relative cwd, capability names, mount options, bind sources). A
+//! rule both passes need (a device node, the rootfs propagation) is one function
+//! that both call. `exec` puts its process through [`process::check`] and
+//! [`ProcessPlan::new`], as `create` does.
 
+pub mod hooks;
 pub mod identity;
 pub mod mounts;
 pub mod namespaces;
 pub mod process;
+pub mod resources;
+pub mod sysctl;
+pub mod version;
 
-use std::path::PathBuf;
+#[cfg(test)]
+mod tests;
+
+use std::path::{Component, Path, PathBuf};
 
 use oci_spec::runtime::Spec;
 
@@ -19,18 +45,62 @@ pub use mounts::{MountContext, RootfsPlan};
 pub use namespaces::NamespacePlan;
 pub use process::ProcessPlan;
 
-/// A spec field that cannot be carried out, named by its path in config.json.
+/// A spec field that is refused, named by its path in config.json (`process.env[1]`).
 #[derive(Debug, thiserror::Error)]
 #[error("config.json: {field}: {reason}")]
-pub struct PlanError {
+pub struct SpecError {
     pub field: String,
     pub reason: String,
 }
 
-impl PlanError {
+impl SpecError {
     pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Self { field: field.into(), reason: reason.into() }
     }
+}
+
+/// `path` read from `/`, with `.` and `..` taken out lexically (`..` stops at
+/// `/`): how a container path (a mount destination, a device) and a cgroup path
+/// (`linux.cgroupsPath`, see [`crate::cgroups`]) are read.
+pub(crate) fn clean_absolute(path: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in path.components() {
+        match c {
+            Component::Normal(name) => out.push(name),
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir | Component::RootDir | Component::Prefix(_) => {}
+        }
+    }
+    out
+}
+
+/// The rules that need nothing but the spec, section by section in a fixed
+/// order (so the first refusal of a bundle with several faults is always the
+/// same one). Returns `root.path`.
+pub fn check(spec: &Spec) -> Result<&Path, SpecError> {
+    version::check(spec.version())?;
+    let root = spec.root().as_ref().ok_or_else(|| SpecError::new("root", "missing"))?;
+    if root.path().as_os_str().is_empty() {
+        return Err(SpecError::new("root.path", "missing"));
+    }
+    process::check(process::of(spec)?)?;
+    if let Some(linux) = spec.linux() {
+        namespaces::check(linux)?;
+        sysctl::check(linux, spec.hostname().as_deref().is_some_and(|h| !h.is_empty()))?;
+        mounts::rootfs_propagation(linux)?;
+        resources::check(linux)?;
+        mounts::devices::check(linux.devices().as_deref().unwrap_or_default())?;
+        resources::check_intel_rdt(linux)?;
+    }
+    if let Some(hooks) = spec.hooks() {
+        hooks::check(hooks)?;
+    }
+    if spec.annotations().as_ref().is_some_and(|a| a.contains_key("")) {
+        return Err(SpecError::new("annotations", "a key is empty"));
+    }
+    Ok(root.path())
 }
 
 /// Everything the container's init will do, decided up front.
@@ -59,9 +129,9 @@ impl ContainerPlan {
         rootfs: PathBuf,
         cgroup_path: PathBuf,
         no_pivot: bool,
-    ) -> Result<Self, PlanError> {
+    ) -> Result<Self, SpecError> {
         let namespaces = NamespacePlan::new(spec)?;
-        let process = spec.process().as_ref().ok_or_else(|| PlanError::new("process", "missing"))?;
+        let process = process::of(spec)?;
         let process_plan = ProcessPlan::new(process, spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()))?;
         let linux = spec.linux().as_ref();
         let ctx = MountContext {
@@ -75,11 +145,11 @@ impl ContainerPlan {
         let hostname = spec.hostname().clone().filter(|h| !h.is_empty());
         let domainname = spec.domainname().clone().filter(|d| !d.is_empty());
         if (hostname.is_some() || domainname.is_some()) && !namespaces.has_uts() {
-            return Err(PlanError::new("hostname", "setting the hostname needs a private UTS namespace"));
+            return Err(SpecError::new("hostname", "setting the hostname needs a private UTS namespace"));
         }
         let mut sysctl: Vec<(PathBuf, String)> = linux
             .and_then(|l| l.sysctl().as_ref())
-            .map(|map| map.iter().map(|(k, v)| (PathBuf::from("/proc/sys").join(sysctl_path(k)), v.clone())).collect())
+            .map(|map| map.iter().map(|(k, v)| (PathBuf::from("/proc/sys").join(sysctl::path(k)), v.clone())).collect())
             .unwrap_or_default();
         sysctl.sort();
         Ok(Self {
@@ -92,35 +162,5 @@ impl ContainerPlan {
             oom_score_adj: process.oom_score_adj(),
             session_keyring: None,
         })
-    }
-}
-
-/// A sysctl key as a path under `/proc/sys`, as sysctl(8) reads it: when the
-/// first separator is `.`, dots separate and a `/` stands for a dot inside a
-/// name (`net.ipv4.conf.eth0/100.rp_filter`); when it is `/`, the key is a path.
-fn sysctl_path(key: &str) -> String {
-    match key.find(['.', '/']) {
-        Some(i) if key.as_bytes()[i] == b'.' => key
-            .chars()
-            .map(|c| match c {
-                '.' => '/',
-                '/' => '.',
-                c => c,
-            })
-            .collect(),
-        _ => key.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::sysctl_path;
-
-    #[test]
-    fn sysctl_keys_become_proc_paths_both_ways() {
-        assert_eq!(sysctl_path("net.ipv4.ip_forward"), "net/ipv4/ip_forward");
-        assert_eq!(sysctl_path("net.ipv4.conf.eth0/100.rp_filter"), "net/ipv4/conf/eth0.100/rp_filter");
-        assert_eq!(sysctl_path("net/ipv4/conf/eth0.100/rp_filter"), "net/ipv4/conf/eth0.100/rp_filter");
-        assert_eq!(sysctl_path("kernel.shmmax"), "kernel/shmmax");
     }
 }

@@ -18,17 +18,19 @@
 //! container in the runtime's own: nothing is mounted and the rootfs is entered
 //! with `chroot`, under the rules of [`inherited`].
 
+pub mod devices;
 pub mod inherited;
 pub mod options;
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use nix::mount::MsFlags;
-use oci_spec::runtime::{LinuxDeviceType, LinuxNamespaceType, Spec};
+use oci_spec::runtime::{Linux, LinuxNamespaceType, Spec};
 
+pub use devices::{DeviceKind, DevicePlan};
 pub use options::{Bind, MountOptions};
 
-use super::PlanError;
+use super::{SpecError, clean_absolute};
 use crate::sys::mount::MountAttr;
 
 /// What the mount plan depends on besides the spec.
@@ -130,37 +132,6 @@ pub enum MountKind {
     Filesystem { fstype: String, source: PathBuf },
 }
 
-/// One device node to make in the rootfs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DevicePlan {
-    /// Absolute path inside the container.
-    pub path: PathBuf,
-    pub kind: DeviceKind,
-    pub major: u64,
-    pub minor: u64,
-    /// Permission bits.
-    pub mode: u32,
-    pub uid: u32,
-    pub gid: u32,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeviceKind {
-    Char,
-    Block,
-    Fifo,
-}
-
-/// The devices every container gets (runtime-spec, "Default Devices").
-const DEFAULT_DEVICES: [(&str, u64, u64); 6] = [
-    ("/dev/null", 1, 3),
-    ("/dev/zero", 1, 5),
-    ("/dev/full", 1, 7),
-    ("/dev/random", 1, 8),
-    ("/dev/urandom", 1, 9),
-    ("/dev/tty", 5, 0),
-];
-
 /// The only places inside `/proc` a mount may cover: files that tools such as
 /// lxcfs emulate. Anything else could hide what the masked paths protect.
 const PROC_MOUNTS_ALLOWED: &[&str] = &[
@@ -180,7 +151,7 @@ const PROC_MOUNTS_ALLOWED: &[&str] = &[
 ];
 
 impl RootfsPlan {
-    pub fn new(spec: &Spec, rootfs: PathBuf, ctx: &MountContext) -> Result<Self, PlanError> {
+    pub fn new(spec: &Spec, rootfs: PathBuf, ctx: &MountContext) -> Result<Self, SpecError> {
         let readonly = spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false);
         let linux = spec.linux().as_ref();
         let namespaces = linux.and_then(|l| l.namespaces().as_deref()).unwrap_or_default();
@@ -191,12 +162,9 @@ impl RootfsPlan {
         }
         let joins_user = namespaces.iter().any(|n| n.typ() == LinuxNamespaceType::User && !is_new(n.path()));
 
-        let (propagation, root_propagation) = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
-            None | Some("") => (MsFlags::MS_SLAVE | MsFlags::MS_REC, None),
-            Some(name) => {
-                let flags = options::propagation(name).ok_or_else(|| {
-                    PlanError::new("linux.rootfsPropagation", format!("unknown propagation type {name:?}"))
-                })?;
+        let (propagation, root_propagation) = match linux.map(rootfs_propagation).transpose()?.flatten() {
+            None => (MsFlags::MS_SLAVE | MsFlags::MS_REC, None),
+            Some(flags) => {
                 if flags.contains(MsFlags::MS_UNBINDABLE) {
                     // An unbindable tree could not bind the rootfs onto itself:
                     // keep runc's default until the pivot, then apply it to `/`.
@@ -226,24 +194,8 @@ impl RootfsPlan {
 
         // Checked always, made only into a /dev of the runtime's own: a /dev bound
         // from the host is never written to.
-        let spec_devices = plan_devices(linux.and_then(|l| l.devices().as_deref()).unwrap_or_default())?;
-        let mut devices = Vec::new();
-        if setup_dev {
-            for (path, major, minor) in DEFAULT_DEVICES {
-                if !spec_devices.iter().any(|d| d.path == Path::new(path)) {
-                    devices.push(DevicePlan {
-                        path: PathBuf::from(path),
-                        kind: DeviceKind::Char,
-                        major,
-                        minor,
-                        mode: 0o666,
-                        uid: 0,
-                        gid: 0,
-                    });
-                }
-            }
-            devices.extend(spec_devices);
-        }
+        let spec_devices = devices::plan(linux.and_then(|l| l.devices().as_deref()).unwrap_or_default())?;
+        let devices = if setup_dev { devices::with_defaults(spec_devices) } else { Vec::new() };
 
         let masked_paths =
             absolute_paths("linux.maskedPaths", linux.and_then(|l| l.masked_paths().as_deref()).unwrap_or_default())?;
@@ -284,37 +236,49 @@ impl RootfsPlan {
     }
 }
 
-fn plan_mount(i: usize, m: &oci_spec::runtime::Mount, ctx: &MountContext) -> Result<MountPlan, PlanError> {
+/// `linux.rootfsPropagation` as `mount(2)` flags (`None` when unset or empty).
+pub fn rootfs_propagation(linux: &Linux) -> Result<Option<MsFlags>, SpecError> {
+    let Some(name) = linux.rootfs_propagation().as_deref().filter(|p| !p.is_empty()) else { return Ok(None) };
+    options::propagation(name).map(Some).ok_or_else(|| {
+        let names: Vec<_> = options::PROPAGATIONS.iter().map(|(name, _)| *name).collect();
+        SpecError::new(
+            "linux.rootfsPropagation",
+            format!("unknown propagation {name:?} (expected one of {})", names.join(", ")),
+        )
+    })
+}
+
+fn plan_mount(i: usize, m: &oci_spec::runtime::Mount, ctx: &MountContext) -> Result<MountPlan, SpecError> {
     let field = |name: &str| format!("mounts[{i}].{name}");
     if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
-        return Err(PlanError::new(field("uidMappings"), "id-mapped mounts are not supported"));
+        return Err(SpecError::new(field("uidMappings"), "id-mapped mounts are not supported"));
     }
     if m.destination().as_os_str().is_empty() {
-        return Err(PlanError::new(field("destination"), "missing"));
+        return Err(SpecError::new(field("destination"), "missing"));
     }
     let destination = clean_absolute(m.destination());
     if destination == Path::new("/") {
-        return Err(PlanError::new(field("destination"), "cannot mount over the container's root"));
+        return Err(SpecError::new(field("destination"), "cannot mount over the container's root"));
     }
     let opts = MountOptions::parse(m.options().as_deref().unwrap_or_default())
-        .map_err(|reason| PlanError::new(field("options"), reason))?;
+        .map_err(|reason| SpecError::new(field("options"), reason))?;
     let typ = m.typ().as_deref().unwrap_or("");
     let is_bind = opts.bind.is_some() || typ == "bind";
 
     let kind = if is_bind {
         let source = m.source().as_ref().filter(|s| !s.as_os_str().is_empty());
-        let source = source.ok_or_else(|| PlanError::new(field("source"), "a bind mount needs a source"))?;
+        let source = source.ok_or_else(|| SpecError::new(field("source"), "a bind mount needs a source"))?;
         let source = if source.is_absolute() { source.clone() } else { ctx.bundle.join(source) };
         std::fs::metadata(&source).map_err(|e| {
             let reason = match e.kind() {
                 std::io::ErrorKind::NotFound => format!("{} does not exist", source.display()),
                 _ => format!("{}: {e}", source.display()),
             };
-            PlanError::new(field("source"), reason)
+            SpecError::new(field("source"), reason)
         })?;
         MountKind::Bind { source, recursive: opts.bind == Some(Bind::Recursive) }
     } else if typ.is_empty() {
-        return Err(PlanError::new(field("type"), "missing (and the options name no bind)"));
+        return Err(SpecError::new(field("type"), "missing (and the options name no bind)"));
     } else if typ == "cgroup" {
         MountKind::Cgroup
     } else {
@@ -332,7 +296,7 @@ fn plan_mount(i: usize, m: &oci_spec::runtime::Mount, ctx: &MountContext) -> Res
             "filesystem options ignored: this mount makes no new filesystem"
         );
     }
-    check_proc_destination(&destination, &kind).map_err(|reason| PlanError::new(field("destination"), reason))?;
+    check_proc_destination(&destination, &kind).map_err(|reason| SpecError::new(field("destination"), reason))?;
 
     let mut setattr = Vec::new();
     if matches!(kind, MountKind::Bind { .. }) {
@@ -382,41 +346,7 @@ fn check_proc_destination(destination: &Path, kind: &MountKind) -> Result<(), St
     Ok(())
 }
 
-fn plan_devices(devices: &[oci_spec::runtime::LinuxDevice]) -> Result<Vec<DevicePlan>, PlanError> {
-    let mut out = Vec::with_capacity(devices.len());
-    for (i, d) in devices.iter().enumerate() {
-        let field = |name: &str| format!("linux.devices[{i}].{name}");
-        let path = d.path();
-        if !path.is_absolute() || clean_absolute(path) == Path::new("/") {
-            return Err(PlanError::new(field("path"), format!("{:?} is not an absolute path to a file", path)));
-        }
-        let kind = match d.typ() {
-            LinuxDeviceType::C | LinuxDeviceType::U => DeviceKind::Char,
-            LinuxDeviceType::B => DeviceKind::Block,
-            LinuxDeviceType::P => DeviceKind::Fifo,
-            LinuxDeviceType::A => return Err(PlanError::new(field("type"), "\"a\" is not a device type")),
-        };
-        let number = |name: &str, n: i64| {
-            u64::try_from(n).map_err(|_| PlanError::new(field(name), format!("{n} is not a device number")))
-        };
-        let (major, minor) = match kind {
-            DeviceKind::Fifo => (0, 0),
-            _ => (number("major", d.major())?, number("minor", d.minor())?),
-        };
-        out.push(DevicePlan {
-            path: clean_absolute(path),
-            kind,
-            major,
-            minor,
-            mode: d.file_mode().map_or(0o666, |m| m & 0o7777),
-            uid: d.uid().unwrap_or(0),
-            gid: d.gid().unwrap_or(0),
-        });
-    }
-    Ok(out)
-}
-
-fn absolute_paths(field: &str, paths: &[String]) -> Result<Vec<PathBuf>, PlanError> {
+fn absolute_paths(field: &str, paths: &[String]) -> Result<Vec<PathBuf>, SpecError> {
     paths
         .iter()
         .enumerate()
@@ -424,25 +354,10 @@ fn absolute_paths(field: &str, paths: &[String]) -> Result<Vec<PathBuf>, PlanErr
             if Path::new(p).is_absolute() {
                 Ok(clean_absolute(Path::new(p)))
             } else {
-                Err(PlanError::new(format!("{field}[{i}]"), format!("{p:?} is not an absolute path")))
+                Err(SpecError::new(format!("{field}[{i}]"), format!("{p:?} is not an absolute path")))
             }
         })
         .collect()
-}
-
-/// `path` read from `/`, with `.` and `..` taken out lexically (`..` stops at `/`).
-fn clean_absolute(path: &Path) -> PathBuf {
-    let mut out = PathBuf::from("/");
-    for c in path.components() {
-        match c {
-            Component::Normal(name) => out.push(name),
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::CurDir | Component::RootDir | Component::Prefix(_) => {}
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -468,7 +383,7 @@ mod tests {
         serde_json::from_str(&json).unwrap()
     }
 
-    fn plan(mounts: &str, linux_extra: &str) -> Result<RootfsPlan, PlanError> {
+    fn plan(mounts: &str, linux_extra: &str) -> Result<RootfsPlan, SpecError> {
         RootfsPlan::new(&spec(mounts, linux_extra), "/rootfs".into(), &ctx(Path::new("/")))
     }
 
@@ -616,38 +531,6 @@ mod tests {
         let p = plan(r#"{"destination":"/dev","type":"tmpfs","options":["ro","nosuid"]}"#, "").unwrap();
         assert!(p.dev_readonly);
         assert_eq!(p.mounts[0].flags, MsFlags::MS_NOSUID);
-    }
-
-    #[test]
-    fn spec_devices_override_defaults() {
-        let p = plan(
-            "",
-            r#","devices":[{"path":"/dev/null","type":"c","major":1,"minor":3,"fileMode":8630,"uid":5,"gid":6},
-                {"path":"/dev/fuse","type":"c","major":10,"minor":229},
-                {"path":"/dev/sda","type":"b","major":8,"minor":0,"fileMode":432},
-                {"path":"/dev/fifo","type":"p"}]"#,
-        )
-        .unwrap();
-        let null: Vec<_> = p.devices.iter().filter(|d| d.path == Path::new("/dev/null")).collect();
-        assert_eq!(null.len(), 1);
-        // 8630 = 0o20666: the type bits are dropped.
-        assert_eq!((null[0].mode, null[0].uid, null[0].gid), (0o666, 5, 6));
-        let fuse = p.devices.iter().find(|d| d.path == Path::new("/dev/fuse")).unwrap();
-        assert_eq!((fuse.kind, fuse.major, fuse.minor, fuse.mode), (DeviceKind::Char, 10, 229, 0o666));
-        let sda = p.devices.iter().find(|d| d.path == Path::new("/dev/sda")).unwrap();
-        assert_eq!((sda.kind, sda.mode), (DeviceKind::Block, 0o660));
-        assert_eq!(p.devices.iter().find(|d| d.path == Path::new("/dev/fifo")).unwrap().kind, DeviceKind::Fifo);
-        assert_eq!(p.devices.len(), 5 + 4);
-    }
-
-    #[test]
-    fn bad_devices_name_the_field() {
-        let err = plan("", r#","devices":[{"path":"dev/x","type":"c","major":1,"minor":1}]"#).unwrap_err();
-        assert_eq!(err.field, "linux.devices[0].path");
-        let err = plan("", r#","devices":[{"path":"/dev/x","type":"a"}]"#).unwrap_err();
-        assert_eq!(err.field, "linux.devices[0].type");
-        let err = plan("", r#","devices":[{"path":"/dev/x","type":"c","major":-1,"minor":1}]"#).unwrap_err();
-        assert_eq!(err.field, "linux.devices[0].major");
     }
 
     #[test]

@@ -32,9 +32,9 @@
 
 use std::path::PathBuf;
 
-use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Spec};
+use oci_spec::runtime::{Linux, LinuxIdMapping, LinuxNamespaceType, Spec};
 
-use super::PlanError;
+use super::SpecError;
 
 /// One kind of namespace, with its `CLONE_NEW*` flag and `/proc/<pid>/ns` name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -123,14 +123,14 @@ pub struct NamespacePlan {
 }
 
 impl NamespacePlan {
-    pub fn new(spec: &Spec) -> Result<Self, PlanError> {
+    pub fn new(spec: &Spec) -> Result<Self, SpecError> {
         let mut plan = Self::default();
         let Some(linux) = spec.linux() else { return Ok(plan) };
         let mut seen = Vec::new();
         for (i, ns) in linux.namespaces().iter().flatten().enumerate() {
             let kind = Kind::from_spec(ns.typ());
             if seen.contains(&kind) {
-                return Err(PlanError::new(
+                return Err(SpecError::new(
                     format!("linux.namespaces[{i}]"),
                     format!("duplicate namespace type {:?}", kind.spec_name()),
                 ));
@@ -151,17 +151,17 @@ impl NamespacePlan {
             plan.uid_map = Some(map_text("linux.uidMappings", uid)?);
             plan.gid_map = Some(map_text("linux.gidMappings", gid)?);
         } else if !uid.is_empty() || !gid.is_empty() {
-            return Err(PlanError::new("linux.uidMappings", "id mappings need a new user namespace"));
+            return Err(SpecError::new("linux.uidMappings", "id mappings need a new user namespace"));
         }
         if let Some(offsets) = linux.time_offsets() {
             if !plan.new.contains(&Kind::Time) {
-                return Err(PlanError::new("linux.timeOffsets", "time offsets need a new time namespace"));
+                return Err(SpecError::new("linux.timeOffsets", "time offsets need a new time namespace"));
             }
             let mut text = String::new();
             for (clock, offset) in offsets {
                 let clock = match clock.as_str() {
                     "monotonic" | "boottime" => clock.as_str(),
-                    other => return Err(PlanError::new(format!("linux.timeOffsets.{other}"), "unknown clock")),
+                    other => return Err(SpecError::new(format!("linux.timeOffsets.{other}"), "unknown clock")),
                 };
                 text.push_str(&format!("{clock} {} {}\n", offset.secs().unwrap_or(0), offset.nanosecs().unwrap_or(0)));
             }
@@ -200,14 +200,31 @@ impl NamespacePlan {
     }
 }
 
-fn map_text(field: &str, mappings: &[LinuxIdMapping]) -> Result<String, PlanError> {
+/// The rule of `linux.namespaces` that needs no plan: a namespace is joined by
+/// an absolute path (the rest is [`NamespacePlan::new`]'s).
+pub fn check(linux: &Linux) -> Result<(), SpecError> {
+    for (i, n) in linux.namespaces().iter().flatten().enumerate() {
+        if let Some(path) = n.path()
+            && !path.as_os_str().is_empty()
+            && !path.is_absolute()
+        {
+            return Err(SpecError::new(
+                format!("linux.namespaces[{i}].path"),
+                format!("{path:?} is not an absolute path"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn map_text(field: &str, mappings: &[LinuxIdMapping]) -> Result<String, SpecError> {
     if mappings.is_empty() {
-        return Err(PlanError::new(field, "a new user namespace needs at least one mapping"));
+        return Err(SpecError::new(field, "a new user namespace needs at least one mapping"));
     }
     let mut text = String::new();
     for (i, m) in mappings.iter().enumerate() {
         if m.size() == 0 {
-            return Err(PlanError::new(format!("{field}[{i}].size"), "must be greater than 0"));
+            return Err(SpecError::new(format!("{field}[{i}].size"), "must be greater than 0"));
         }
         text.push_str(&format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()));
     }
@@ -220,6 +237,20 @@ mod tests {
 
     fn spec(json: &str) -> Spec {
         serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn a_namespace_is_joined_by_an_absolute_path() {
+        let linux = |path: &str| -> Linux {
+            serde_json::from_value(
+                serde_json::json!({"namespaces": [{"type": "pid"}, {"type": "network", "path": path}]}),
+            )
+            .unwrap()
+        };
+        let err = check(&linux("netns/x")).unwrap_err().to_string();
+        assert_eq!(err, r#"config.json: linux.namespaces[1].path: "netns/x" is not an absolute path"#);
+        check(&linux("/proc/1/ns/net")).unwrap();
+        check(&linux("")).unwrap();
     }
 
     #[test]

@@ -49,24 +49,19 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::Signal;
 use nix::sys::stat::Mode;
 
-const FIFO: &str = "exec.fifo";
-
-/// The path of the barrier fifo in a container's state directory.
-pub fn path(state_dir: &Path) -> PathBuf {
-    state_dir.join(FIFO)
-}
+// Each function takes the fifo's path, which the state directory names
+// ([`crate::state::ContainerDir::barrier`]).
 
 /// Whether the barrier is still up (the container has not been started).
-pub fn is_up(state_dir: &Path) -> bool {
-    path(state_dir).exists()
+pub fn is_up(fifo: &Path) -> bool {
+    fifo.exists()
 }
 
 /// Makes the fifo and opens it read-write for the init to inherit.
-pub fn create(state_dir: &Path) -> io::Result<OwnedFd> {
-    let fifo = path(state_dir);
-    nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o600))?;
+pub fn create(fifo: &Path) -> io::Result<OwnedFd> {
+    nix::unistd::mkfifo(fifo, Mode::from_bits_truncate(0o600))?;
     // Read-write: the open does not wait for a writer, and reads never see EOF.
-    let file = fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_CLOEXEC).open(&fifo)?;
+    let file = fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_CLOEXEC).open(fifo)?;
     Ok(OwnedFd::from(file))
 }
 
@@ -147,20 +142,19 @@ pub enum LiftError {
 }
 
 /// Lifts the barrier: the init proceeds to the workload.
-pub fn lift(state_dir: &Path) -> Result<(), LiftError> {
-    lift_with(state_dir, false).map(drop)
+pub fn lift(fifo: &Path) -> Result<(), LiftError> {
+    lift_with(fifo, false).map(drop)
 }
 
 /// Lifts the barrier and keeps a reader of the fifo, to learn whether the
 /// workload was executed ([`Watch::wait`]).
-pub fn lift_watching(state_dir: &Path) -> Result<Watch, LiftError> {
-    lift_with(state_dir, true).map(|reader| Watch { reader: reader.expect("asked for a reader") })
+pub fn lift_watching(fifo: &Path) -> Result<Watch, LiftError> {
+    lift_with(fifo, true).map(|reader| Watch { reader: reader.expect("asked for a reader") })
 }
 
-fn lift_with(state_dir: &Path, watch: bool) -> Result<Option<fs::File>, LiftError> {
-    let fifo = path(state_dir);
-    let io_err = |source| LiftError::Io { path: fifo.clone(), source };
-    let open = |options: &mut fs::OpenOptions| options.custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC).open(&fifo);
+fn lift_with(fifo: &Path, watch: bool) -> Result<Option<fs::File>, LiftError> {
+    let io_err = |source| LiftError::Io { path: fifo.to_owned(), source };
+    let open = |options: &mut fs::OpenOptions| options.custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC).open(fifo);
     // Write-only first: ENXIO says that no reader, so no init, is there.
     let mut writer = match open(fs::OpenOptions::new().write(true)) {
         Ok(file) => file,
@@ -173,7 +167,7 @@ fn lift_with(state_dir: &Path, watch: bool) -> Result<Option<fs::File>, LiftErro
     let reader = if watch { Some(open(fs::OpenOptions::new().read(true)).map_err(io_err)?) } else { None };
     writer.write_all(&[0]).map_err(io_err)?;
     drop(writer);
-    fs::remove_file(&fifo).map_err(io_err)?;
+    fs::remove_file(fifo).map_err(io_err)?;
     Ok(reader)
 }
 
@@ -220,13 +214,20 @@ impl Watch {
 mod tests {
     use super::*;
 
+    /// A path for a fifo in a fresh directory (kept while the test runs).
+    fn fifo_path() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        (dir, fifo)
+    }
+
     #[test]
     fn lift_wakes_a_waiting_reader() {
-        let dir = tempfile::tempdir().unwrap();
-        let fd = create(dir.path()).unwrap();
-        assert!(is_up(dir.path()));
-        lift(dir.path()).unwrap();
-        assert!(!is_up(dir.path()));
+        let (_dir, fifo) = fifo_path();
+        let fd = create(&fifo).unwrap();
+        assert!(is_up(&fifo));
+        lift(&fifo).unwrap();
+        assert!(!is_up(&fifo));
         // The byte was buffered in the fifo; the init sees it at once and takes it.
         wait(fd.as_fd()).unwrap();
         take_go(fd.as_fd()).unwrap();
@@ -234,21 +235,21 @@ mod tests {
 
     #[test]
     fn lift_without_a_reader_says_not_waiting() {
-        let dir = tempfile::tempdir().unwrap();
-        let fd = create(dir.path()).unwrap();
+        let (_dir, fifo) = fifo_path();
+        let fd = create(&fifo).unwrap();
         drop(fd);
-        assert!(matches!(lift(dir.path()), Err(LiftError::NotWaiting)));
-        let missing = tempfile::tempdir().unwrap();
-        assert!(matches!(lift(missing.path()), Err(LiftError::NotWaiting)));
-        assert!(matches!(lift_watching(missing.path()), Err(LiftError::NotWaiting)));
+        assert!(matches!(lift(&fifo), Err(LiftError::NotWaiting)));
+        let (_missing, missing) = fifo_path();
+        assert!(matches!(lift(&missing), Err(LiftError::NotWaiting)));
+        assert!(matches!(lift_watching(&missing), Err(LiftError::NotWaiting)));
     }
 
     #[test]
     fn a_taken_byte_and_a_closed_descriptor_mean_executed() {
-        let dir = tempfile::tempdir().unwrap();
-        let fd = create(dir.path()).unwrap();
-        let watch = lift_watching(dir.path()).unwrap();
-        assert!(!is_up(dir.path()));
+        let (_dir, fifo) = fifo_path();
+        let fd = create(&fifo).unwrap();
+        let watch = lift_watching(&fifo).unwrap();
+        assert!(!is_up(&fifo));
         wait(fd.as_fd()).unwrap();
         take_go(fd.as_fd()).unwrap();
         // What close-on-exec does at a successful execve.
@@ -259,17 +260,17 @@ mod tests {
     #[test]
     fn an_init_that_ends_before_its_workload_leaves_a_byte() {
         // It never took the go byte (a startContainer hook failed, it was killed).
-        let dir = tempfile::tempdir().unwrap();
-        let fd = create(dir.path()).unwrap();
-        let watch = lift_watching(dir.path()).unwrap();
+        let (_dir, fifo) = fifo_path();
+        let fd = create(&fifo).unwrap();
+        let watch = lift_watching(&fifo).unwrap();
         wait(fd.as_fd()).unwrap();
         drop(fd);
         assert_eq!(watch.wait().unwrap(), Outcome::Ended);
 
         // It took it, and execve failed.
-        let dir = tempfile::tempdir().unwrap();
-        let fd = create(dir.path()).unwrap();
-        let watch = lift_watching(dir.path()).unwrap();
+        let (_dir, fifo) = fifo_path();
+        let fd = create(&fifo).unwrap();
+        let watch = lift_watching(&fifo).unwrap();
         take_go(fd.as_fd()).unwrap();
         put_back(fd.as_fd()).unwrap();
         drop(fd);
@@ -280,9 +281,9 @@ mod tests {
     fn the_watch_ends_with_the_init_process() {
         // A real process holds the descriptor and exits without a word: the
         // wait ends with it, with no timer.
-        let dir = tempfile::tempdir().unwrap();
-        let fd = create(dir.path()).unwrap();
-        let watch = lift_watching(dir.path()).unwrap();
+        let (_dir, fifo) = fifo_path();
+        let fd = create(&fifo).unwrap();
+        let watch = lift_watching(&fifo).unwrap();
         let mut child = std::process::Command::new("/bin/sh")
             .args(["-c", "sleep 0.2"])
             .stdin(std::process::Stdio::from(fd))

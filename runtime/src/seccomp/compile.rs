@@ -7,7 +7,7 @@ use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilter
 use oci_spec::runtime::{Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator};
 
 use super::names::{self, Resolved};
-use crate::plan::PlanError;
+use crate::plan::SpecError;
 use crate::sys::seccomp::{self as sys, Instruction};
 
 /// Syscalls take at most six arguments.
@@ -34,10 +34,10 @@ pub(super) struct Compiled {
     pub skipped: Vec<String>,
 }
 
-pub(super) fn compile(seccomp: &LinuxSeccomp) -> Result<Compiled, PlanError> {
+pub(super) fn compile(seccomp: &LinuxSeccomp) -> Result<Compiled, SpecError> {
     let default = action(seccomp.default_action(), seccomp.default_errno_ret(), "defaultErrnoRet")?;
     if default == ScmpAction::Notify {
-        return Err(PlanError::new(
+        return Err(SpecError::new(
             "linux.seccomp.defaultAction",
             "SCMP_ACT_NOTIFY cannot be the default action: the syscalls that hand the notify descriptor to the runtime would wait for an agent that does not have it yet",
         ));
@@ -51,7 +51,7 @@ pub(super) fn compile(seccomp: &LinuxSeccomp) -> Result<Compiled, PlanError> {
             continue;
         }
         ctx.add_arch(wanted)
-            .map_err(|_| PlanError::new(field, format!("{arch} is not supported by libseccomp {}", version())))?;
+            .map_err(|_| SpecError::new(field, format!("{arch} is not supported by libseccomp {}", version())))?;
     }
 
     let mut uses_notify = false;
@@ -60,7 +60,7 @@ pub(super) fn compile(seccomp: &LinuxSeccomp) -> Result<Compiled, PlanError> {
     for (i, rule) in syscalls.iter().enumerate() {
         let field = format!("linux.seccomp.syscalls[{i}]");
         if rule.names().is_empty() {
-            return Err(PlanError::new(format!("{field}.names"), "must name at least one syscall"));
+            return Err(SpecError::new(format!("{field}.names"), "must name at least one syscall"));
         }
         let act = action(rule.action(), rule.errno_ret(), &format!("syscalls[{i}].errnoRet"))?;
         let conditions = conditions(rule.args().as_deref().unwrap_or_default(), &field)?;
@@ -69,7 +69,7 @@ pub(super) fn compile(seccomp: &LinuxSeccomp) -> Result<Compiled, PlanError> {
         for (j, name) in rule.names().iter().enumerate() {
             let name_field = format!("{field}.names[{j}]");
             if act == ScmpAction::Notify && NEVER_NOTIFY.contains(&name.as_str()) {
-                return Err(PlanError::new(
+                return Err(SpecError::new(
                     name_field,
                     format!(
                         "SCMP_ACT_NOTIFY cannot apply to {name}: the init uses it to hand the notify descriptor to the runtime"
@@ -79,7 +79,7 @@ pub(super) fn compile(seccomp: &LinuxSeccomp) -> Result<Compiled, PlanError> {
             match names::resolve(name) {
                 Resolved::Known(syscall) => resolved.push((name_field, name, syscall)),
                 Resolved::NewerThanLibrary => skipped.push(name.clone()),
-                Resolved::Unknown => return Err(PlanError::new(name_field, format!("unknown syscall {name:?}"))),
+                Resolved::Unknown => return Err(SpecError::new(name_field, format!("unknown syscall {name:?}"))),
             }
         }
         uses_notify |= act == ScmpAction::Notify && !resolved.is_empty();
@@ -90,7 +90,7 @@ pub(super) fn compile(seccomp: &LinuxSeccomp) -> Result<Compiled, PlanError> {
         }
         for (name_field, name, syscall) in resolved {
             add_rule(&mut ctx, act, syscall, &conditions)
-                .map_err(|e| PlanError::new(name_field, format!("rule for {name}: libseccomp: {e}")))?;
+                .map_err(|e| SpecError::new(name_field, format!("rule for {name}: libseccomp: {e}")))?;
         }
     }
 
@@ -101,7 +101,7 @@ pub(super) fn compile(seccomp: &LinuxSeccomp) -> Result<Compiled, PlanError> {
     }
     let program = export(&ctx)?;
     if program.len() > sys::MAX_INSTRUCTIONS {
-        return Err(PlanError::new(
+        return Err(SpecError::new(
             "linux.seccomp",
             format!(
                 "the compiled filter has {} instructions, more than the kernel's {}",
@@ -116,12 +116,12 @@ pub(super) fn compile(seccomp: &LinuxSeccomp) -> Result<Compiled, PlanError> {
 /// A spec action as libseccomp's, with its errno. `errnoRet` belongs to
 /// `SCMP_ACT_ERRNO` and `SCMP_ACT_TRACE` only (runtime-spec: anything else MUST
 /// fail); it defaults to `EPERM`.
-fn action(action: LinuxSeccompAction, errno_ret: Option<u32>, errno_field: &str) -> Result<ScmpAction, PlanError> {
-    let errno = || -> Result<u16, PlanError> {
+fn action(action: LinuxSeccompAction, errno_ret: Option<u32>, errno_field: &str) -> Result<ScmpAction, SpecError> {
+    let errno = || -> Result<u16, SpecError> {
         match errno_ret {
             None => Ok(libc::EPERM as u16),
             Some(e) => u16::try_from(e).map_err(|_| {
-                PlanError::new(
+                SpecError::new(
                     format!("linux.seccomp.{errno_field}"),
                     format!("{e} does not fit the 16 bits a filter returns"),
                 )
@@ -140,7 +140,7 @@ fn action(action: LinuxSeccompAction, errno_ret: Option<u32>, errno_field: &str)
         LinuxSeccompAction::ScmpActAllow => ScmpAction::Allow,
     };
     if let Some(e) = errno_ret {
-        return Err(PlanError::new(
+        return Err(SpecError::new(
             format!("linux.seccomp.{errno_field}"),
             format!("{e} given with {action}, which returns no errno (only SCMP_ACT_ERRNO and SCMP_ACT_TRACE do)"),
         ));
@@ -155,13 +155,13 @@ struct Conditions {
     repeats_an_argument: bool,
 }
 
-fn conditions(args: &[oci_spec::runtime::LinuxSeccompArg], field: &str) -> Result<Conditions, PlanError> {
+fn conditions(args: &[oci_spec::runtime::LinuxSeccompArg], field: &str) -> Result<Conditions, SpecError> {
     let mut list = Vec::with_capacity(args.len());
     let mut seen = [false; MAX_ARGS];
     let mut repeats_an_argument = false;
     for (k, arg) in args.iter().enumerate() {
         if arg.index() >= MAX_ARGS {
-            return Err(PlanError::new(
+            return Err(SpecError::new(
                 format!("{field}.args[{k}].index"),
                 format!("{} is out of range: a syscall has arguments 0 to {}", arg.index(), MAX_ARGS - 1),
             ));
@@ -208,7 +208,7 @@ fn add_rule(
 }
 
 /// The spec's flags as the kernel's bits, each checked against this kernel.
-fn kernel_flags(flags: &[LinuxSeccompFilterFlag], uses_notify: bool) -> Result<u32, PlanError> {
+fn kernel_flags(flags: &[LinuxSeccompFilterFlag], uses_notify: bool) -> Result<u32, SpecError> {
     let mut bits = if uses_notify { sys::FLAG_NEW_LISTENER } else { 0 };
     for (i, flag) in flags.iter().enumerate() {
         let bit = match flag {
@@ -225,7 +225,7 @@ fn kernel_flags(flags: &[LinuxSeccompFilterFlag], uses_notify: bool) -> Result<u
         };
         let probe = if bit == sys::FLAG_WAIT_KILLABLE_RECV { bit | sys::FLAG_NEW_LISTENER } else { bit };
         if !sys::filter_flags_supported(probe) {
-            return Err(PlanError::new(
+            return Err(SpecError::new(
                 format!("linux.seccomp.flags[{i}]"),
                 format!("{flag} is not supported by this kernel"),
             ));
@@ -236,8 +236,8 @@ fn kernel_flags(flags: &[LinuxSeccompFilterFlag], uses_notify: bool) -> Result<u
 }
 
 /// libseccomp's program, as the kernel will receive it.
-fn export(ctx: &ScmpFilterContext) -> Result<Vec<Instruction>, PlanError> {
-    let err = |what: &str, e: &dyn std::fmt::Display| PlanError::new("linux.seccomp", format!("{what}: {e}"));
+fn export(ctx: &ScmpFilterContext) -> Result<Vec<Instruction>, SpecError> {
+    let err = |what: &str, e: &dyn std::fmt::Display| SpecError::new("linux.seccomp", format!("{what}: {e}"));
     let fd = nix::sys::memfd::memfd_create(c"amphi-seccomp", nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC)
         .map_err(|e| err("memfd_create", &e))?;
     let mut file = std::fs::File::from(fd);
@@ -287,8 +287,8 @@ fn scmp_arch(arch: Arch) -> ScmpArch {
     }
 }
 
-fn library(field: &str, e: libseccomp::error::SeccompError) -> PlanError {
-    PlanError::new(field, format!("libseccomp: {e}"))
+fn library(field: &str, e: libseccomp::error::SeccompError) -> SpecError {
+    SpecError::new(field, format!("libseccomp: {e}"))
 }
 
 /// The linked libseccomp's version, for messages.

@@ -7,7 +7,7 @@
 //!    the plans. It checks every field (an unknown syscall name, an `errnoRet` on
 //!    an action that returns none, `SCMP_ACT_NOTIFY` without `listenerPath`, an
 //!    argument index past 5, a flag this kernel lacks...) and fails with a
-//!    [`PlanError`] naming the field, e.g.
+//!    [`SpecError`] naming the field, e.g.
 //!    `config.json: linux.seccomp.syscalls[3].names[0]: unknown syscall "foo"`.
 //!    Unknown action, architecture, operator and flag strings never get this far:
 //!    oci-spec's enums refuse them while `config.json` is parsed, and the bundle
@@ -72,7 +72,7 @@ use oci_spec::runtime::LinuxSeccomp;
 
 pub use listener::send_to_listener;
 
-use crate::plan::PlanError;
+use crate::plan::SpecError;
 use crate::sys::seccomp::{self as sys, Instruction};
 
 /// A checked and compiled `linux.seccomp`, ready to load.
@@ -93,17 +93,17 @@ pub struct NotifyListener {
 
 impl SeccompPlan {
     /// Checks and compiles a profile. Errors name the field in `config.json`.
-    pub fn new(seccomp: &LinuxSeccomp) -> Result<Self, PlanError> {
+    pub fn new(seccomp: &LinuxSeccomp) -> Result<Self, SpecError> {
         let path = seccomp.listener_path().clone().filter(|p| !p.as_os_str().is_empty());
         let metadata = seccomp.listener_metadata().clone().unwrap_or_default();
         if path.is_none() && !metadata.is_empty() {
-            return Err(PlanError::new("linux.seccomp.listenerMetadata", "set without listenerPath"));
+            return Err(SpecError::new("linux.seccomp.listenerMetadata", "set without listenerPath"));
         }
         let compiled = compile::compile(seccomp)?;
         let listener = match (compiled.uses_notify, path) {
             (true, Some(path)) => Some(NotifyListener { path, metadata }),
             (true, None) => {
-                return Err(PlanError::new(
+                return Err(SpecError::new(
                     "linux.seccomp.listenerPath",
                     "missing: a rule uses SCMP_ACT_NOTIFY, whose descriptor must go to a seccomp agent",
                 ));

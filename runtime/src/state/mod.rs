@@ -1,35 +1,47 @@
-//! The state store: one directory per container under `--root`.
+//! The state store: one directory per container under `--root`, the files in
+//! it, and the container's typed record. Nothing else names those files.
 //!
 //! ```text
 //! <root>/                 0700, made on first create
 //!   <id>/                 0700, made by mkdir: an existing one means "id in use"
 //!     state.json          the Record, replaced atomically (tmp + rename)
+//!     config.json         the bundle's config, copied at create
 //!     exec.fifo           the start barrier while the container is `created`
 //! ```
+//!
+//! [`ContainerDir`] names the files; [`Record`] is what `state.json` holds;
+//! [`OciState`] is the runtime-spec state made from it, with the JSON each
+//! reader expects ([`oci`]); `atomic` is the one way a file is replaced (the
+//! record, the pid file).
 //!
 //! Every command that acts on one container holds an exclusive `flock` on the
 //! container's directory for as long as it acts, so concurrent commands on one id
 //! serialize; commands on different ids take different locks and never block each
 //! other. `list` reads without locking. The status is never stored: it is derived
-//! from the live process each time it is read (see [`crate::container`]).
+//! from the live process each time it is read, and which verb may act in which
+//! status is [`Status::permits`]. A verb gets its container through
+//! `Store::open(id, verb)` ([`crate::container`]): lock, read, status, check.
 
+pub(crate) mod atomic;
+mod dir;
+pub mod oci;
 mod record;
 mod status;
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
 
-pub use record::Record;
-pub use status::Status;
+pub use dir::ContainerDir;
+pub use oci::{ContainerState, OciState};
+pub use record::{Record, RecordedCgroup};
+pub use status::{Status, Verb};
 
 use crate::id::ContainerId;
-
-const STATE_FILE: &str = "state.json";
 
 /// Errors of the state store, each naming the container or file.
 #[derive(Debug, thiserror::Error)]
@@ -64,8 +76,8 @@ impl Store {
         &self.root
     }
 
-    pub fn dir_of(&self, id: &ContainerId) -> PathBuf {
-        self.root.join(id.as_str())
+    pub fn dir_of(&self, id: &ContainerId) -> ContainerDir {
+        ContainerDir::new(self.root.join(id.as_str()))
     }
 
     /// Reserves `id` for a new container: makes its directory (failing if it
@@ -76,15 +88,16 @@ impl Store {
             fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.root).map_err(root_err)?;
         }
         let dir = self.dir_of(id);
-        match fs::DirBuilder::new().mode(0o700).create(&dir) {
+        match fs::DirBuilder::new().mode(0o700).create(dir.path()) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err(StateError::InUse(id.clone())),
             Err(e) => return Err(root_err(e)),
         }
-        match Locked::acquire(id, dir.clone()) {
+        let path = dir.path().to_owned();
+        match Locked::acquire(id, dir) {
             Ok(locked) => Ok(locked),
             Err(e) => {
-                let _ = fs::remove_dir_all(&dir);
+                let _ = fs::remove_dir_all(path);
                 Err(e)
             }
         }
@@ -121,24 +134,25 @@ impl Store {
 #[derive(Debug)]
 pub struct Locked {
     id: ContainerId,
-    dir: PathBuf,
+    dir: ContainerDir,
     lock: Flock<OwnedFd>,
 }
 
 impl Locked {
-    fn acquire(id: &ContainerId, dir: PathBuf) -> Result<Self, StateError> {
-        let fd = match fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC).open(&dir) {
+    fn acquire(id: &ContainerId, dir: ContainerDir) -> Result<Self, StateError> {
+        let path = dir.path();
+        let fd = match fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC).open(path) {
             Ok(file) => OwnedFd::from(file),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StateError::NotFound(id.clone())),
-            Err(e) => return Err(StateError::Io { id: id.clone(), path: dir, source: e }),
+            Err(e) => return Err(StateError::Io { id: id.clone(), path: path.to_owned(), source: e }),
         };
         let lock = Flock::lock(fd, FlockArg::LockExclusive).map_err(|(_, e)| StateError::Io {
             id: id.clone(),
-            path: dir.clone(),
+            path: path.to_owned(),
             source: e.into(),
         })?;
         // A delete may have removed the directory while we waited for its lock.
-        if !dir.join(".").exists() {
+        if !path.join(".").exists() {
             return Err(StateError::NotFound(id.clone()));
         }
         Ok(Self { id: id.clone(), dir, lock })
@@ -148,7 +162,7 @@ impl Locked {
         &self.id
     }
 
-    pub fn dir(&self) -> &Path {
+    pub fn dir(&self) -> &ContainerDir {
         &self.dir
     }
 
@@ -164,40 +178,35 @@ impl Locked {
         read_record(&self.id, &self.dir)
     }
 
-    /// Replaces the record atomically: written to a temporary file, then renamed.
+    /// Replaces the record atomically (`atomic::replace`; the lock makes this
+    /// the only writer of its temporary file).
     pub fn write(&self, record: &Record) -> Result<(), StateError> {
-        let path = self.dir.join(STATE_FILE);
-        let tmp = self.dir.join(".state.json.tmp");
+        let path = self.dir.record();
         let io_err = |source| StateError::Io { id: self.id.clone(), path: path.clone(), source };
         let bytes = serde_json::to_vec(record).map_err(|e| io_err(io::Error::other(e)))?;
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(&tmp)
-            .map_err(io_err)?;
-        file.write_all(&bytes).map_err(io_err)?;
-        fs::rename(&tmp, &path).map_err(io_err)
+        atomic::replace(&path, &self.dir.record_tmp(), atomic::Tmp::Reused, 0o600, &bytes).map_err(io_err)
     }
 
     /// Removes the container's directory and everything in it, then unlocks.
     pub fn remove(self) -> Result<(), StateError> {
-        fs::remove_dir_all(&self.dir).map_err(|source| StateError::Io {
+        fs::remove_dir_all(self.dir.path()).map_err(|source| StateError::Io {
             id: self.id.clone(),
-            path: self.dir.clone(),
+            path: self.dir.path().to_owned(),
             source,
         })
     }
 }
 
-fn read_record(id: &ContainerId, dir: &Path) -> Result<Record, StateError> {
-    let path = dir.join(STATE_FILE);
+fn read_record(id: &ContainerId, dir: &ContainerDir) -> Result<Record, StateError> {
+    let path = dir.record();
     let bytes = match fs::read(&path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(if dir.is_dir() { StateError::Creating(id.clone()) } else { StateError::NotFound(id.clone()) });
+            return Err(if dir.path().is_dir() {
+                StateError::Creating(id.clone())
+            } else {
+                StateError::NotFound(id.clone())
+            });
         }
         Err(source) => return Err(StateError::Io { id: id.clone(), path, source }),
     };
@@ -219,7 +228,7 @@ mod tests {
         let first = store.reserve(&id("c1")).unwrap();
         assert!(matches!(store.reserve(&id("c1")), Err(StateError::InUse(_))));
         use std::os::unix::fs::PermissionsExt;
-        let mode = fs::metadata(first.dir()).unwrap().permissions().mode();
+        let mode = fs::metadata(first.dir().path()).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o700);
         let root_mode = fs::metadata(store.root()).unwrap().permissions().mode();
         assert_eq!(root_mode & 0o777, 0o700);
@@ -245,7 +254,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::new(tmp.path());
         let locked = store.reserve(&id("bad")).unwrap();
-        fs::write(locked.dir().join(STATE_FILE), b"{\"id\": ").unwrap();
+        fs::write(locked.dir().record(), b"{\"id\": ").unwrap();
         let err = locked.read().unwrap_err().to_string();
         assert!(err.contains("corrupt state file") && err.contains("state.json"), "{err}");
     }
@@ -265,7 +274,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::new(tmp.path());
         let held = store.reserve(&id("c")).unwrap();
-        let dir = held.dir().to_owned();
+        let dir = held.dir().path().to_owned();
         // A separate open file description cannot take the lock while it is held.
         let fd = OwnedFd::from(fs::File::open(&dir).unwrap());
         let fd = match Flock::lock(fd, FlockArg::LockExclusiveNonblock) {

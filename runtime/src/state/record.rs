@@ -2,7 +2,7 @@
 //! and clean up the container without reading the bundle again.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -25,7 +25,7 @@ pub struct Record {
     /// RFC 3339, when `create` finished.
     pub created: String,
     /// The cgroup path relative to each hierarchy's root (`linux.cgroupsPath` or
-    /// the default derived from the id).
+    /// the default derived from the id). Read through [`Record::cgroup`].
     pub cgroup_path: PathBuf,
     /// The hierarchies in which `create` made the cgroup's directory (a v1
     /// hierarchy's controllers, or `unified`); the others existed, empty, and
@@ -53,7 +53,7 @@ pub struct Record {
     pub hooks: Option<oci_spec::runtime::Hooks>,
     /// Set when `create` made no cgroup (rootless without a writable one): the
     /// container runs in its creator's cgroup, and no verb may act on
-    /// `cgroup_path`.
+    /// `cgroup_path` ([`Record::cgroup`] is None).
     #[serde(default)]
     pub cgroup_skipped: bool,
     /// For a workload that runs inside the init (wasm): the number of the
@@ -64,7 +64,23 @@ pub struct Record {
     pub container_view_fd: Option<i32>,
 }
 
+/// The cgroup a record gives its container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordedCgroup<'a> {
+    /// Relative to each hierarchy's root.
+    pub path: &'a Path,
+    /// The hierarchies whose directory `create` made.
+    pub created: &'a [String],
+}
+
 impl Record {
+    /// The container's own cgroup, as recorded; None when `create` made none
+    /// (rootless without a writable cgroup). The one place a verb learns
+    /// whether it may act on a cgroup, and on which.
+    pub fn cgroup(&self) -> Option<RecordedCgroup<'_>> {
+        (!self.cgroup_skipped).then_some(RecordedCgroup { path: &self.cgroup_path, created: &self.cgroup_created })
+    }
+
     /// A record for tests.
     #[cfg(test)]
     pub fn sample(id: &str) -> Self {
@@ -87,5 +103,21 @@ impl Record {
             cgroup_skipped: false,
             container_view_fd: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_skipped_cgroup_is_none() {
+        let record = Record::sample("c");
+        let cgroup = record.cgroup().unwrap();
+        assert_eq!(
+            (cgroup.path, cgroup.created),
+            (Path::new("/amphi/x"), &["memory".to_owned(), "unified".to_owned()][..])
+        );
+        assert_eq!(Record { cgroup_skipped: true, ..record }.cgroup(), None);
     }
 }

@@ -34,15 +34,15 @@
 
 use oci_spec::runtime::Spec;
 
-use crate::plan::PlanError;
+use crate::plan::SpecError;
 
 /// What every refusal says after the field.
 const NEEDS: &str = "needs a mount namespace of the container's own (linux.namespaces has none)";
 
 /// Refuses every field of `spec` that a container in the runtime's own mount
 /// namespace could only carry out by mounting there (see the module docs).
-pub(crate) fn check(spec: &Spec) -> Result<(), PlanError> {
-    let refuse = |field: &str, why: &str| Err(PlanError::new(field, format!("{NEEDS}: {why}")));
+pub(crate) fn check(spec: &Spec) -> Result<(), SpecError> {
+    let refuse = |field: &str, why: &str| Err(SpecError::new(field, format!("{NEEDS}: {why}")));
     if spec.mounts().as_ref().is_some_and(|m| !m.is_empty()) {
         return refuse("mounts[0]", "it would be mounted in the host's mount namespace and outlive the container");
     }

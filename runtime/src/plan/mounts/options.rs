@@ -262,20 +262,22 @@ fn merge_attr(mut attr: MountAttr, value: u64, clear: bool) -> MountAttr {
     attr
 }
 
+/// The propagation types, by name, as the flags `mount(2)` takes: the four of
+/// one mount, then the four of a tree (`r`, with `MS_REC`).
+pub const PROPAGATIONS: [(&str, MsFlags); 8] = [
+    ("shared", MsFlags::MS_SHARED),
+    ("slave", MsFlags::MS_SLAVE),
+    ("private", MsFlags::MS_PRIVATE),
+    ("unbindable", MsFlags::MS_UNBINDABLE),
+    ("rshared", MsFlags::MS_SHARED.union(MsFlags::MS_REC)),
+    ("rslave", MsFlags::MS_SLAVE.union(MsFlags::MS_REC)),
+    ("rprivate", MsFlags::MS_PRIVATE.union(MsFlags::MS_REC)),
+    ("runbindable", MsFlags::MS_UNBINDABLE.union(MsFlags::MS_REC)),
+];
+
 /// A propagation option, as the flags `mount(2)` takes.
 pub fn propagation(option: &str) -> Option<MsFlags> {
-    use MsFlags as F;
-    Some(match option {
-        "shared" => F::MS_SHARED,
-        "rshared" => F::MS_SHARED | F::MS_REC,
-        "slave" => F::MS_SLAVE,
-        "rslave" => F::MS_SLAVE | F::MS_REC,
-        "private" => F::MS_PRIVATE,
-        "rprivate" => F::MS_PRIVATE | F::MS_REC,
-        "unbindable" => F::MS_UNBINDABLE,
-        "runbindable" => F::MS_UNBINDABLE | F::MS_REC,
-        _ => return None,
-    })
+    PROPAGATIONS.iter().find(|(name, _)| *name == option).map(|(_, flags)| *flags)
 }
 
 #[cfg(test)]

@@ -1,18 +1,48 @@
-//! `linux.resources`: values the cgroup files would refuse later with a bare
-//! `EINVAL`, and runc's early refusals (a swap limit without a memory limit, or
-//! below it).
+//! What limits the container: `linux.cgroupsPath`, `linux.resources` and
+//! `linux.intelRdt`.
+//!
+//! A cgroup path may not climb with `..`. Resources are refused where the cgroup
+//! files would refuse them later with a bare `EINVAL`, and where runc refuses
+//! early (a swap limit without a memory limit, or below it). The resctrl group
+//! (`closID`) is a plain name. Where the cgroup is and how it is written is
+//! [`crate::cgroups`]'s.
 
-use oci_spec::runtime::{LinuxDeviceType, LinuxResources};
+use std::path::Component;
 
-use super::BundleError;
+use oci_spec::runtime::{Linux, LinuxDeviceType, LinuxResources};
 
-type Result<T = ()> = std::result::Result<T, BundleError>;
+use super::SpecError;
 
-fn field(name: impl Into<String>, reason: impl Into<String>) -> BundleError {
-    BundleError::field(name, reason)
+type Result<T = ()> = std::result::Result<T, SpecError>;
+
+fn field(name: impl Into<String>, reason: impl Into<String>) -> SpecError {
+    SpecError::new(name, reason)
 }
 
-pub(super) fn check(r: &LinuxResources) -> Result {
+/// `linux.cgroupsPath`, then `linux.resources`.
+pub fn check(linux: &Linux) -> Result {
+    if let Some(p) = linux.cgroups_path()
+        && p.components().any(|c| c == Component::ParentDir)
+    {
+        return Err(field("linux.cgroupsPath", format!("{p:?} must not contain \"..\"")));
+    }
+    match linux.resources() {
+        Some(r) => check_resources(r),
+        None => Ok(()),
+    }
+}
+
+/// `linux.intelRdt.closID` names a resctrl group: a plain name.
+pub fn check_intel_rdt(linux: &Linux) -> Result {
+    if let Some(id) = linux.intel_rdt().as_ref().and_then(|r| r.clos_id().as_deref())
+        && (id == "." || id == ".." || id.contains('/'))
+    {
+        return Err(field("linux.intelRdt.closID", format!("{id:?} is not a plain name")));
+    }
+    Ok(())
+}
+
+fn check_resources(r: &LinuxResources) -> Result {
     if let Some(m) = r.memory() {
         let limits = [
             ("limit", m.limit()),
@@ -161,11 +191,11 @@ mod tests {
     }
 
     fn passes(json: serde_json::Value) -> bool {
-        check(&resources(json)).is_ok()
+        check_resources(&resources(json)).is_ok()
     }
 
     fn refused(json: serde_json::Value, field: &str) -> String {
-        let err = check(&resources(json)).unwrap_err().to_string();
+        let err = check_resources(&resources(json)).unwrap_err().to_string();
         assert_eq!(err.lines().count(), 1, "not one line: {err}");
         assert!(err.starts_with(&format!("config.json: {field}: ")), "expected field {field}: {err}");
         err
@@ -232,5 +262,34 @@ mod tests {
             "linux.resources.hugepageLimits[0].pageSize",
         );
         refused(serde_json::json!({"unified": {"../cpu.max": "1"}}), "linux.resources.unified[\"../cpu.max\"]");
+    }
+
+    fn linux(json: serde_json::Value) -> Linux {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn cgroups_path_cannot_climb() {
+        let err = check(&linux(serde_json::json!({"cgroupsPath": "/a/../../b"}))).unwrap_err();
+        assert_eq!(err.to_string(), r#"config.json: linux.cgroupsPath: "/a/../../b" must not contain "..""#);
+        check(&linux(serde_json::json!({"cgroupsPath": "/a/b"}))).unwrap();
+        check(&linux(serde_json::json!({"cgroupsPath": "system.slice:amphi:x"}))).unwrap();
+    }
+
+    #[test]
+    fn resources_are_checked_after_the_cgroups_path() {
+        let both = serde_json::json!({"cgroupsPath": "../x", "resources": {"memory": {"swappiness": 101}}});
+        assert_eq!(check(&linux(both)).unwrap_err().field, "linux.cgroupsPath");
+        let err = check(&linux(serde_json::json!({"resources": {"memory": {"swappiness": 101}}}))).unwrap_err();
+        assert_eq!(err.field, "linux.resources.memory.swappiness");
+    }
+
+    #[test]
+    fn intel_rdt_clos_id_is_a_plain_name() {
+        for bad in ["../x", ".", "..", "a/b"] {
+            let err = check_intel_rdt(&linux(serde_json::json!({"intelRdt": {"closID": bad}}))).unwrap_err();
+            assert_eq!(err.field, "linux.intelRdt.closID", "{bad}");
+        }
+        check_intel_rdt(&linux(serde_json::json!({"intelRdt": {"closID": "gold"}}))).unwrap();
     }
 }
