@@ -80,29 +80,20 @@ pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 /// enters other mount namespaces with `setns`, which needs a single-threaded
 /// caller, and a joined thread may still be leaving the kernel for a moment.
 pub fn wait_or_kill(mut child: std::process::Child, timeout: Duration) -> anyhow::Result<ExitStatus> {
-    use std::os::fd::{AsFd, FromRawFd, OwnedFd};
     let pid = Pid::from_raw(child.id() as i32);
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor
-    // (or -1); the child is not reaped yet, so the pid is still its own.
-    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
-    if raw < 0 {
-        return Err(std::io::Error::last_os_error()).context("pidfd_open");
-    }
-    // SAFETY: the descriptor was just returned to us and nothing else owns it.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(raw as i32) };
+    // The child is not reaped yet, so the pid is still its own.
+    let pidfd = amphi_runtime::process::PidFd::open(pid).context("pidfd_open")?;
     let deadline = Instant::now() + timeout;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
-        let mut fds = [nix::poll::PollFd::new(pidfd.as_fd(), nix::poll::PollFlags::POLLIN)];
-        match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms)) {
-            Ok(0) if left.is_zero() => {
+        match pidfd.wait_exit(Some(left)) {
+            Ok(true) => return child.wait().context("wait"),
+            Ok(false) if left.is_zero() => {
                 let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
                 let _ = child.wait();
                 bail!("hung: killed after {} s", timeout.as_secs());
             }
-            Ok(0) | Err(Errno::EINTR) => continue,
-            Ok(_) => return child.wait().context("wait"),
+            Ok(false) => continue,
             Err(e) => return Err(e).context("poll the pidfd"),
         }
     }

@@ -283,7 +283,7 @@ impl Cache {
     /// Opens `name` in the directory (never following a symlink) with `flags`.
     fn open_entry(&self, name: &str, flags: OFlag, mode: u32) -> io::Result<File> {
         let resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
-        let fd = amphi_runtime::sys::inroot::openat2(
+        let fd = amphi_runtime::inroot::openat2(
             self.fd.as_fd(),
             Path::new(name),
             flags,

@@ -13,7 +13,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use amphi_runtime::executor::PrepareContext;
-use amphi_runtime::sys::inroot::{FileKind, VerifiedOpenError, open_verified_in_root};
+use amphi_runtime::inroot::{FileKind, VerifiedOpenError, open_verified_in_root};
 use nix::fcntl::OFlag;
 use nix::sys::stat::SFlag;
 

@@ -31,7 +31,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 
 use amphi_runtime::executor::{ExecContext, Executor, ExecutorError, PrepareContext};
-use amphi_runtime::sys::inroot::{FileKind, open_in_root};
+use amphi_runtime::inroot::{FileKind, open_in_root};
 use nix::fcntl::{AtFlags, OFlag};
 
 use crate::entrypoint::{self, Require};
@@ -66,6 +66,8 @@ pub enum NativeError {
     Nul { field: &'static str },
     #[error("exec {path:?}: {source}")]
     Exec { path: String, source: nix::Error },
+    #[error("exec: reset the signals: {source}")]
+    Signals { source: nix::Error },
     #[error("exec: the executor was not prepared")]
     NotPrepared,
 }
@@ -96,8 +98,10 @@ impl Executor for NativeExecutor {
         Ok(())
     }
 
-    fn exec(self: Box<Self>, _ctx: &ExecContext<'_>) -> Result<i32, ExecutorError> {
+    fn exec(self: Box<Self>, ctx: &ExecContext<'_>) -> Result<i32, ExecutorError> {
         let prepared = self.prepared.ok_or(NativeError::NotPrepared)?;
+        // An ignored or blocked signal would survive `execve` into the program.
+        ctx.handover.reset_signals_for_execve().map_err(|source| NativeError::Signals { source })?;
         let result = match &prepared.file {
             Some(file) => nix::unistd::execveat(
                 Some(file.as_raw_fd()),
@@ -133,7 +137,7 @@ fn names_itself(ctx: &PrepareContext<'_>, found: &entrypoint::Entrypoint) -> boo
 
 /// Whether this kernel names a process exec'd from a descriptor after its file.
 fn fd_exec_keeps_names() -> bool {
-    amphi_runtime::sys::uts::kernel_version().is_ok_and(|version| version >= FD_EXEC_NAMES_THE_FILE)
+    amphi_runtime::kernel::version().is_ok_and(|version| version >= FD_EXEC_NAMES_THE_FILE)
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@
 use std::collections::HashMap;
 use std::os::unix::fs::FileExt;
 
-use amphi_runtime::executor::{ExecContext, Executor, ExecutorError, PrepareContext};
+use amphi_runtime::executor::{ArmContext, ExecContext, Executor, ExecutorError, PrepareContext};
 use oci_spec::runtime::Spec;
 
 use crate::entrypoint::{self, Require};
@@ -182,7 +182,7 @@ impl Executor for Selected {
         Ok(())
     }
 
-    fn arm(&mut self, ctx: &ExecContext<'_>) -> Result<(), ExecutorError> {
+    fn arm(&mut self, ctx: &ArmContext<'_>) -> Result<(), ExecutorError> {
         match &mut self.state {
             State::Undecided { .. } => Err(SelectError::NotPrepared.into()),
             State::Native(native) => native.arm(ctx),

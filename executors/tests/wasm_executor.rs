@@ -90,9 +90,9 @@ fn trap_reports_message_and_backtrace_with_134() {
 
 /// The error `prepare` gives for `fixture`; `None` when the tests cannot run here.
 #[test]
-fn out_of_bounds_access_traps_even_after_a_signal_reset() {
+fn out_of_bounds_access_traps_after_the_barrier_handlers() {
     let Some(mut sandbox) = sandbox("out-of-bounds.wasm") else { return };
-    sandbox.case.reset_signals = true;
+    sandbox.case.barrier_handlers = true;
     let out = sandbox.run();
     assert_eq!(out.code(), Some(amphi_executors::wasm::TRAP_STATUS), "{}: {}", out.status, out.stderr);
     assert!(out.stderr.contains("out of bounds memory access"), "{}", out.stderr);

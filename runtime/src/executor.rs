@@ -6,7 +6,7 @@
 //! - [`Executor::prepare`] runs **before the start barrier**, once the container's
 //!   mounts are in place and before `pivot_root`: the container's files (bind mounts
 //!   included) and the host's files are both reachable. It resolves and opens the
-//!   entrypoint *inside the rootfs* ([`crate::sys::inroot`]) and validates it; a wasm
+//!   entrypoint *inside the rootfs* ([`crate::inroot`]) and validates it; a wasm
 //!   executor compiles here. An error makes `create` fail with the executor's message.
 //! - [`Executor::arm`] runs after every isolation step (pivot_root, identity,
 //!   capabilities, seccomp) and **before the barrier**: an in-process executor
@@ -19,6 +19,16 @@
 //!   executor tells the runtime the moment it calls into the workload
 //!   ([`WorkloadEntry::entered`], in [`ExecContext::entry`]): `start` runs the
 //!   poststart hooks only after it (for `execve`, close-on-exec tells).
+//!
+//! ## The hand-over
+//!
+//! [`ExecContext::handover`] states the process's state as the executor gets
+//! it: the signal dispositions and mask, and the descriptors the workload may
+//! keep ([`handover`]'s docs). The runtime changes nothing of it on the
+//! executor's behalf: a native executor resets the signals for `execve`, an
+//! in-process one changes only what its workload needs. Work an executor
+//! does in a child process goes through [`worker`], which refuses to fork a
+//! multi-threaded process.
 //!
 //! The boxed executor moves into the cloned child, which owns its own copy of the
 //! memory: neither phase needs `Clone`, and nothing is shared with the caller.
@@ -39,14 +49,19 @@
 //! reach its own process's `/proc` entries (`mem`, `environ`, `fd`). Such an
 //! init stays PID 1 of its pid namespace for the container's life, so from the
 //! hand-over to [`Executor::exec`] on the runtime has the kernel reap the
-//! orphans reparented to it (SIGCHLD ignored); the executor must not start a
-//! child process it means to wait for.
+//! orphans reparented to it (SIGCHLD ignored, [`Signals::releases_orphans`]);
+//! the executor must not start a child process it means to wait for.
 
 use std::fmt::Debug;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{Process, Spec};
+
+mod handover;
+pub mod worker;
+
+pub use handover::{Handover, Signals};
 
 /// An executor's error: the executors crate has its own typed errors; the runtime
 /// only needs to report them (with their source chain) across the stage channel.
@@ -59,7 +74,7 @@ pub struct PrepareContext<'a> {
     /// `pivot_root`); `/` for a process exec'd into a running container.
     pub rootfs: &'a Path,
     /// The same directory, opened `O_PATH`: resolve container paths against it with
-    /// [`crate::sys::inroot`] so that no symlink leads out of the rootfs.
+    /// [`crate::inroot`] so that no symlink leads out of the rootfs.
     pub rootfs_fd: BorrowedFd<'a>,
     /// The process to run (`spec.process` for the init, the exec'd process for
     /// exec), with `HOME` from the container's `/etc/passwd` when its env has none.
@@ -152,21 +167,32 @@ impl Debug for CacheDir<'_> {
 #[error("{0}")]
 pub struct CacheDirError(pub String);
 
-/// What an executor sees in [`Executor::arm`] and [`Executor::exec`], after
-/// every isolation step.
+/// What an executor sees in [`Executor::arm`], after every isolation step and
+/// before the barrier.
+#[derive(Debug)]
+pub struct ArmContext<'a> {
+    pub process: &'a Process,
+    pub spec: &'a Spec,
+}
+
+/// What an executor sees in [`Executor::exec`], after the barrier and every
+/// isolation step.
 #[derive(Debug)]
 pub struct ExecContext<'a> {
     pub process: &'a Process,
     pub spec: &'a Spec,
-    /// Tells `start` that the workload began ([`WorkloadEntry`]); empty in
-    /// [`Executor::arm`] and for a process exec'd into a running container.
+    /// Tells `start` that the workload began ([`WorkloadEntry`]); empty for a
+    /// process exec'd into a running container.
     pub entry: WorkloadEntry,
+    /// The state the process is handed over in: signals, and the descriptors
+    /// the workload may keep.
+    pub handover: Handover,
 }
 
 impl<'a> ExecContext<'a> {
     /// A context with nobody to tell of the workload's entry.
-    pub fn new(process: &'a Process, spec: &'a Spec) -> Self {
-        Self { process, spec, entry: WorkloadEntry::none() }
+    pub fn new(process: &'a Process, spec: &'a Spec, handover: Handover) -> Self {
+        Self { process, spec, entry: WorkloadEntry::none(), handover }
     }
 }
 
@@ -244,12 +270,13 @@ pub trait Executor: Debug + Send {
     /// After every isolation step, before the barrier: make the workload ready
     /// to run (instantiate it), as far as that can happen before `start`. The
     /// default does nothing: `execve` cannot be split.
-    fn arm(&mut self, _ctx: &ExecContext<'_>) -> Result<(), ExecutorError> {
+    fn arm(&mut self, _ctx: &ArmContext<'_>) -> Result<(), ExecutorError> {
         Ok(())
     }
 
-    /// After the barrier and every isolation step: become the workload. Returns the
-    /// exit status for an in-process workload; a native executor never returns
-    /// `Ok` because `execve` replaces the process.
+    /// After the barrier and every isolation step: become the workload, from the
+    /// state [`ExecContext::handover`] states. Returns the exit status for an
+    /// in-process workload; a native executor never returns `Ok` because
+    /// `execve` replaces the process.
     fn exec(self: Box<Self>, ctx: &ExecContext<'_>) -> Result<i32, ExecutorError>;
 }

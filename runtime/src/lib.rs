@@ -48,10 +48,15 @@
 //!   per thread.
 //! - Print: errors are returned as typed values and the binary reports them once.
 //! - Follow a symlink of the container's rootfs out of it when it creates a mount
-//!   target, a device node or opens the entrypoint ([`sys::inroot`]).
+//!   target, a device node or opens the entrypoint ([`inroot`]).
 //!
-//! Raw syscalls and every `unsafe` block live in [`sys`]; the rest of the crate
-//! calls its safe wrappers.
+//! Raw syscalls and every `unsafe` block live in `sys`, which is private to
+//! this crate: the rest of the crate calls its safe wrappers, and what the CLI,
+//! the executors and the benches need of it is re-exported by the module that
+//! owns the concept ([`inroot`], [`kernel`], [`process::PidFd`],
+//! [`container::parse_signal`], [`console`]'s window size, the executor's
+//! [`executor::Handover`] and [`executor::worker`]). A fork is refused in a
+//! multi-threaded process, checked when it is asked for.
 
 pub mod bundle;
 pub mod cgroups;
@@ -66,8 +71,21 @@ pub mod plan;
 pub mod process;
 pub mod seccomp;
 pub mod state;
-pub mod sys;
+pub(crate) mod sys;
 pub mod timestamp;
+
+/// Paths of a container resolved inside its root through descriptors
+/// (`openat2` with `RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS`), never through a
+/// host path a symlink can redirect: how an executor opens the entrypoint.
+pub mod inroot {
+    pub use crate::sys::inroot::{FileKind, VerifiedOpenError, open_in_root, open_verified_in_root, openat2};
+}
+
+/// The running kernel.
+pub mod kernel {
+    /// The kernel's version as `(major, minor)`, from `uname(2)`'s release.
+    pub use crate::sys::uts::kernel_version as version;
+}
 
 pub use bundle::Bundle;
 pub use container::Error;

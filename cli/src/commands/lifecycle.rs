@@ -2,9 +2,9 @@
 
 use std::io::Write;
 
+use amphi_runtime::container::parse_signal;
 use amphi_runtime::container::{self, CreateOptions, RunOptions};
 use amphi_runtime::state::{StateError, Store};
-use amphi_runtime::sys::signal::parse_signal;
 use amphi_runtime::{Bundle, ContainerId};
 use anyhow::Context;
 

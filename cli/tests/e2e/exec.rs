@@ -215,28 +215,17 @@ fn exec_into_a_missing_or_stopped_container_fails() {
     case.assert_all_gone();
 }
 
-/// A seccomp filter that answers `clone3` with ENOSYS, as Docker's default
-/// profile does for the containers amphi may itself run in.
+/// A seccomp profile that answers `clone3` with ENOSYS, as Docker's default
+/// profile does for the containers amphi may itself run in, loaded into the
+/// command's process right before it runs amphi.
 fn without_clone3(cmd: &mut std::process::Command) {
-    use std::os::unix::process::CommandExt;
-    const CLONE3: u32 = 435;
-    let filter = [
-        libc::sock_filter { code: 0x20, jt: 0, jf: 0, k: 0 }, // A = seccomp_data.nr
-        libc::sock_filter { code: 0x15, jt: 0, jf: 1, k: CLONE3 }, // if A == clone3
-        libc::sock_filter { code: 0x06, jt: 0, jf: 0, k: 0x0005_0000 | libc::ENOSYS as u32 }, // ERRNO(ENOSYS)
-        libc::sock_filter { code: 0x06, jt: 0, jf: 0, k: 0x7fff_0000 }, // else ALLOW
-    ];
-    // SAFETY: between fork and exec the closure makes one prctl call (async-signal
-    // safe) on a program that lives in the closure, copied before the fork.
-    unsafe {
-        cmd.pre_exec(move || {
-            let program = libc::sock_fprog { len: filter.len() as u16, filter: filter.as_ptr().cast_mut() };
-            match libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &program as *const libc::sock_fprog) {
-                0 => Ok(()),
-                _ => Err(std::io::Error::last_os_error()),
-            }
-        });
-    }
+    let profile: oci_spec::runtime::LinuxSeccomp = serde_json::from_value(json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::ENOSYS}]
+    }))
+    .expect("the profile parses");
+    let plan = amphi_runtime::seccomp::SeccompPlan::new(&profile).expect("the profile compiles");
+    amphi_runtime::seccomp::load_before_exec(&plan, cmd);
 }
 
 #[test]

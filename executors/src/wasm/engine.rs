@@ -235,9 +235,9 @@ pub fn load(
 pub const PARALLEL_MIN_BYTES: usize = 16 * 1024;
 
 /// Compiles the program in a forked child with parallel compilation and stores
-/// it in `cache` under `key`; whether the child succeeded. Does nothing (false)
-/// when this process has more than one thread: a fork would copy locks other
-/// threads hold.
+/// it in `cache` under `key`; whether the child succeeded. Forks nothing
+/// (false) when this process has more than one thread: a fork would copy locks
+/// other threads hold ([`amphi_runtime::executor::worker`]).
 fn compile_in_child(
     settings: &EngineSettings,
     cache: &Cache,
@@ -246,42 +246,21 @@ fn compile_in_child(
     format: Format,
     bytes: &[u8],
 ) -> bool {
-    if !single_threaded() {
-        return false;
-    }
-    // SAFETY: this process has a single thread (checked above), so the child is
-    // a complete copy that may take locks and start threads of its own; it
-    // leaves through `_exit`, running no destructor of the parent's state.
-    match unsafe { nix::unistd::fork() } {
-        Ok(nix::unistd::ForkResult::Child) => {
-            let stored = (|| -> Option<()> {
-                let mut config = settings.config();
-                config.parallel_compilation(true);
-                let engine = Engine::new(&config).ok()?;
-                // The child's engine must file the artifact where the parent looks.
-                if crate::cache::engine_fingerprint(&engine) != key.engine {
-                    return None;
-                }
-                let (kind, artifact) = serialize(&compile(&engine, path, format, bytes).ok()?).ok()?;
-                cache.store(key, kind, &artifact).ok().map(drop)
-            })();
-            // SAFETY: `_exit` ends the process at once; nothing after it runs.
-            unsafe { libc::_exit(if stored.is_some() { 0 } else { 1 }) }
-        }
-        Ok(nix::unistd::ForkResult::Parent { child }) => loop {
-            match nix::sys::wait::waitpid(child, None) {
-                Err(nix::errno::Errno::EINTR) => continue,
-                Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => break true,
-                _ => break false,
+    let status = amphi_runtime::executor::worker::run_in_child(|| {
+        let stored = (|| -> Option<()> {
+            let mut config = settings.config();
+            config.parallel_compilation(true);
+            let engine = Engine::new(&config).ok()?;
+            // The child's engine must file the artifact where the parent looks.
+            if crate::cache::engine_fingerprint(&engine) != key.engine {
+                return None;
             }
-        },
-        Err(_) => false,
-    }
-}
-
-/// Whether this process has one thread (`/proc/self/task` has one entry).
-fn single_threaded() -> bool {
-    std::fs::read_dir("/proc/self/task").map(|tasks| tasks.count() == 1).unwrap_or(false)
+            let (kind, artifact) = serialize(&compile(&engine, path, format, bytes).ok()?).ok()?;
+            cache.store(key, kind, &artifact).ok().map(drop)
+        })();
+        if stored.is_some() { 0 } else { 1 }
+    });
+    status == Some(0)
 }
 
 fn serialize(compiled: &Compiled) -> wasmtime::Result<(ArtifactKind, Vec<u8>)> {
@@ -352,8 +331,8 @@ mod tests {
     #[test]
     fn a_second_thread_is_seen() {
         // `load` then compiles in-process: it never forks a multi-threaded process.
-        let other = std::thread::spawn(single_threaded);
-        assert!(!other.join().expect("thread"));
+        let other = std::thread::spawn(|| amphi_runtime::executor::worker::run_in_child(|| 0));
+        assert_eq!(other.join().expect("thread"), None);
     }
 
     fn settings(limit: Option<i64>, rlimit_as: Option<u64>) -> EngineSettings {

@@ -18,11 +18,13 @@
 //!    barrier): the WASI context is built from the spec ([`wasi`]), its preopens
 //!    opened in the container's own root, and the program is instantiated
 //!    ([`run::arm`]). A failure here still fails `create`.
-//! 3. **`exec`** (after `start` lifted the barrier): wasmtime's trap handlers
-//!    saved in `prepare` are restored, the handlers for SIGTERM, SIGINT and
-//!    SIGHUP are installed ([`signals`]), and the instantiated program is called
-//!    on this thread; its exit status becomes the process's ([`run`]). `start`
-//!    costs only that call: never a compilation, never an instantiation.
+//! 3. **`exec`** (after `start` lifted the barrier): from the signal state the
+//!    runtime hands over (`ExecContext::handover`), the handlers for SIGTERM,
+//!    SIGINT and SIGHUP are installed ([`signals`]); wasmtime's trap handlers,
+//!    installed in `prepare`, were never replaced. The instantiated program is
+//!    called on this thread; its exit status becomes the process's ([`run`]).
+//!    `start` costs only that call: never a compilation, never an
+//!    instantiation.
 //!    Right before the guest's entry point is called the executor tells the
 //!    runtime that the workload was entered (`ExecContext::entry`), which lets
 //!    `start` run the poststart hooks. A wasm process of `exec` goes through
@@ -63,8 +65,8 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use amphi_runtime::executor::{ExecContext, Executor, ExecutorError, PrepareContext, WorkloadEntry};
-use amphi_runtime::sys::inroot::open_in_root;
+use amphi_runtime::executor::{ArmContext, ExecContext, Executor, ExecutorError, PrepareContext, WorkloadEntry};
+use amphi_runtime::inroot::open_in_root;
 use nix::fcntl::OFlag;
 use oci_spec::runtime::Process;
 
@@ -107,8 +109,6 @@ pub enum WasmError {
     AsyncRuntime { source: io::Error },
     #[error("wasm: install the signal handlers: {source}")]
     Signals { source: nix::Error },
-    #[error("wasm: the engine's trap handlers: {source}")]
-    TrapHandlers { source: io::Error },
     #[error("wasm executor: exec called before a successful prepare")]
     NotPrepared,
 }
@@ -127,7 +127,6 @@ struct Prepared {
     ceiling: Option<u64>,
     path: String,
     cache: CacheOutcome,
-    trap_handlers: signals::TrapHandlers,
     /// Instantiated before the start barrier ([`WasmExecutor::arm`]).
     armed: Option<run::Armed>,
 }
@@ -167,7 +166,6 @@ impl WasmExecutor {
         let path = container_path.display().to_string();
         let settings = EngineSettings::from_spec(ctx.spec, ctx.process);
         let engine = settings.engine()?;
-        let trap_handlers = signals::TrapHandlers::save().map_err(|source| WasmError::TrapHandlers { source })?;
         // The cache directory is asked for only now that the program is known
         // to be wasm, and closed before any other container path is touched.
         let cache = open_cache(ctx)?;
@@ -178,15 +176,8 @@ impl WasmExecutor {
         check_preopens(&preopens, ctx)?;
         wasi::seed_random();
         tracing::debug!(path, cache = ?outcome, elapsed_us = started.elapsed().as_micros() as u64, "wasm workload prepared");
-        self.prepared = Some(Prepared {
-            linked,
-            preopens,
-            ceiling: settings.memory_ceiling,
-            path,
-            cache: outcome,
-            trap_handlers,
-            armed: None,
-        });
+        self.prepared =
+            Some(Prepared { linked, preopens, ceiling: settings.memory_ceiling, path, cache: outcome, armed: None });
         Ok(())
     }
 
@@ -206,7 +197,6 @@ impl WasmExecutor {
     /// `entry` is told right before the guest's entry point is called.
     pub fn run(self, process: &Process, entry: &WorkloadEntry) -> Result<i32, WasmError> {
         let prepared = self.prepared.ok_or(WasmError::NotPrepared)?;
-        prepared.trap_handlers.restore().map_err(|source| WasmError::TrapHandlers { source })?;
         let entered = || entry.entered();
         match prepared.armed {
             Some(armed) => Ok(armed.run(entered)),
@@ -274,12 +264,12 @@ impl Executor for WasmExecutor {
         Ok(self.prepare_from_file(File::from(file), &path, ctx)?)
     }
 
-    fn arm(&mut self, ctx: &ExecContext<'_>) -> Result<(), ExecutorError> {
+    fn arm(&mut self, ctx: &ArmContext<'_>) -> Result<(), ExecutorError> {
         Ok(WasmExecutor::arm(self, ctx.process)?)
     }
 
     fn exec(self: Box<Self>, ctx: &ExecContext<'_>) -> Result<i32, ExecutorError> {
-        signals::install().map_err(|source| WasmError::Signals { source })?;
+        signals::take_over(&ctx.handover).map_err(|source| WasmError::Signals { source })?;
         Ok(self.run(ctx.process, &ctx.entry)?)
     }
 }

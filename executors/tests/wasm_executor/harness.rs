@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use amphi_executors::cache::CacheConfig;
 use amphi_executors::wasm::WasmExecutor;
-use amphi_runtime::executor::{CacheDir, ExecContext, Executor, HostDir, PrepareContext};
+use amphi_runtime::executor::{CacheDir, ExecContext, Executor, Handover, HostDir, PrepareContext};
+use amphi_runtime::process::barrier::WaitingHandlers;
 use oci_spec::runtime::{
     LinuxBuilder, LinuxMemoryBuilder, LinuxResourcesBuilder, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder,
     RootBuilder, Spec, SpecBuilder,
@@ -47,9 +48,10 @@ pub struct Case {
     pub stderr: PathBuf,
     pub report: PathBuf,
     pub prepare_only: bool,
-    /// Reset every signal disposition between prepare and exec, as a runtime
-    /// that prepares for a native workload would.
-    pub reset_signals: bool,
+    /// Between prepare and exec, install and remove the handlers with which
+    /// the runtime's init waits at the start barrier (they replace the
+    /// engine's trap handlers while it waits), as the init does.
+    pub barrier_handlers: bool,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -130,12 +132,14 @@ pub fn play_init(case: &Case) -> i32 {
     if case.prepare_only {
         return 0;
     }
-    if case.reset_signals {
-        amphi_runtime::sys::signal::reset_for_workload().expect("reset signals");
+    if case.barrier_handlers {
+        let waiting = WaitingHandlers::install().expect("install the barrier's handlers");
+        waiting.remove().expect("remove the barrier's handlers");
     }
     nix::unistd::chroot(&case.rootfs).expect("chroot");
     nix::unistd::chdir(process.cwd()).expect("chdir");
-    match executor.exec(&ExecContext::new(&process, &spec)) {
+    let handover = Handover::of_this_process(3).expect("the signal state");
+    match executor.exec(&ExecContext::new(&process, &spec, handover)) {
         Ok(status) => status,
         Err(e) => {
             let _ = writeln!(std::io::stderr(), "exec failed: {e}");

@@ -42,6 +42,10 @@ pub use state::state;
 pub use crate::state::ContainerState;
 pub use update::{ResourceFlags, update};
 
+/// `kill`'s signal, as runc's command line takes it: `TERM`, `SIGTERM`,
+/// `sigterm` or `15`.
+pub use crate::sys::signal::parse_signal;
+
 use crate::id::ContainerId;
 use crate::state::{ContainerDir, Record, Status, Verb};
 

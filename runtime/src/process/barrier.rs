@@ -46,6 +46,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::Signal;
 use nix::sys::stat::Mode;
 
 // Each function takes the fifo's path, which the state directory names
@@ -75,6 +76,33 @@ pub fn wait(fd: BorrowedFd<'_>) -> io::Result<()> {
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(e.into()),
         }
+    }
+}
+
+/// The handlers with which the waiting init ends on a signal, until the
+/// hand-over removes them ([`WaitingHandlers::remove`]).
+#[derive(Debug)]
+pub struct WaitingHandlers(crate::sys::signal::SavedDispositions);
+
+impl WaitingHandlers {
+    /// While the init waits at the barrier it is pid 1 of its namespace, where
+    /// a signal without a handler is ignored even when sent from the host. So
+    /// that `kill` of a created container works as it does for a running one,
+    /// the waiting init ends on any signal whose default action would end a
+    /// process, with status 128+N, and unblocks every signal.
+    pub fn install() -> nix::Result<Self> {
+        use crate::sys::signal;
+        let saved = signal::exit_on(Signal::iterator().filter(|s| signal::terminates_by_default(*s)))?;
+        signal::unblock(&nix::sys::signal::SigSet::all())?;
+        Ok(Self(saved))
+    }
+
+    /// At the hand-over to the executor: puts back what the handlers replaced
+    /// (the default, an ignored SIGPIPE, the wasm engine's trap handlers), so
+    /// the runtime leaves no handler of its own to the workload
+    /// ([`crate::executor::Handover`]). The mask stays as it is (nothing blocked).
+    pub fn remove(self) -> nix::Result<()> {
+        self.0.restore()
     }
 }
 

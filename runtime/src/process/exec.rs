@@ -24,6 +24,9 @@
 //! the pidfd still names it) and the process enters it as the init did:
 //! `fchdir` to it, the executor's `prepare` against it, a wasm guest's view
 //! made from the namespace's root, then `chroot(".")`.
+//!
+//! The exec'd process's order is [`super::steps::exec`], unit-tested against a
+//! recording fake; [`LinuxExec`] holds its real steps.
 
 use std::borrow::Cow;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
@@ -36,6 +39,8 @@ use oci_spec::runtime::{Process, Spec};
 
 use super::channel::{ChannelError, Receiver, Sender, channel};
 use super::spawn::{KillOnDrop, SpawnError, Spawned, finish, reap};
+use super::steps::{ExecSteps, ProcessSteps, Shape};
+use super::workload::Becoming;
 use super::{
     FromInit, FromIntermediate, Stage, StageFailure, ToInit, ToIntermediate, exe_guard, home, terminal, workload,
 };
@@ -220,98 +225,177 @@ fn child(request: ExecRequest<'_>, ends: ChildEnds) -> ! {
     if !matches!(ends.from_parent.recv(), Ok(ToInit::Go)) {
         exit_now(1);
     }
-    let ExecRequest { process, plan, spec, mut executor, preserve_fds, console_socket, may_show_exe, root, .. } =
-        request;
-    let io = Io { console_socket, root };
-    let (notify, process) = match build(process, plan, spec, executor.as_mut(), io, may_show_exe, &ends) {
-        Ok(built) => built,
-        Err(failure) => {
-            let _ = ends.to_parent.send(&FromInit::Failed(failure));
-            exit_now(1);
-        }
+    let ExecRequest { process, plan, spec, executor, preserve_fds, console_socket, may_show_exe, root, .. } = request;
+    let shape = Shape { no_new_privileges: plan.identity.no_new_privileges, chroot: root.is_some() };
+    let mut exec = LinuxExec {
+        process: Cow::Borrowed(process),
+        plan,
+        spec,
+        executor,
+        ends: Some(ends),
+        console_socket,
+        root,
+        may_show_exe,
+        becoming: Becoming::new(plan, Stage::Init),
     };
-    let fds: Vec<i32> = notify.iter().map(|fd| fd.as_raw_fd()).collect();
-    let ready = FromInit::Ready { executor: executor.name().to_owned(), container_view_fd: None };
-    if ends.to_parent.send_with_fds(&ready, &fds).is_err() {
+    if let Err(failure) = super::steps::exec(&mut exec, shape) {
+        if let Some(ends) = &exec.ends {
+            let _ = ends.to_parent.send(&FromInit::Failed(failure));
+        }
         exit_now(1);
     }
-    drop(notify);
-    if !matches!(ends.from_parent.recv(), Ok(ToInit::Commit)) {
-        exit_now(1);
-    }
-    drop(ends);
-    workload::run(executor, &process, spec, preserve_fds, None)
+    let LinuxExec { executor, process, .. } = exec;
+    workload::run(executor, &process, spec, preserve_fds, None, None)
 }
 
-/// The descriptors [`build`] consumes.
-struct Io {
+/// The exec'd process's real steps, in the order [`super::steps::exec`] runs
+/// them, and what they leave for each other.
+struct LinuxExec<'p> {
+    /// The process to run (`HOME` added from the container's passwd, [`home`]).
+    process: Cow<'p, Process>,
+    plan: &'p ProcessPlan,
+    spec: &'p Spec,
+    executor: Box<dyn Executor>,
+    /// The channel to the caller, until the commit.
+    ends: Option<ChildEnds>,
+    /// With `process.terminal`: the socket the pty master goes over.
     console_socket: Option<std::os::fd::OwnedFd>,
     /// The init's root, when the container is a chroot in the runtime's mount
-    /// namespace ([`open_init_root`]).
+    /// namespace ([`open_init_root`]); then the container's root, from
+    /// [`ExecSteps::enter_root`] to the executor's `prepare`.
     root: Option<std::os::fd::OwnedFd>,
+    may_show_exe: bool,
+    becoming: Becoming<'p>,
 }
 
-/// Everything between Go and Ready: returns the seccomp notify descriptor when
-/// the profile has one, and the process to run (`HOME` added, [`home`]).
-fn build<'p>(
-    process: &'p Process,
-    plan: &ProcessPlan,
-    spec: &Spec,
-    executor: &mut dyn Executor,
-    io: Io,
-    may_show_exe: bool,
-    ends: &ChildEnds,
-) -> Result<(Option<std::os::fd::OwnedFd>, Cow<'p, Process>), StageFailure> {
-    let fail = |step: &str, errno, msg: String| StageFailure::new(Stage::Init, step, errno, msg);
-    let chroot = io.root.is_some();
-    let root = match io.root {
-        // A chroot: the root is still the caller's. Work from the init's root
-        // (the cwd follows it into a guest's view), enter it below.
-        Some(root) => {
-            nix::unistd::fchdir(root.as_raw_fd())
-                .map_err(|e| fail("rootfs", Some(e as i32), format!("enter the container's root: {}", e.desc())))?;
-            root
+impl LinuxExec<'_> {
+    fn fail(step: &str, errno: Option<i32>, msg: String) -> StageFailure {
+        StageFailure::new(Stage::Init, step, errno, msg)
+    }
+}
+
+impl ProcessSteps for LinuxExec<'_> {
+    fn prepare_executor(&mut self) -> Result<bool, StageFailure> {
+        let ends = self.ends.as_ref().expect("the channel is open until the commit");
+        let root = self.root.take().expect("set by enter_root");
+        let ask = || super::spawn::ask_for_cache_dir(&ends.to_parent, &ends.from_parent);
+        let ctx = PrepareContext {
+            rootfs: Path::new("/"),
+            rootfs_fd: root.as_fd(),
+            process: &self.process,
+            spec: self.spec,
+            cache_dir: CacheDir::new(&ask),
+        };
+        self.executor.prepare(&ctx).map_err(|e| Self::fail("prepare", None, workload::error_chain(e.as_ref())))?;
+        drop(root);
+        Ok(self.executor.runs_in_process())
+    }
+
+    fn lsm_labels(&mut self) -> Result<(), StageFailure> {
+        workload::apply_lsm_labels(self.plan, Stage::Init)
+    }
+
+    fn check_setgroups(&mut self) -> Result<(), StageFailure> {
+        self.becoming.check_setgroups()
+    }
+
+    fn attach_terminal(&mut self) -> Result<(), StageFailure> {
+        match self.console_socket.take() {
+            Some(socket) => terminal::attach(socket, self.plan, false, Stage::Init),
+            None => Ok(()),
         }
-        // setns into the mount namespace made its root ours: "/" is the container's.
-        None => std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
-            .open("/")
-            .map(std::os::fd::OwnedFd::from)
-            .map_err(|e| fail("rootfs", e.raw_os_error(), format!("open the container's root: {e}")))?,
-    };
-    // Still root, in the container's mount namespace (or at its root): its passwd.
-    let process = home::with_home(process, root.as_fd(), plan.identity.uid);
-    let ask = || super::spawn::ask_for_cache_dir(&ends.to_parent, &ends.from_parent);
-    let ctx = PrepareContext {
-        rootfs: Path::new("/"),
-        rootfs_fd: root.as_fd(),
-        process: &process,
-        spec,
-        cache_dir: CacheDir::new(&ask),
-    };
-    executor.prepare(&ctx).map_err(|e| fail("prepare", None, workload::error_chain(e.as_ref())))?;
-    drop(root);
-    workload::apply_lsm_labels(plan, Stage::Init)?;
-    let setgroups_allowed = workload::setgroups_allowed();
-    let in_process = executor.runs_in_process();
-    if chroot {
-        // The guest's view is made from the namespace's root, as the init makes
-        // it (`/` of a chroot is no mount point to make a slave of).
-        if in_process {
-            super::guest_view::enter(Stage::Init)?;
+    }
+
+    fn enter_guest_view(&mut self) -> Result<(), StageFailure> {
+        super::guest_view::enter(Stage::Init)
+    }
+
+    fn set_rlimits(&mut self) -> Result<(), StageFailure> {
+        self.becoming.set_rlimits()
+    }
+
+    fn enter_cwd(&mut self) -> Result<(), StageFailure> {
+        self.becoming.enter_cwd()
+    }
+
+    fn load_seccomp(&mut self) -> Result<(), StageFailure> {
+        self.becoming.load_seccomp()
+    }
+
+    fn set_user(&mut self) -> Result<(), StageFailure> {
+        self.becoming.set_user()
+    }
+
+    fn set_capabilities(&mut self) -> Result<(), StageFailure> {
+        self.becoming.set_capabilities()
+    }
+
+    fn set_no_new_privs(&mut self) -> Result<(), StageFailure> {
+        self.becoming.set_no_new_privs()
+    }
+
+    fn set_umask(&mut self) -> Result<(), StageFailure> {
+        self.becoming.set_umask()
+    }
+
+    fn arm_executor(&mut self) -> Result<(), StageFailure> {
+        workload::arm(self.executor.as_mut(), &self.process, self.spec, Stage::Init)
+    }
+
+    fn show_exe(&mut self) -> Result<(), StageFailure> {
+        exe_guard::show_if_harmless(self.may_show_exe, Stage::Init)
+    }
+
+    /// From Ready on nothing is reported to the caller: a failure ends the
+    /// process here.
+    fn report_ready(&mut self) -> Result<(), StageFailure> {
+        let ends = self.ends.take().expect("the channel is open until the commit");
+        let notify = self.becoming.notify.take();
+        let fds: Vec<i32> = notify.iter().map(|fd| fd.as_raw_fd()).collect();
+        let ready = FromInit::Ready { executor: self.executor.name().to_owned(), container_view_fd: None };
+        if ends.to_parent.send_with_fds(&ready, &fds).is_err() {
+            exit_now(1);
         }
-        nix::unistd::chroot(".")
-            .map_err(|e| fail("rootfs", Some(e as i32), format!("chroot into the container's root: {}", e.desc())))?;
+        drop(notify);
+        if !matches!(ends.from_parent.recv(), Ok(ToInit::Commit)) {
+            exit_now(1);
+        }
+        Ok(())
     }
-    if let Some(socket) = io.console_socket {
-        terminal::attach(socket, plan, false, Stage::Init)?;
+}
+
+impl ExecSteps for LinuxExec<'_> {
+    fn enter_root(&mut self) -> Result<(), StageFailure> {
+        let root = match self.root.take() {
+            // A chroot: the root is still the caller's. Work from the init's root
+            // (the cwd follows it into a guest's view), enter it below.
+            Some(root) => {
+                nix::unistd::fchdir(root.as_raw_fd()).map_err(|e| {
+                    Self::fail("rootfs", Some(e as i32), format!("enter the container's root: {}", e.desc()))
+                })?;
+                root
+            }
+            // setns into the mount namespace made its root ours: "/" is the container's.
+            None => std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+                .open("/")
+                .map(std::os::fd::OwnedFd::from)
+                .map_err(|e| Self::fail("rootfs", e.raw_os_error(), format!("open the container's root: {e}")))?,
+        };
+        // Still root, in the container's mount namespace (or at its root): its passwd.
+        if let Cow::Borrowed(process) = self.process {
+            self.process = home::with_home(process, root.as_fd(), self.plan.identity.uid);
+        }
+        self.root = Some(root);
+        Ok(())
     }
-    if in_process && !chroot {
-        super::guest_view::enter(Stage::Init)?;
+
+    /// The guest's view was made from the namespace's root, as the init makes
+    /// it (`/` of a chroot is no mount point to make a slave of); now the root.
+    fn chroot(&mut self) -> Result<(), StageFailure> {
+        nix::unistd::chroot(".").map_err(|e| {
+            Self::fail("rootfs", Some(e as i32), format!("chroot into the container's root: {}", e.desc()))
+        })
     }
-    let notify = workload::become_process(plan, Stage::Init, setgroups_allowed)?;
-    workload::arm(executor, &process, spec, Stage::Init)?;
-    exe_guard::show_if_harmless(may_show_exe, Stage::Init)?;
-    Ok((notify, process))
 }

@@ -1,6 +1,7 @@
 //! Becoming the process the spec describes: rlimits, groups, ids, capabilities,
 //! no_new_privs, umask. Runs in the init (or an exec'd process) after
-//! `pivot_root`, as the last privileged steps before the start barrier.
+//! `pivot_root`, as the last privileged steps before the start barrier, in
+//! the order [`super::steps`] gives.
 
 use caps::CapSet;
 use nix::unistd::{Gid, Uid};
@@ -37,22 +38,22 @@ pub fn apply_rlimits(rlimits: &[Rlimit]) -> Result<(), IdentityError> {
     Ok(())
 }
 
-/// Switches to the spec's user and groups and sets the capability sets,
-/// `no_new_privs` and umask. `setgroups_allowed` is false in a user namespace
+/// Shrinks the bounding set to the spec's, then switches to the spec's groups,
+/// gid and uid, keeping the permitted set across the change for
+/// [`set_capabilities`]. `setgroups_allowed` is false in a user namespace
 /// whose `setgroups` file says `deny`.
-pub fn become_user(plan: &IdentityPlan, setgroups_allowed: bool) -> Result<(), IdentityError> {
+pub fn set_user(plan: &IdentityPlan, setgroups_allowed: bool) -> Result<(), IdentityError> {
     let sys = |step| move |source| IdentityError::Sys { step, source };
     let caps_err = |step| move |e: caps::errors::CapsError| IdentityError::Caps { step, msg: e.to_string() };
-    let wanted = &plan.capabilities;
 
     // The bounding set can only shrink, and shrinking needs CAP_SETPCAP: first.
     for cap in caps::runtime::thread_all_supported() {
-        if !wanted.bounding.contains(&cap) {
+        if !plan.capabilities.bounding.contains(&cap) {
             caps::drop(None, CapSet::Bounding, cap).map_err(caps_err("drop bounding"))?;
         }
     }
 
-    // Keep the permitted set across the uid change; the sets are set exactly below.
+    // Keep the permitted set across the uid change; the sets are set exactly after.
     nix::sys::prctl::set_keepcaps(true).map_err(sys("prctl(PR_SET_KEEPCAPS)"))?;
     if setgroups_allowed {
         let groups: Vec<Gid> = plan.additional_gids.iter().copied().map(Gid::from_raw).collect();
@@ -63,7 +64,14 @@ pub fn become_user(plan: &IdentityPlan, setgroups_allowed: bool) -> Result<(), I
     let uid = Uid::from_raw(plan.uid);
     nix::unistd::setresuid(uid, uid, uid).map_err(sys("setresuid"))?;
     nix::sys::prctl::set_keepcaps(false).map_err(sys("prctl(PR_SET_KEEPCAPS)"))?;
+    Ok(())
+}
 
+/// Sets the effective, permitted and inheritable sets exactly, and the ambient
+/// set. Runs after [`set_user`].
+pub fn set_capabilities(plan: &IdentityPlan) -> Result<(), IdentityError> {
+    let caps_err = |step| move |e: caps::errors::CapsError| IdentityError::Caps { step, msg: e.to_string() };
+    let wanted = &plan.capabilities;
     let mask = |set: &caps::CapsHashSet| set.iter().fold(0u64, |m, c| m | c.bitmask());
     crate::sys::caps::set_sets(mask(&wanted.effective), mask(&wanted.permitted), mask(&wanted.inheritable))
         .map_err(|e| IdentityError::Caps { step: "capset", msg: e.to_string() })?;
@@ -78,12 +86,19 @@ pub fn become_user(plan: &IdentityPlan, setgroups_allowed: bool) -> Result<(), I
             tracing::debug!(capability = %cap, "ambient capability skipped: not both permitted and inheritable");
         }
     }
-
-    if plan.no_new_privileges {
-        nix::sys::prctl::set_no_new_privs().map_err(sys("prctl(PR_SET_NO_NEW_PRIVS)"))?;
-    }
-    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(plan.umask as libc::mode_t));
     Ok(())
+}
+
+/// `no_new_privs`: no later `execve` gains privileges (setuid bits, file
+/// capabilities).
+pub fn set_no_new_privs() -> Result<(), IdentityError> {
+    nix::sys::prctl::set_no_new_privs()
+        .map_err(|source| IdentityError::Sys { step: "prctl(PR_SET_NO_NEW_PRIVS)", source })
+}
+
+/// The spec's umask.
+pub fn set_umask(plan: &IdentityPlan) {
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(plan.umask as libc::mode_t));
 }
 
 fn rlimit_name(resource: libc::__rlimit_resource_t) -> &'static str {

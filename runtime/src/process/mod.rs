@@ -35,8 +35,13 @@ mod intermediate;
 mod orphans;
 pub mod rootfs;
 pub mod spawn;
+mod steps;
 mod terminal;
 mod workload;
+
+/// A process file descriptor: signal and wait for a process without racing
+/// against pid reuse.
+pub use crate::sys::pidfd::PidFd;
 
 use serde::{Deserialize, Serialize};
 

@@ -45,6 +45,8 @@
 //! the init must still wait for), only for an executor that runs the workload
 //! in this process, and only when this process is PID 1 of its pid namespace
 //! (an `exec`'d process or an init in a shared pid namespace gets no orphans).
+//! The hand-over says so ([`crate::executor::Signals::releases_orphans`]), and
+//! the executor leaves SIGCHLD as it is.
 //! A native workload is never touched: an ignored SIGCHLD would survive
 //! `execve` and keep a native init from waiting for its own children.
 

@@ -1,14 +1,16 @@
 //! Becoming the workload: the steps the init and every exec'd process share once
 //! the container around them exists — LSM labels, rlimits, cwd, identity — and,
-//! after the last word with the caller, the hand-over to the executor.
+//! after the last word with the caller, the hand-over to the executor
+//! ([`crate::executor::Handover`]).
 
 use std::os::fd::OwnedFd;
 use std::path::Path;
 
 use oci_spec::runtime::{Process, Spec};
 
+use super::barrier::WaitingHandlers;
 use super::{Stage, StageFailure, identity};
-use crate::executor::{ExecContext, Executor, WorkloadEntry};
+use crate::executor::{ArmContext, ExecContext, Executor, Handover, WorkloadEntry};
 use crate::plan::ProcessPlan;
 use crate::sys::clone::exit_now;
 
@@ -46,44 +48,76 @@ pub(crate) fn apply_lsm_labels(plan: &ProcessPlan, stage: Stage) -> Result<(), S
     Ok(())
 }
 
-/// rlimits, cwd, the identity change that drops the privileges every earlier
-/// step needed, and the seccomp filter. Runs inside the container's mount
-/// namespace, after pivot_root. Returns the seccomp notify descriptor when the
-/// profile has one, for the caller to hand to its listener.
-///
-/// The filter is the last step when `noNewPrivileges` is set; without it the
-/// kernel wants CAP_SYS_ADMIN to load a filter, so (as runc does) it goes in
-/// just before the capabilities are dropped.
-/// Whether this process may call `setgroups` (a rootless user namespace denies
-/// it): read from `/proc`, before the guest's view hides it.
-pub(crate) fn setgroups_allowed() -> bool {
-    std::fs::read_to_string("/proc/self/setgroups").map(|s| s.trim() != "deny").unwrap_or(true)
+/// The real steps that make this process the one `process` describes
+/// ([`super::steps::ProcessSteps`]' identity part), shared by the init and
+/// every exec'd process; [`super::steps::become_process`] orders them. Runs
+/// inside the container's mount namespace, after pivot_root.
+pub(crate) struct Becoming<'p> {
+    plan: &'p ProcessPlan,
+    stage: Stage,
+    /// Whether `setgroups` is allowed (a rootless user namespace denies it):
+    /// read from `/proc` ([`Becoming::check_setgroups`]) before the guest's
+    /// view hides it.
+    setgroups_allowed: bool,
+    /// The seccomp notify descriptor, when the profile has one: for the
+    /// caller to hand to its listener.
+    pub(crate) notify: Option<OwnedFd>,
 }
 
-pub(crate) fn become_process(
-    plan: &ProcessPlan,
-    stage: Stage,
-    setgroups_allowed: bool,
-) -> Result<Option<OwnedFd>, StageFailure> {
-    let fail = |step: &str, errno, msg| StageFailure::new(stage, step, errno, msg);
-    let load_seccomp = || match &plan.seccomp {
-        Some(seccomp) => crate::seccomp::load(seccomp).map_err(|e| fail("seccomp", e.errno(), e.to_string())),
-        None => Ok(None),
-    };
-    identity::apply_rlimits(&plan.identity.rlimits).map_err(|e| fail("rlimits", e.errno(), e.to_string()))?;
-    enter_cwd(&plan.cwd).map_err(|e| {
-        fail("cwd", e.raw_os_error(), format!("process.cwd {}: {}", plan.cwd.display(), crate::sys::errno_text(&e)))
-    })?;
-    let mut notify = None;
-    if !plan.identity.no_new_privileges {
-        notify = load_seccomp()?;
+impl<'p> Becoming<'p> {
+    pub(crate) fn new(plan: &'p ProcessPlan, stage: Stage) -> Self {
+        Self { plan, stage, setgroups_allowed: true, notify: None }
     }
-    identity::become_user(&plan.identity, setgroups_allowed)
-        .map_err(|e| fail("identity", e.errno(), format!("process.user: {e}")))?;
-    if plan.identity.no_new_privileges {
-        notify = load_seccomp()?;
+
+    fn fail(&self, step: &str, errno: Option<i32>, msg: String) -> StageFailure {
+        StageFailure::new(self.stage, step, errno, msg)
     }
-    Ok(notify)
+
+    fn identity(&self, e: identity::IdentityError) -> StageFailure {
+        self.fail("identity", e.errno(), format!("process.user: {e}"))
+    }
+
+    pub(crate) fn check_setgroups(&mut self) -> Result<(), StageFailure> {
+        self.setgroups_allowed =
+            std::fs::read_to_string("/proc/self/setgroups").map(|s| s.trim() != "deny").unwrap_or(true);
+        Ok(())
+    }
+
+    pub(crate) fn set_rlimits(&mut self) -> Result<(), StageFailure> {
+        identity::apply_rlimits(&self.plan.identity.rlimits).map_err(|e| self.fail("rlimits", e.errno(), e.to_string()))
+    }
+
+    pub(crate) fn enter_cwd(&mut self) -> Result<(), StageFailure> {
+        let cwd = &self.plan.cwd;
+        enter_cwd(cwd).map_err(|e| {
+            let msg = format!("process.cwd {}: {}", cwd.display(), crate::sys::errno_text(&e));
+            self.fail("cwd", e.raw_os_error(), msg)
+        })
+    }
+
+    pub(crate) fn load_seccomp(&mut self) -> Result<(), StageFailure> {
+        if let Some(seccomp) = &self.plan.seccomp {
+            self.notify = crate::seccomp::load(seccomp).map_err(|e| self.fail("seccomp", e.errno(), e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn set_user(&mut self) -> Result<(), StageFailure> {
+        identity::set_user(&self.plan.identity, self.setgroups_allowed).map_err(|e| self.identity(e))
+    }
+
+    pub(crate) fn set_capabilities(&mut self) -> Result<(), StageFailure> {
+        identity::set_capabilities(&self.plan.identity).map_err(|e| self.identity(e))
+    }
+
+    pub(crate) fn set_no_new_privs(&mut self) -> Result<(), StageFailure> {
+        identity::set_no_new_privs().map_err(|e| self.identity(e))
+    }
+
+    pub(crate) fn set_umask(&mut self) -> Result<(), StageFailure> {
+        identity::set_umask(&self.plan.identity);
+        Ok(())
+    }
 }
 
 /// Enters `process.cwd` through a descriptor resolved inside the container's
@@ -111,15 +145,17 @@ pub(crate) fn arm(
     stage: Stage,
 ) -> Result<(), StageFailure> {
     executor
-        .arm(&ExecContext::new(process, spec))
+        .arm(&ArmContext { process, spec })
         .map_err(|e| StageFailure::new(stage, "arm", None, error_chain(e.as_ref())))
 }
 
 /// Hands the process over to the executor. Nothing the runtime holds may reach
-/// the workload (every descriptor from 3+N is close-on-exec, the first N
-/// preserved ones are not), and the workload starts with the signal state a
-/// fresh program expects; an in-process init that is PID 1 reaps orphans from
-/// here on ([`super::orphans`]). Never returns.
+/// the workload: every descriptor from 3+N is close-on-exec, the first N
+/// preserved ones are not; the init's waiting handlers (`waiting`) are removed,
+/// with what they replaced put back; an in-process init that is PID 1 reaps
+/// orphans from here on ([`super::orphans`]). The executor gets that state as
+/// [`ExecContext::handover`] and changes the signals as its workload needs (a
+/// native one resets them for `execve`). Never returns.
 ///
 /// `barrier` is the init's start-barrier descriptor, its go byte still unread
 /// (None for an exec'd process): it tells `start` when the workload began
@@ -130,6 +166,7 @@ pub(crate) fn run(
     spec: &Spec,
     preserve_fds: u32,
     barrier: Option<OwnedFd>,
+    waiting: Option<WaitingHandlers>,
 ) -> ! {
     use std::os::fd::{AsFd, AsRawFd};
     let first_closed = 3 + preserve_fds as i32;
@@ -142,10 +179,19 @@ pub(crate) fn run(
         }
         let _ = crate::sys::fd::clear_cloexec(fd);
     }
-    let _ = crate::sys::signal::reset_for_workload();
-    super::orphans::reap_if_pid1(executor.as_ref());
+    if let Some(waiting) = waiting {
+        let _ = waiting.remove();
+    }
+    let releases_orphans = super::orphans::reap_if_pid1(executor.as_ref());
+    let handover = match Handover::measure(first_closed, releases_orphans) {
+        Ok(handover) => handover,
+        Err(e) => {
+            report_failure(&std::io::Error::other(format!("read the signal state: {}", e.desc())));
+            exit_now(EXEC_FAILED)
+        }
+    };
     let in_process = executor.runs_in_process();
-    let mut ctx = ExecContext::new(process, spec);
+    let mut ctx = ExecContext::new(process, spec, handover);
     // An executor that execs: the byte goes now, the descriptor with execve.
     let held = match barrier {
         Some(fd) if in_process => {

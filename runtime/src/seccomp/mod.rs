@@ -193,3 +193,12 @@ fn load_hint(source: &io::Error) -> &'static str {
 pub fn load(plan: &SeccompPlan) -> Result<Option<OwnedFd>, SeccompError> {
     sys::set_mode_filter(plan.flags, &plan.program).map_err(|source| SeccompError::Load { source })
 }
+
+/// Has `command` run its program under the plan's filter, loaded in the forked
+/// child right before `exec` (needs `no_new_privs` or `CAP_SYS_ADMIN`): a host
+/// command that sees what a process under the profile sees (a runtime started
+/// where `clone3` is refused, as under Docker's default profile). A notify
+/// descriptor, if the profile makes one, is not kept.
+pub fn load_before_exec(plan: &SeccompPlan, command: &mut std::process::Command) {
+    sys::set_mode_filter_before_exec(command, plan.flags, plan.program.clone());
+}

@@ -154,6 +154,25 @@ fn errno_rule_fails_mkdir_with_the_chosen_errno_and_nothing_else() {
 }
 
 #[test]
+fn a_command_runs_its_program_under_the_filter() {
+    // Loaded without no_new_privs, as a privileged caller does: needs root.
+    if !nix::unistd::geteuid().is_root() {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "loading a filter without no_new_privs needs root in CI");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new("/bin/mkdir");
+    command.arg(dir.path().join("denied"));
+    load_before_exec(&plan(&mkdir_profile("SCMP_ACT_ERRNO", r#","errnoRet":42"#)), &mut command);
+    let out = command.output().expect("run mkdir");
+    assert!(!out.status.success(), "{}", describe(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&CHOSEN.desc().to_string()), "{}", describe(&out));
+    assert!(!dir.path().join("denied").exists());
+    // This process is not filtered.
+    assert_eq!(mkdir(dir.path(), "allowed"), Ok(()));
+}
+
+#[test]
 fn errno_without_errno_ret_is_eperm() {
     let out = in_child("errno_without_errno_ret_is_eperm", "", |dir, _| {
         restrict(&plan(&mkdir_profile("SCMP_ACT_ERRNO", "")));

@@ -1,7 +1,14 @@
-//! The one home of raw syscalls and `unsafe`.
+//! The one home of raw syscalls and `unsafe`, private to the crate.
 //!
 //! Each function here is a narrow, safe wrapper: it takes owned or borrowed file
-//! descriptors and Rust types, and returns `std::io::Result`. Where `nix` covers a
+//! descriptors and Rust types, and returns `std::io::Result`. A wrapper whose
+//! soundness depends on the process (a fork needs a single thread) checks it
+//! when called ([`clone::single_threaded`]). What the CLI, the executors and
+//! the benches need is re-exported by the module that owns the concept
+//! (`crate::inroot`, `crate::kernel`, `crate::process::PidFd`,
+//! `crate::console`, `crate::container::parse_signal`,
+//! `crate::seccomp::load_before_exec`, `crate::executor`'s hand-over and
+//! worker). Where `nix` covers a
 //! call the rest of the crate uses `nix` directly; what `nix` lacks (fork-like
 //! `clone` with namespace flags, `openat2`, pidfds, `mount_setattr`, `open_tree`,
 //! `execveat` with the process's own environment, `close_range`, `bpf`, extended

@@ -106,6 +106,7 @@ pub fn open_peer(master: BorrowedFd<'_>) -> io::Result<OwnedFd> {
 }
 
 /// The number of the pty whose master is `master` (`/dev/pts/<n>`).
+#[cfg(test)]
 pub fn pty_number(master: BorrowedFd<'_>) -> io::Result<u32> {
     let mut n: libc::c_uint = 0;
     // SAFETY: TIOCGPTN writes one unsigned int through the pointer, which points

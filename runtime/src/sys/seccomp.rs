@@ -66,6 +66,19 @@ pub fn set_mode_filter(flags: u32, program: &[Instruction]) -> io::Result<Option
     Ok(None)
 }
 
+/// Has `command` install `program` as its seccomp filter between `fork` and
+/// `exec`, so the program it runs starts under it (with [`set_mode_filter`]'s
+/// needs: `no_new_privs` or `CAP_SYS_ADMIN`).
+pub fn set_mode_filter_before_exec(command: &mut std::process::Command, flags: u32, program: Vec<Instruction>) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before exec and makes one
+    // seccomp(2) call (async-signal-safe) on a program moved into the closure
+    // before the fork; it allocates nothing and takes no lock.
+    unsafe {
+        command.pre_exec(move || set_mode_filter(flags, &program).map(drop));
+    }
+}
+
 /// Whether the kernel accepts `flags` for `SECCOMP_SET_MODE_FILTER`. Installs
 /// nothing: the kernel checks the flags before it reads the (null) program, so a
 /// known set fails with `EFAULT` and an unknown one with `EINVAL`.

@@ -1,8 +1,12 @@
-//! Signal names as runc's command line takes them, the signal state a
-//! container process must start with, and the SIGCHLD disposition that lets the
-//! kernel reap an in-process init's orphans.
+//! Signal names as runc's command line takes them, and the primitives behind the
+//! signal state of a container process: handlers that end the process
+//! ([`exit_on`], for the init waiting at the start barrier and for a wasm
+//! guest), what is ignored and blocked, the reset a native program needs before
+//! `execve`, and the SIGCHLD disposition that lets the kernel reap an
+//! in-process init's orphans. The hand-over to the executor
+//! ([`crate::executor::Handover`]) is built from these.
 
-use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, sigprocmask};
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal, sigaction, sigprocmask};
 
 /// Parses `TERM`, `SIGTERM`, `sigterm` or `15` (as `runc kill` does).
 pub fn parse_signal(text: &str) -> Option<Signal> {
@@ -14,41 +18,131 @@ pub fn parse_signal(text: &str) -> Option<Signal> {
     name.parse().ok()
 }
 
-/// Gives the calling process the signal state a new program expects: nothing
-/// blocked and every disposition at its default. The runtime ignores SIGPIPE (the
-/// Rust runtime does so before `main`) and `run` blocks the signals it forwards;
-/// an ignored or blocked signal would otherwise survive `execve` into the workload.
-pub fn reset_for_workload() -> nix::Result<()> {
+/// The dispositions some signals had before a change, to put back with
+/// [`SavedDispositions::restore`].
+pub struct SavedDispositions {
+    saved: Vec<(Signal, SigAction)>,
+}
+
+impl std::fmt::Debug for SavedDispositions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let signals: Vec<Signal> = self.saved.iter().map(|(signal, _)| *signal).collect();
+        f.debug_struct("SavedDispositions").field("signals", &signals).finish()
+    }
+}
+
+impl SavedDispositions {
+    /// Reinstalls every saved disposition.
+    pub fn restore(self) -> nix::Result<()> {
+        for (signal, action) in &self.saved {
+            // SAFETY: `action` is what the kernel reported for this very signal
+            // when `exit_on` replaced it: a default or ignored disposition, or a
+            // handler of this process installed earlier (Rust's stack-overflow
+            // handler, the wasm engine's trap handlers), whose code stays loaded
+            // and which was sound to run before the change.
+            unsafe { sigaction(*signal, action) }?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether a signal's default action ends the process (everything but
+/// SIGCHLD, SIGCONT, SIGURG, SIGWINCH, the stop signals, SIGKILL and SIGSTOP,
+/// which cannot be caught).
+pub fn terminates_by_default(signal: Signal) -> bool {
+    !matches!(
+        signal,
+        Signal::SIGKILL
+            | Signal::SIGSTOP
+            | Signal::SIGCHLD
+            | Signal::SIGCONT
+            | Signal::SIGURG
+            | Signal::SIGWINCH
+            | Signal::SIGTSTP
+            | Signal::SIGTTIN
+            | Signal::SIGTTOU
+    )
+}
+
+/// Ends the process on each of `signals` with status 128+N (`_exit` in the
+/// handler, which is async-signal-safe and ends every thread at once). Returns
+/// what was there before, so that a caller that installs them for a while can
+/// put it back.
+pub fn exit_on(signals: impl IntoIterator<Item = Signal>) -> nix::Result<SavedDispositions> {
+    let action = SigAction::new(SigHandler::Handler(exit_with_signal), SaFlags::SA_RESTART, SigSet::all());
+    let mut saved = SavedDispositions { saved: Vec::new() };
+    for signal in signals {
+        // SAFETY: the handler only calls _exit, which is async-signal-safe and
+        // never returns, so it is sound whatever the interrupted code was doing.
+        match unsafe { sigaction(signal, &action) } {
+            Ok(old) => saved.saved.push((signal, old)),
+            Err(e) => {
+                // Leave nothing half-installed behind the error.
+                let _ = saved.restore();
+                return Err(e);
+            }
+        }
+    }
+    Ok(saved)
+}
+
+/// Gives every signal its default disposition and unblocks every signal in the
+/// calling thread: the signal state a new program expects from `execve`, which
+/// keeps ignored dispositions and the caller's mask (handlers it resets).
+/// Dispositions are the process's and `SIG_DFL` runs no code; the mask is the
+/// calling thread's, the one `execve` keeps: this holds whatever other threads
+/// exist.
+pub fn reset_all() -> nix::Result<()> {
     for signal in Signal::iterator() {
         if matches!(signal, Signal::SIGKILL | Signal::SIGSTOP) {
             continue;
         }
-        // SAFETY: installing SIG_DFL runs no handler code; the process is single-threaded.
+        // SAFETY: installing SIG_DFL runs no handler code.
         unsafe { nix::sys::signal::signal(signal, SigHandler::SigDfl) }?;
     }
     sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
 }
 
-/// While the init waits at the start barrier it is pid 1 of its namespace, where a
-/// signal without a handler is ignored even when sent from the host. So that
-/// `kill` of a created container works as it does for a running one, the waiting
-/// init ends on any signal whose default action would end a process, with status
-/// 128+N. [`reset_for_workload`] undoes this before the workload starts.
-pub fn exit_on_terminating_signals() -> nix::Result<()> {
-    use nix::sys::signal::{SaFlags, SigAction, sigaction};
-    let action = SigAction::new(SigHandler::Handler(exit_with_signal), SaFlags::empty(), SigSet::all());
+/// Gives each of `signals` its default disposition.
+pub fn set_default(signals: &SigSet) -> nix::Result<()> {
+    for signal in signals.iter() {
+        // SAFETY: installing SIG_DFL runs no handler code.
+        unsafe { nix::sys::signal::signal(signal, SigHandler::SigDfl) }?;
+    }
+    Ok(())
+}
+
+/// The signals whose disposition is `SIG_IGN` now (standard signals).
+pub fn ignored() -> nix::Result<SigSet> {
+    let mut ignored = SigSet::empty();
     for signal in Signal::iterator() {
-        let ignored_by_default = matches!(
-            signal,
-            Signal::SIGKILL | Signal::SIGSTOP | Signal::SIGCHLD | Signal::SIGCONT | Signal::SIGURG | Signal::SIGWINCH
-        ) || matches!(signal, Signal::SIGTSTP | Signal::SIGTTIN | Signal::SIGTTOU);
-        if ignored_by_default {
+        if matches!(signal, Signal::SIGKILL | Signal::SIGSTOP) {
             continue;
         }
-        // SAFETY: the handler only calls _exit, which is async-signal-safe.
-        unsafe { sigaction(signal, &action) }?;
+        // SAFETY: an all-zero sigaction is a valid value (SIG_DFL, empty mask).
+        let mut current: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: a null new action only reads the disposition into `current`,
+        // a live, writable sigaction.
+        if unsafe { libc::sigaction(signal as libc::c_int, std::ptr::null(), &mut current) } != 0 {
+            return Err(nix::errno::Errno::last());
+        }
+        if current.sa_sigaction == libc::SIG_IGN {
+            ignored.add(signal);
+        }
     }
-    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+    Ok(ignored)
+}
+
+/// The signals blocked in the calling thread.
+pub fn blocked() -> nix::Result<SigSet> {
+    let mut old = SigSet::empty();
+    sigprocmask(SigmaskHow::SIG_BLOCK, None, Some(&mut old))?;
+    Ok(old)
+}
+
+/// Unblocks `signals` in the calling thread.
+pub fn unblock(signals: &SigSet) -> nix::Result<()> {
+    sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(signals), None)
 }
 
 /// Has the kernel release this process's children the moment they end: SIGCHLD
@@ -77,8 +171,7 @@ pub fn reap_ended_children() -> usize {
 }
 
 extern "C" fn exit_with_signal(signal: libc::c_int) {
-    // SAFETY: _exit is async-signal-safe and never returns.
-    unsafe { libc::_exit(128 + signal) }
+    super::clone::exit_now(128 + signal)
 }
 
 #[cfg(test)]

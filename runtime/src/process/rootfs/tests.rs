@@ -41,7 +41,7 @@ fn run_then(test: &str, scenario: fn(&Path), cleanup: fn(&Path)) -> Option<tempf
     if let Some(role) = std::env::var_os(ROLE) {
         if role == OsStr::new(test) {
             let dir = PathBuf::from(std::env::var_os(DIR).expect("test dir in the environment"));
-            let status = fork_and_wait(|| {
+            let status = crate::sys::clone::fork_test_child(|| {
                 nix::sched::unshare(CloneFlags::CLONE_NEWNS).expect("unshare a mount namespace");
                 nix::mount::mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
                     .expect("make / rprivate");
@@ -71,21 +71,6 @@ fn run_then(test: &str, scenario: fn(&Path), cleanup: fn(&Path)) -> Option<tempf
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success() && text.contains("1 passed"), "child test {name} failed:\n{text}");
     Some(dir)
-}
-
-/// Forks (glibc's fork: a consistent malloc in the child), runs `f` in the
-/// child, which exits 0 if `f` returns and 1 if it panics; returns that code.
-fn fork_and_wait(f: impl FnOnce()) -> i32 {
-    // SAFETY: the process forking is the re-executed test binary, whose other
-    // thread (the harness's main) is blocked waiting for this test; the child
-    // only runs `f` and exits without returning into the harness.
-    match unsafe { nix::unistd::fork() }.expect("fork") {
-        nix::unistd::ForkResult::Child => {
-            let code = if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_ok() { 0 } else { 1 };
-            exit_now(code)
-        }
-        nix::unistd::ForkResult::Parent { child } => wait_code(child),
-    }
 }
 
 fn wait_code(child: nix::unistd::Pid) -> i32 {
