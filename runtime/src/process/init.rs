@@ -119,7 +119,12 @@ impl LinuxInit<'_> {
     }
 }
 
-impl ProcessSteps for LinuxInit<'_> {
+impl<'s> ProcessSteps for LinuxInit<'s> {
+    type Identity = Becoming<'s>;
+    fn identity(&mut self) -> &mut Self::Identity {
+        &mut self.becoming
+    }
+
     fn prepare_executor(&mut self) -> Result<bool, StageFailure> {
         let ends = self.ends.as_ref().expect("the channel is open until the commit");
         let rootfs_fd = self.rootfs_fd.take().expect("set by mount_rootfs");
@@ -147,10 +152,6 @@ impl ProcessSteps for LinuxInit<'_> {
         workload::apply_lsm_labels(&self.plan.process, Stage::Init)
     }
 
-    fn check_setgroups(&mut self) -> Result<(), StageFailure> {
-        self.becoming.check_setgroups()
-    }
-
     fn attach_terminal(&mut self) -> Result<(), StageFailure> {
         match self.console_socket.take() {
             Some(socket) => terminal::attach(socket, &self.plan.process, true, Stage::Init),
@@ -160,34 +161,6 @@ impl ProcessSteps for LinuxInit<'_> {
 
     fn enter_guest_view(&mut self) -> Result<(), StageFailure> {
         super::guest_view::enter(Stage::Init)
-    }
-
-    fn set_rlimits(&mut self) -> Result<(), StageFailure> {
-        self.becoming.set_rlimits()
-    }
-
-    fn enter_cwd(&mut self) -> Result<(), StageFailure> {
-        self.becoming.enter_cwd()
-    }
-
-    fn load_seccomp(&mut self) -> Result<(), StageFailure> {
-        self.becoming.load_seccomp()
-    }
-
-    fn set_user(&mut self) -> Result<(), StageFailure> {
-        self.becoming.set_user()
-    }
-
-    fn set_capabilities(&mut self) -> Result<(), StageFailure> {
-        self.becoming.set_capabilities()
-    }
-
-    fn set_no_new_privs(&mut self) -> Result<(), StageFailure> {
-        self.becoming.set_no_new_privs()
-    }
-
-    fn set_umask(&mut self) -> Result<(), StageFailure> {
-        self.becoming.set_umask()
     }
 
     fn arm_executor(&mut self) -> Result<(), StageFailure> {

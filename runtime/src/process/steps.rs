@@ -37,18 +37,32 @@ pub(crate) struct Shape {
 /// The steps that make this process the one `process` describes, after the
 /// container around it exists: shared by the init and every exec'd process.
 pub(crate) trait ProcessSteps {
+    /// The identity part, ordered by [`become_process`].
+    type Identity: IdentitySteps;
+    fn identity(&mut self) -> &mut Self::Identity;
     /// Resolves and opens the entrypoint (`Executor::prepare`); whether the
     /// workload runs in this process.
     fn prepare_executor(&mut self) -> Result<bool, StageFailure>;
     /// `process.apparmorProfile`, `process.selinuxLabel` (through the host's
     /// `/proc` for the init).
     fn lsm_labels(&mut self) -> Result<(), StageFailure>;
-    /// Reads whether `setgroups` is allowed, while `/proc` is still there.
-    fn check_setgroups(&mut self) -> Result<(), StageFailure>;
     /// The pty from the container's devpts, when `process.terminal`.
     fn attach_terminal(&mut self) -> Result<(), StageFailure>;
     /// The guest's view of the container's files: no procfs.
     fn enter_guest_view(&mut self) -> Result<(), StageFailure>;
+    /// `Executor::arm`: instantiates an in-process workload.
+    fn arm_executor(&mut self) -> Result<(), StageFailure>;
+    /// Lets the container see `/proc/self/exe` when that is harmless.
+    fn show_exe(&mut self) -> Result<(), StageFailure>;
+    /// Tells the caller it is ready and waits for its commit.
+    fn report_ready(&mut self) -> Result<(), StageFailure>;
+}
+
+/// The steps that give this process its identity, the same for the init and
+/// every exec'd process (`super::workload::Becoming` is the real one).
+pub(crate) trait IdentitySteps {
+    /// Reads whether `setgroups` is allowed, while `/proc` is still there.
+    fn check_setgroups(&mut self) -> Result<(), StageFailure>;
     fn set_rlimits(&mut self) -> Result<(), StageFailure>;
     fn enter_cwd(&mut self) -> Result<(), StageFailure>;
     /// `linux.seccomp`, when the spec has a profile.
@@ -59,12 +73,6 @@ pub(crate) trait ProcessSteps {
     fn set_capabilities(&mut self) -> Result<(), StageFailure>;
     fn set_no_new_privs(&mut self) -> Result<(), StageFailure>;
     fn set_umask(&mut self) -> Result<(), StageFailure>;
-    /// `Executor::arm`: instantiates an in-process workload.
-    fn arm_executor(&mut self) -> Result<(), StageFailure>;
-    /// Lets the container see `/proc/self/exe` when that is harmless.
-    fn show_exe(&mut self) -> Result<(), StageFailure>;
-    /// Tells the caller it is ready and waits for its commit.
-    fn report_ready(&mut self) -> Result<(), StageFailure>;
 }
 
 /// The init's own steps, around [`ProcessSteps`].
@@ -115,11 +123,11 @@ pub(crate) fn init(steps: &mut impl InitSteps, shape: Shape) -> Result<(), Stage
     // the read-only and masked paths, as runc orders it.
     steps.attach_terminal()?;
     steps.seal_rootfs()?;
-    steps.check_setgroups()?;
+    steps.identity().check_setgroups()?;
     if in_process && !shape.chroot {
         steps.enter_guest_view()?;
     }
-    become_process(steps, shape)?;
+    become_process(steps.identity(), shape)?;
     steps.arm_executor()?;
     steps.show_exe()?;
     steps.report_ready()?;
@@ -132,7 +140,7 @@ pub(crate) fn exec(steps: &mut impl ExecSteps, shape: Shape) -> Result<(), Stage
     steps.enter_root()?;
     let in_process = steps.prepare_executor()?;
     steps.lsm_labels()?;
-    steps.check_setgroups()?;
+    steps.identity().check_setgroups()?;
     if shape.chroot {
         if in_process {
             steps.enter_guest_view()?;
@@ -143,7 +151,7 @@ pub(crate) fn exec(steps: &mut impl ExecSteps, shape: Shape) -> Result<(), Stage
     if in_process && !shape.chroot {
         steps.enter_guest_view()?;
     }
-    become_process(steps, shape)?;
+    become_process(steps.identity(), shape)?;
     steps.arm_executor()?;
     steps.show_exe()?;
     steps.report_ready()
@@ -153,7 +161,7 @@ pub(crate) fn exec(steps: &mut impl ExecSteps, shape: Shape) -> Result<(), Stage
 /// earlier step needed, and the seccomp filter: last when `noNewPrivileges`
 /// is set; without it the kernel wants CAP_SYS_ADMIN to load a filter, so (as
 /// runc does) it goes in just before the capabilities are dropped.
-pub(crate) fn become_process(steps: &mut impl ProcessSteps, shape: Shape) -> Result<(), StageFailure> {
+pub(crate) fn become_process(steps: &mut impl IdentitySteps, shape: Shape) -> Result<(), StageFailure> {
     steps.set_rlimits()?;
     steps.enter_cwd()?;
     if !shape.no_new_privileges {
@@ -200,6 +208,10 @@ mod tests {
     }
 
     impl ProcessSteps for Recorder {
+        type Identity = Self;
+        fn identity(&mut self) -> &mut Self {
+            self
+        }
         fn prepare_executor(&mut self) -> Result<bool, StageFailure> {
             self.step("prepare")?;
             Ok(self.in_process)
@@ -207,14 +219,26 @@ mod tests {
         fn lsm_labels(&mut self) -> Result<(), StageFailure> {
             self.step("lsm")
         }
-        fn check_setgroups(&mut self) -> Result<(), StageFailure> {
-            self.step("setgroups?")
-        }
         fn attach_terminal(&mut self) -> Result<(), StageFailure> {
             self.step("terminal")
         }
         fn enter_guest_view(&mut self) -> Result<(), StageFailure> {
             self.step("guest view")
+        }
+        fn arm_executor(&mut self) -> Result<(), StageFailure> {
+            self.step("arm")
+        }
+        fn show_exe(&mut self) -> Result<(), StageFailure> {
+            self.step("show exe")
+        }
+        fn report_ready(&mut self) -> Result<(), StageFailure> {
+            self.step("ready")
+        }
+    }
+
+    impl IdentitySteps for Recorder {
+        fn check_setgroups(&mut self) -> Result<(), StageFailure> {
+            self.step("setgroups?")
         }
         fn set_rlimits(&mut self) -> Result<(), StageFailure> {
             self.step("rlimits")
@@ -236,15 +260,6 @@ mod tests {
         }
         fn set_umask(&mut self) -> Result<(), StageFailure> {
             self.step("umask")
-        }
-        fn arm_executor(&mut self) -> Result<(), StageFailure> {
-            self.step("arm")
-        }
-        fn show_exe(&mut self) -> Result<(), StageFailure> {
-            self.step("show exe")
-        }
-        fn report_ready(&mut self) -> Result<(), StageFailure> {
-            self.step("ready")
         }
     }
 

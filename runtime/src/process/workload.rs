@@ -76,18 +76,20 @@ impl<'p> Becoming<'p> {
     fn identity(&self, e: identity::IdentityError) -> StageFailure {
         self.fail("identity", e.errno(), format!("process.user: {e}"))
     }
+}
 
-    pub(crate) fn check_setgroups(&mut self) -> Result<(), StageFailure> {
+impl super::steps::IdentitySteps for Becoming<'_> {
+    fn check_setgroups(&mut self) -> Result<(), StageFailure> {
         self.setgroups_allowed =
             std::fs::read_to_string("/proc/self/setgroups").map(|s| s.trim() != "deny").unwrap_or(true);
         Ok(())
     }
 
-    pub(crate) fn set_rlimits(&mut self) -> Result<(), StageFailure> {
+    fn set_rlimits(&mut self) -> Result<(), StageFailure> {
         identity::apply_rlimits(&self.plan.identity.rlimits).map_err(|e| self.fail("rlimits", e.errno(), e.to_string()))
     }
 
-    pub(crate) fn enter_cwd(&mut self) -> Result<(), StageFailure> {
+    fn enter_cwd(&mut self) -> Result<(), StageFailure> {
         let cwd = &self.plan.cwd;
         enter_cwd(cwd).map_err(|e| {
             let msg = format!("process.cwd {}: {}", cwd.display(), crate::sys::errno_text(&e));
@@ -95,26 +97,26 @@ impl<'p> Becoming<'p> {
         })
     }
 
-    pub(crate) fn load_seccomp(&mut self) -> Result<(), StageFailure> {
+    fn load_seccomp(&mut self) -> Result<(), StageFailure> {
         if let Some(seccomp) = &self.plan.seccomp {
             self.notify = crate::seccomp::load(seccomp).map_err(|e| self.fail("seccomp", e.errno(), e.to_string()))?;
         }
         Ok(())
     }
 
-    pub(crate) fn set_user(&mut self) -> Result<(), StageFailure> {
+    fn set_user(&mut self) -> Result<(), StageFailure> {
         identity::set_user(&self.plan.identity, self.setgroups_allowed).map_err(|e| self.identity(e))
     }
 
-    pub(crate) fn set_capabilities(&mut self) -> Result<(), StageFailure> {
+    fn set_capabilities(&mut self) -> Result<(), StageFailure> {
         identity::set_capabilities(&self.plan.identity).map_err(|e| self.identity(e))
     }
 
-    pub(crate) fn set_no_new_privs(&mut self) -> Result<(), StageFailure> {
+    fn set_no_new_privs(&mut self) -> Result<(), StageFailure> {
         identity::set_no_new_privs().map_err(|e| self.identity(e))
     }
 
-    pub(crate) fn set_umask(&mut self) -> Result<(), StageFailure> {
+    fn set_umask(&mut self) -> Result<(), StageFailure> {
         identity::set_umask(&self.plan.identity);
         Ok(())
     }
