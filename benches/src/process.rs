@@ -82,7 +82,7 @@ pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 pub fn wait_or_kill(mut child: std::process::Child, timeout: Duration) -> anyhow::Result<ExitStatus> {
     let pid = Pid::from_raw(child.id() as i32);
     // The child is not reaped yet, so the pid is still its own.
-    let pidfd = amphi_runtime::process::PidFd::open(pid).context("pidfd_open")?;
+    let pidfd = amphi_runtime::PidFd::open(pid).context("pidfd_open")?;
     let deadline = Instant::now() + timeout;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());

@@ -13,7 +13,7 @@
 //! The commands that make a container process (`create`, `run`, `exec`) first
 //! make sure amphi runs from an image no container can write, re-executing
 //! itself from one if need be, before they log or open anything
-//! ([`amphi_runtime::process::exe_guard`]).
+//! ([`amphi_runtime::run_from_sealed_image`]).
 
 mod args;
 mod cache_location;
@@ -64,7 +64,7 @@ fn run_from_sealed_image() -> anyhow::Result<()> {
         .map(|arg| std::ffi::CString::new(arg.into_vec()))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|_| anyhow::anyhow!("an argument holds a NUL byte"))?;
-    amphi_runtime::process::exe_guard::run_from_sealed_image(&argv)?;
+    amphi_runtime::run_from_sealed_image(&argv)?;
     Ok(())
 }
 

@@ -21,16 +21,16 @@ use oci_spec::runtime::{
 };
 
 /// The `ociVersion` written by [`default_spec`], the version runc 1.1 writes.
-pub const OCI_VERSION: &str = "1.0.2-dev";
+pub(crate) const OCI_VERSION: &str = "1.0.2-dev";
 
 /// The hostname of the default spec.
-pub const HOSTNAME: &str = "amphi";
+pub(crate) const HOSTNAME: &str = "amphi";
 
 /// The `PATH` of the default process environment.
-pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub(crate) const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Paths the default spec masks (bind-mounts `/dev/null` or an empty tmpfs over).
-pub const MASKED_PATHS: &[&str] = &[
+pub(crate) const MASKED_PATHS: &[&str] = &[
     "/proc/acpi",
     "/proc/asound",
     "/proc/kcore",
@@ -44,7 +44,7 @@ pub const MASKED_PATHS: &[&str] = &[
 ];
 
 /// Paths the default spec remounts read-only.
-pub const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+pub(crate) const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
 /// The config of a container that runs `sh` on a terminal as root, with runc's
 /// default isolation: new pid, network, ipc, uts, mount and cgroup namespaces,
@@ -71,7 +71,7 @@ pub fn default_spec() -> Spec {
 /// (sysfs cannot be mounted without owning the network namespace), no `gid=`
 /// mount option (only one group is mapped) and no device cgroup rules (the
 /// runtime could not apply them).
-pub fn rootless_spec_for(host_uid: u32, host_gid: u32) -> Spec {
+pub(crate) fn rootless_spec_for(host_uid: u32, host_gid: u32) -> Spec {
     let mut spec = default_spec();
     if let Some(mounts) = spec.mounts_mut() {
         for mount in mounts.iter_mut() {

@@ -89,7 +89,9 @@ pub struct PrepareContext<'a> {
 /// process: a descriptor (`O_PATH`) and, for messages, its host path.
 #[derive(Debug)]
 pub struct HostDir {
+    /// The directory, opened `O_PATH`.
     pub fd: OwnedFd,
+    /// Its host path, for messages.
     pub path: PathBuf,
 }
 
@@ -171,7 +173,9 @@ pub struct CacheDirError(pub String);
 /// before the barrier.
 #[derive(Debug)]
 pub struct ArmContext<'a> {
+    /// The process to make ready (`HOME` filled in).
     pub process: &'a Process,
+    /// The container's spec.
     pub spec: &'a Spec,
 }
 
@@ -179,7 +183,9 @@ pub struct ArmContext<'a> {
 /// isolation step.
 #[derive(Debug)]
 pub struct ExecContext<'a> {
+    /// The process to run: the spec's, or the one `exec` was given.
     pub process: &'a Process,
+    /// The container's spec.
     pub spec: &'a Spec,
     /// Tells `start` that the workload began ([`WorkloadEntry`]); empty for a
     /// process exec'd into a running container.

@@ -6,12 +6,16 @@ use std::fmt;
 /// Why a container id was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum IdError {
+    /// The id is empty.
     #[error("container id is empty")]
     Empty,
+    /// The id is longer than 1024 bytes.
     #[error("container id {0:?} is too long (at most 1024 bytes)")]
     TooLong(String),
+    /// The id holds a character outside `[A-Za-z0-9_+.-]`.
     #[error("container id {0:?} is invalid: only letters, digits, '_', '+', '-' and '.' are allowed")]
     BadCharacter(String),
+    /// The id is `.` or `..`.
     #[error("container id {0:?} is invalid: it names a directory")]
     Dots(String),
 }
@@ -22,6 +26,7 @@ pub enum IdError {
 pub struct ContainerId(String);
 
 impl ContainerId {
+    /// Checks `id` against the rule above.
     pub fn new(id: &str) -> Result<Self, IdError> {
         if id.is_empty() {
             return Err(IdError::Empty);
@@ -39,6 +44,7 @@ impl ContainerId {
         Ok(Self(id.to_owned()))
     }
 
+    /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -53,23 +53,26 @@
 //! Raw syscalls and every `unsafe` block live in `sys`, which is private to
 //! this crate: the rest of the crate calls its safe wrappers, and what the CLI,
 //! the executors and the benches need of it is re-exported by the module that
-//! owns the concept ([`inroot`], [`kernel`], [`process::PidFd`],
-//! [`container::parse_signal`], [`console`]'s window size, the executor's
+//! owns the concept or at the root ([`inroot`], [`kernel`], [`PidFd`],
+//! [`container::parse_signal`], [`terminal`]'s window size, the executor's
 //! [`executor::Handover`] and [`executor::worker`]). A fork is refused in a
 //! multi-threaded process, checked when it is asked for.
 
-pub mod bundle;
-pub mod cgroups;
-pub mod console;
+// Every public item is documented.
+#![warn(missing_docs)]
+
+pub(crate) mod bundle;
+pub(crate) mod cgroups;
+pub(crate) mod console;
 pub mod container;
 pub mod default_spec;
 pub mod executor;
-pub mod hooks;
-pub mod id;
-pub mod mountinfo;
+pub(crate) mod hooks;
+pub(crate) mod id;
+pub(crate) mod mountinfo;
 pub mod plan;
-pub mod process;
-pub mod seccomp;
+pub(crate) mod process;
+pub(crate) mod seccomp;
 pub mod state;
 pub(crate) mod sys;
 pub mod timestamp;
@@ -87,7 +90,24 @@ pub mod kernel {
     pub use crate::sys::uts::kernel_version as version;
 }
 
-pub use bundle::Bundle;
+/// The pty calls a caller of a container with a terminal needs: its window
+/// size, and the master a console socket receives.
+pub mod terminal {
+    /// Reads one message from a console socket with the descriptors passed
+    /// along it, as a console socket's owner (containerd's shim) receives the
+    /// master.
+    pub use crate::sys::fd::recv_with_fds;
+    /// A terminal's window size and setting it (a host terminal's, a master's).
+    pub use crate::sys::pty::{WinSize, set_window_size};
+}
+
+pub use bundle::{Bundle, BundleError};
 pub use container::Error;
 pub use executor::Executor;
-pub use id::ContainerId;
+pub use id::{ContainerId, IdError};
+pub use process::barrier::WaitingHandlers;
+pub use process::exe_guard::{Image, ImageError, run_from_sealed_image};
+pub use seccomp::{SeccompPlan, load_before_exec};
+/// A process file descriptor: signal and wait for a process without racing
+/// against pid reuse.
+pub use sys::pidfd::PidFd;

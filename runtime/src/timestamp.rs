@@ -9,7 +9,7 @@ pub fn now() -> String {
 }
 
 /// Formats `time` as RFC 3339 in UTC with nanoseconds.
-pub fn format(time: SystemTime) -> String {
+pub(crate) fn format(time: SystemTime) -> String {
     let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);

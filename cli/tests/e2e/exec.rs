@@ -224,8 +224,8 @@ fn without_clone3(cmd: &mut std::process::Command) {
         "syscalls": [{"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::ENOSYS}]
     }))
     .expect("the profile parses");
-    let plan = amphi_runtime::seccomp::SeccompPlan::new(&profile).expect("the profile compiles");
-    amphi_runtime::seccomp::load_before_exec(&plan, cmd);
+    let plan = amphi_runtime::SeccompPlan::new(&profile).expect("the profile compiles");
+    amphi_runtime::load_before_exec(&plan, cmd);
 }
 
 #[test]

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use amphi_runtime::console::{WinSize, set_window_size};
+use amphi_runtime::terminal::{WinSize, set_window_size};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::termios::{self, LocalFlags};
 use serde_json::{Value, json};
@@ -70,7 +70,7 @@ impl ConsoleSocket {
         conn.set_nonblocking(false).expect("blocking connection");
         let mut name = [0u8; 4096];
         let (len, mut fds) =
-            amphi_runtime::console::recv_with_fds(conn.as_fd(), &mut name, 1).expect("receive the master");
+            amphi_runtime::terminal::recv_with_fds(conn.as_fd(), &mut name, 1).expect("receive the master");
         assert_eq!(fds.len(), 1, "one descriptor with the message");
         (String::from_utf8_lossy(&name[..len]).into_owned(), fds.remove(0))
     }

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use amphi_executors::cache::CacheConfig;
 use amphi_executors::wasm::WasmExecutor;
+use amphi_runtime::WaitingHandlers;
 use amphi_runtime::executor::{CacheDir, ExecContext, Executor, Handover, HostDir, PrepareContext};
-use amphi_runtime::process::barrier::WaitingHandlers;
 use oci_spec::runtime::{
     LinuxBuilder, LinuxMemoryBuilder, LinuxResourcesBuilder, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder,
     RootBuilder, Spec, SpecBuilder,

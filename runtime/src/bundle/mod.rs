@@ -43,16 +43,40 @@ use crate::plan::{self, SpecError};
 pub enum BundleError {
     /// The bundle directory cannot be used (it does not exist, is not a directory).
     #[error("bundle directory {}: {}", Shown(path), Errno(err))]
-    Dir { path: PathBuf, err: io::Error },
+    Dir {
+        /// The bundle directory.
+        path: PathBuf,
+        /// Why it cannot be used.
+        err: io::Error,
+    },
     /// `config.json` could not be opened or read; `op` is `open` or `read`.
     #[error("{op} {}: {}", Shown(path), Errno(err))]
-    Io { op: &'static str, path: PathBuf, err: io::Error },
+    Io {
+        /// The operation that failed: `open` or `read`.
+        op: &'static str,
+        /// The `config.json` path.
+        path: PathBuf,
+        /// Why it failed.
+        err: io::Error,
+    },
     /// `config.json` is empty.
     #[error("{}: the file is empty", Shown(path))]
-    Empty { path: PathBuf },
+    Empty {
+        /// The `config.json` path.
+        path: PathBuf,
+    },
     /// `config.json` is not JSON (malformed or truncated).
     #[error("{}: line {line}, column {column}: {msg}", Shown(path))]
-    Syntax { path: PathBuf, line: usize, column: usize, msg: String },
+    Syntax {
+        /// The `config.json` path.
+        path: PathBuf,
+        /// The line of the fault, from 1.
+        line: usize,
+        /// The column of the fault, from 1.
+        column: usize,
+        /// The parser's description of the fault.
+        msg: String,
+    },
     /// A field of `config.json`, named by its JSON path, is missing or wrong
     /// (the spec's rules, a value of the wrong type, what the host lacks).
     #[error(transparent)]
@@ -101,6 +125,7 @@ impl fmt::Display for Errno<'_> {
 pub struct Bundle {
     /// The bundle directory, absolute.
     pub dir: PathBuf,
+    /// The parsed and checked `config.json`.
     pub spec: Spec,
     /// `root.path` resolved against the bundle directory (absolute).
     pub rootfs: PathBuf,

@@ -84,7 +84,6 @@ pub use ownership::{Anchor, Mark};
 use removal::remove_made;
 
 pub use oom::OomWatch;
-pub use path::DEFAULT_PARENT;
 
 const CGROUP_PROCS: &str = "cgroup.procs";
 
@@ -280,6 +279,7 @@ impl Cgroup {
         &self.path
     }
 
+    #[cfg(test)]
     pub fn layout(&self) -> Layout {
         self.layout
     }
@@ -310,6 +310,7 @@ impl Cgroup {
     /// threadgroup lock for writing, which waits for an RCU grace period after
     /// a quiet spell: 5 to 15 ms on a small VM. A process amphi makes joins by
     /// itself instead ([`Cgroup::self_placement`]).
+    #[cfg(test)]
     pub fn add_process(&self, pid: Pid) -> Result<(), CgroupError> {
         let text = pid.to_string();
         for dir in self.dirs() {
@@ -354,6 +355,7 @@ impl Cgroup {
 
     /// Whether the cgroup is frozen (or freezing). A cgroup that does not exist
     /// is not frozen.
+    #[cfg(test)]
     pub fn is_frozen(&self) -> Result<bool, CgroupError> {
         self.freezer()?.is_frozen()
     }

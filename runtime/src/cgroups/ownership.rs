@@ -217,6 +217,7 @@ impl Cgroup {
 
     /// Whether process `pid` is in this cgroup or a cgroup below it
     /// ([`Anchor::holds`]).
+    #[cfg(test)]
     pub fn holds(&self, pid: Pid) -> Result<bool, CgroupError> {
         self.anchor().holds(pid)
     }

@@ -39,12 +39,6 @@ use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
 
 pub use relay::{HostConsole, relay};
 
-/// Reads one message from a console socket with the descriptors passed along
-/// it, as a console socket's owner (containerd's shim) receives the master.
-pub use crate::sys::fd::recv_with_fds;
-/// A terminal's window size and setting it (a host terminal's, a master's).
-pub use crate::sys::pty::{WinSize, set_window_size};
-
 /// The payload of the message that carries the master: its name, as runc sends
 /// it (go-runc makes an `os.File` with this name).
 pub const MASTER_NAME: &str = "/dev/ptmx";

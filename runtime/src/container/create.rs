@@ -23,11 +23,17 @@ use crate::sys::proc::ProcStat;
 /// The flags of `create` (and the create half of `run`).
 #[derive(Debug, Clone, Default)]
 pub struct CreateOptions {
+    /// `--pid-file`: where the init's pid is written, once created.
     pub pid_file: Option<PathBuf>,
+    /// `--console-socket`: where the pty master goes when `process.terminal` is set.
     pub console_socket: Option<PathBuf>,
+    /// `--no-pivot`: move the rootfs to `/` instead of `pivot_root`.
     pub no_pivot: bool,
+    /// `--no-new-keyring`: keep the caller's session keyring.
     pub no_new_keyring: bool,
+    /// `--preserve-fds N`: fds 3..3+N of the caller go to the container.
     pub preserve_fds: u32,
+    /// `--systemd-cgroup`: `linux.cgroupsPath` is `slice:prefix:name`.
     pub systemd_cgroup: bool,
     /// Socket activation (`LISTEN_FDS=N` in the caller's environment): fds
     /// 3..3+N go to the container before the `--preserve-fds` ones, and the
@@ -43,6 +49,7 @@ pub struct CreateOptions {
 /// A created container.
 #[derive(Debug)]
 pub struct Created {
+    /// The init's pid.
     pub pid: Pid,
 }
 
@@ -244,7 +251,7 @@ fn later_hooks(spec: &Spec) -> Option<Hooks> {
 /// Socket activation: `LISTEN_FDS=n` and `LISTEN_PID=1` (the process is pid 1
 /// of its namespace, or at least the one the fds are for), replacing any the
 /// spec had.
-pub fn add_listen_fds_env(process: &mut Process, n: u32) {
+pub(crate) fn add_listen_fds_env(process: &mut Process, n: u32) {
     let mut env: Vec<String> = process
         .env()
         .clone()

@@ -26,9 +26,12 @@ use crate::state::{Store, Verb};
 /// One event, as runc prints it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Event {
+    /// The event's type (`stats`, `oom`).
     #[serde(rename = "type")]
     pub kind: &'static str,
+    /// The container's id.
     pub id: String,
+    /// The statistics of a `stats` event.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data: Option<Stats>,
 }
@@ -36,10 +39,15 @@ pub struct Event {
 /// runc's `types.Stats` (the parts a cgroup can tell).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Stats {
+    /// CPU usage and throttling.
     pub cpu: Cpu,
+    /// Memory usage and limits.
     pub memory: Memory,
+    /// The number of processes and their limit.
     pub pids: Pids,
+    /// Block I/O counters.
     pub blkio: Blkio,
+    /// Huge page usage, by page size.
     pub hugetlb: HashMap<String, Hugetlb>,
 }
 

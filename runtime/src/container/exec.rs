@@ -26,20 +26,29 @@ use crate::state::{ContainerState, Record, Status, Store, Verb};
 pub struct ExecOptions {
     /// A whole Process (`--process FILE`).
     pub process: Option<Process>,
+    /// The command and its arguments, when there is no `--process`.
     pub args: Vec<String>,
     /// `KEY=VALUE` entries added to (or replacing) the container's env.
     pub env: Vec<String>,
+    /// `--cwd`: the working directory in the container.
     pub cwd: Option<PathBuf>,
     /// `--user UID[:GID]`.
     pub user: Option<(u32, Option<u32>)>,
+    /// `--additional-gids`.
     pub additional_gids: Vec<u32>,
     /// Capabilities added to every set (`CAP_NET_ADMIN` or `NET_ADMIN`).
     pub caps: Vec<String>,
+    /// `--no-new-privs`.
     pub no_new_privs: bool,
+    /// `--tty`: the process gets a pty.
     pub tty: bool,
+    /// `--detach`: return once the process runs instead of waiting for it.
     pub detach: bool,
+    /// `--pid-file`: where the process's pid is written.
     pub pid_file: Option<PathBuf>,
+    /// `--console-socket`: where the pty master goes with `--tty`.
     pub console_socket: Option<PathBuf>,
+    /// `--preserve-fds N`: fds 3..3+N of the caller go to the process.
     pub preserve_fds: u32,
     /// Where the executor's cache directory comes from, if it asks.
     pub cache_dir: crate::executor::CacheDirSource,
@@ -197,7 +206,7 @@ pub fn exec(store: &Store, id: &ContainerId, options: &ExecOptions, choose: Choo
 }
 
 /// The container's process changed as runc's `exec` flags change it.
-pub fn exec_process(base: &Process, options: &ExecOptions) -> Result<Process, Error> {
+pub(crate) fn exec_process(base: &Process, options: &ExecOptions) -> Result<Process, Error> {
     let mut process = base.clone();
     process.set_args(Some(options.args.clone()));
     process.set_terminal(Some(options.tty));

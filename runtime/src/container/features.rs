@@ -18,13 +18,13 @@ use crate::hooks::HookKind;
 use crate::sys::seccomp as sys_seccomp;
 
 /// The oldest spec version amphi runs (the major version must be 1).
-pub const OCI_VERSION_MIN: &str = "1.0.0";
+pub(crate) const OCI_VERSION_MIN: &str = "1.0.0";
 /// The spec version amphi implements.
-pub const OCI_VERSION_MAX: &str = "1.2.1";
+pub(crate) const OCI_VERSION_MAX: &str = "1.2.1";
 
 /// The mount options amphi recognizes (filesystem data such as `mode=755` is
 /// passed through as well and is not listed, as the spec asks).
-pub const MOUNT_OPTIONS: &[&str] = &[
+pub(crate) const MOUNT_OPTIONS: &[&str] = &[
     "acl",
     "async",
     "atime",

@@ -12,6 +12,8 @@ use crate::cgroups::CgroupError;
 use crate::id::ContainerId;
 use crate::state::{Record, Status, Store, Verb};
 
+/// `kill`: sends `signal` to the container's init, or with `all` to every
+/// process of its cgroup.
 pub fn kill(store: &Store, id: &ContainerId, signal: Signal, all: bool) -> Result<(), Error> {
     // `kill --all` also reaches what is left in the cgroup once the init has
     // exited (a pod with shareProcessNamespace: [`Status::permits`]).

@@ -6,8 +6,15 @@ use crate::state::{ContainerState, StateError, Store};
 /// One row of `list`: a container's state, or why it could not be read.
 #[derive(Debug)]
 pub enum ListEntry {
+    /// The container's state.
     Ok(ContainerState),
-    Unreadable { id: String, error: StateError },
+    /// A container whose state could not be read.
+    Unreadable {
+        /// The container's id (its directory's name).
+        id: String,
+        /// Why its state could not be read.
+        error: StateError,
+    },
 }
 
 /// Lists containers without taking their locks: a container being created or

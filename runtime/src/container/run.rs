@@ -18,6 +18,7 @@ use crate::state::Store;
 /// The flags of `run` beyond those of `create`.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
+    /// The flags `run` shares with `create`.
     pub create: CreateOptions,
     /// Return once the container runs, leaving it to whoever reaps it.
     pub detach: bool,

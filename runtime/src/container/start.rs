@@ -22,6 +22,8 @@ use crate::id::ContainerId;
 use crate::process::barrier::{self, LiftError, Outcome};
 use crate::state::{OciState, Status, Store, Verb};
 
+/// `start`: lifts the start barrier of a created container, so its init runs the
+/// workload, then runs the poststart hooks.
 pub fn start(store: &Store, id: &ContainerId) -> Result<(), Error> {
     let super::open::Opened { locked, record, .. } = store.open(id, Verb::Start)?;
     let poststart = record.hooks.as_ref().map_or(&[][..], |h| HookKind::Poststart.list(h));

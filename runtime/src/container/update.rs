@@ -10,15 +10,25 @@ use crate::state::{Store, Verb};
 /// `--resources` (memory values in bytes, `-1` for unlimited).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ResourceFlags {
+    /// `--memory`.
     pub memory: Option<i64>,
+    /// `--memory-swap`.
     pub memory_swap: Option<i64>,
+    /// `--memory-reservation`.
     pub memory_reservation: Option<i64>,
+    /// `--cpu-share`.
     pub cpu_shares: Option<u64>,
+    /// `--cpu-quota` (microseconds per period).
     pub cpu_quota: Option<i64>,
+    /// `--cpu-period` (microseconds).
     pub cpu_period: Option<u64>,
+    /// `--cpuset-cpus`.
     pub cpuset_cpus: Option<String>,
+    /// `--cpuset-mems`.
     pub cpuset_mems: Option<String>,
+    /// `--pids-limit`.
     pub pids_limit: Option<i64>,
+    /// `--blkio-weight`.
     pub blkio_weight: Option<u16>,
 }
 

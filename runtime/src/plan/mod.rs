@@ -24,14 +24,14 @@
 //! that both call. `exec` puts its process through [`process::check`] and
 //! [`ProcessPlan::new`], as `create` does.
 
-pub mod hooks;
-pub mod identity;
-pub mod mounts;
-pub mod namespaces;
+pub(crate) mod hooks;
+pub(crate) mod identity;
+pub(crate) mod mounts;
+pub(crate) mod namespaces;
 pub mod process;
-pub mod resources;
-pub mod sysctl;
-pub mod version;
+pub(crate) mod resources;
+pub(crate) mod sysctl;
+pub(crate) mod version;
 
 #[cfg(test)]
 mod tests;
@@ -40,21 +40,23 @@ use std::path::{Component, Path, PathBuf};
 
 use oci_spec::runtime::Spec;
 
-pub use identity::IdentityPlan;
-pub use mounts::{MountContext, RootfsPlan};
-pub use namespaces::NamespacePlan;
-pub use process::ProcessPlan;
+pub(crate) use identity::IdentityPlan;
+pub(crate) use mounts::{MountContext, RootfsPlan};
+pub(crate) use namespaces::NamespacePlan;
+pub(crate) use process::ProcessPlan;
 
 /// A spec field that is refused, named by its path in config.json (`process.env[1]`).
 #[derive(Debug, thiserror::Error)]
 #[error("config.json: {field}: {reason}")]
 pub struct SpecError {
+    /// The field's path in config.json (`process.env[1]`).
     pub field: String,
+    /// Why it is refused.
     pub reason: String,
 }
 
 impl SpecError {
-    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub(crate) fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Self { field: field.into(), reason: reason.into() }
     }
 }
@@ -79,7 +81,7 @@ pub(crate) fn clean_absolute(path: &Path) -> PathBuf {
 /// The rules that need nothing but the spec, section by section in a fixed
 /// order (so the first refusal of a bundle with several faults is always the
 /// same one). Returns `root.path`.
-pub fn check(spec: &Spec) -> Result<&Path, SpecError> {
+pub(crate) fn check(spec: &Spec) -> Result<&Path, SpecError> {
     version::check(spec.version())?;
     let root = spec.root().as_ref().ok_or_else(|| SpecError::new("root", "missing"))?;
     if root.path().as_os_str().is_empty() {
@@ -105,7 +107,7 @@ pub fn check(spec: &Spec) -> Result<&Path, SpecError> {
 
 /// Everything the container's init will do, decided up front.
 #[derive(Debug, Clone)]
-pub struct ContainerPlan {
+pub(crate) struct ContainerPlan {
     pub namespaces: NamespacePlan,
     pub rootfs: RootfsPlan,
     /// Who the init becomes after the container is built.

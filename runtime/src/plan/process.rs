@@ -16,7 +16,7 @@ use crate::seccomp::SeccompPlan;
 use crate::sys::pty::WinSize;
 
 #[derive(Debug, Clone)]
-pub struct ProcessPlan {
+pub(crate) struct ProcessPlan {
     /// The cwd inside the container (absolute).
     pub cwd: PathBuf,
     pub identity: IdentityPlan,
@@ -51,7 +51,7 @@ impl ProcessPlan {
 }
 
 /// The spec's `process`, which `create` needs.
-pub fn of(spec: &Spec) -> Result<&Process, SpecError> {
+pub(crate) fn of(spec: &Spec) -> Result<&Process, SpecError> {
     spec.process().as_ref().ok_or_else(|| SpecError::new("process", "missing (create needs a process to run)"))
 }
 
@@ -88,7 +88,7 @@ pub fn check(p: &Process) -> Result<(), SpecError> {
 
 /// `KEY=VALUE` entries, as `execve` and the WASI context need them (`field` is
 /// the list: `process.env`, or a hook's `env`).
-pub fn env(field: &str, entries: &[String]) -> Result<(), SpecError> {
+pub(crate) fn env(field: &str, entries: &[String]) -> Result<(), SpecError> {
     for (i, entry) in entries.iter().enumerate() {
         let reason = match entry.split_once('=') {
             None => format!("{entry:?} is not KEY=VALUE (no \"=\")"),

@@ -93,18 +93,6 @@ impl<M: DeserializeOwned> Receiver<M> {
     }
 }
 
-impl<M> Sender<M> {
-    pub fn raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
-    }
-}
-
-impl<M> Receiver<M> {
-    pub fn raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

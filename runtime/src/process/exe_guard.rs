@@ -121,12 +121,24 @@ const SEALS: SealFlag =
 /// Why amphi could not run from a protected image.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
+    /// A step on amphi's own binary failed.
     #[error("{step} {OWN_EXE}: {source}")]
-    Own { step: &'static str, source: io::Error },
+    Own {
+        /// The call or step that failed (`open_tree`, `copy`, `execveat`, ...).
+        step: &'static str,
+        /// Why it failed.
+        source: io::Error,
+    },
+    /// Neither protected image could be made.
     #[error(
         "cannot protect amphi's binary from its containers (CVE-2019-5736): read-only mount of {OWN_EXE}: {mount}; sealed copy: {copy}"
     )]
-    Unprotected { mount: String, copy: String },
+    Unprotected {
+        /// Why the read-only mount failed.
+        mount: String,
+        /// Why the sealed copy failed.
+        copy: String,
+    },
 }
 
 /// How the process runs, once [`run_from_sealed_image`] returned.

@@ -39,10 +39,6 @@ mod steps;
 mod terminal;
 mod workload;
 
-/// A process file descriptor: signal and wait for a process without racing
-/// against pid reuse.
-pub use crate::sys::pidfd::PidFd;
-
 use serde::{Deserialize, Serialize};
 
 /// Which stage failed.

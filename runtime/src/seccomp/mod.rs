@@ -46,8 +46,8 @@
 //!
 //! A name no architecture has is an error; a name some architecture has is
 //! used, and matches nothing where the call does not exist; a real Linux call
-//! that the linked libseccomp is too old to know is skipped (listed by
-//! [`SeccompPlan::skipped_syscalls`] and logged), as runc skips what its
+//! that the linked libseccomp is too old to know is skipped (and logged
+//! when the plan is made), as runc skips what its
 //! libseccomp cannot resolve. See [`names`].
 //!
 //! ## What this module must never do
@@ -123,6 +123,7 @@ impl SeccompPlan {
 
     /// Whether the profile has an `SCMP_ACT_NOTIFY` rule: [`load`] then returns
     /// a descriptor that must reach [`Self::listener`].
+    #[cfg(test)]
     pub fn uses_notify(&self) -> bool {
         self.flags & sys::FLAG_NEW_LISTENER != 0
     }
@@ -133,13 +134,9 @@ impl SeccompPlan {
     }
 
     /// Syscall names left out because the linked libseccomp does not know them.
+    #[cfg(test)]
     pub fn skipped_syscalls(&self) -> &[String] {
         &self.skipped
-    }
-
-    /// The length of the compiled program, in BPF instructions.
-    pub fn instructions(&self) -> usize {
-        self.program.len()
     }
 }
 

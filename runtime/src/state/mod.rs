@@ -24,7 +24,7 @@
 
 pub(crate) mod atomic;
 mod dir;
-pub mod oci;
+pub(crate) mod oci;
 mod record;
 mod status;
 
@@ -32,30 +32,56 @@ use std::fs;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use nix::fcntl::{Flock, FlockArg};
 
-pub use dir::ContainerDir;
+pub(crate) use dir::ContainerDir;
 pub use oci::{ContainerState, OciState};
-pub use record::{Record, RecordedCgroup};
-pub use status::{Status, Verb};
+pub(crate) use record::Record;
+pub use status::Status;
+pub(crate) use status::Verb;
 
 use crate::id::ContainerId;
 
 /// Errors of the state store, each naming the container or file.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
+    /// The state root cannot be made or read.
     #[error("state directory {path}: {source}")]
-    Root { path: PathBuf, source: io::Error },
+    Root {
+        /// The state root.
+        path: PathBuf,
+        /// Why it failed.
+        source: io::Error,
+    },
+    /// `create` of an id that has a state directory already.
     #[error("container id {0} is already in use")]
     InUse(ContainerId),
+    /// No container of that id.
     #[error("container {0} does not exist")]
     NotFound(ContainerId),
+    /// A file of the container's directory failed.
     #[error("container {id}: {path}: {source}")]
-    Io { id: ContainerId, path: PathBuf, source: io::Error },
+    Io {
+        /// The container.
+        id: ContainerId,
+        /// The file.
+        path: PathBuf,
+        /// Why it failed.
+        source: io::Error,
+    },
+    /// The container's record is not valid JSON of a record.
     #[error("container {id}: corrupt state file {path}: {source}")]
-    Corrupt { id: ContainerId, path: PathBuf, source: serde_json::Error },
+    Corrupt {
+        /// The container.
+        id: ContainerId,
+        /// The record's path.
+        path: PathBuf,
+        /// Why it could not be read.
+        source: serde_json::Error,
+    },
+    /// The container's directory exists but its record is not written yet.
     #[error("container {0} is still being created")]
     Creating(ContainerId),
 }
@@ -72,17 +98,18 @@ impl Store {
         Self { root: root.into() }
     }
 
-    pub fn root(&self) -> &Path {
+    #[cfg(test)]
+    pub(crate) fn root(&self) -> &std::path::Path {
         &self.root
     }
 
-    pub fn dir_of(&self, id: &ContainerId) -> ContainerDir {
+    pub(crate) fn dir_of(&self, id: &ContainerId) -> ContainerDir {
         ContainerDir::new(self.root.join(id.as_str()))
     }
 
     /// Reserves `id` for a new container: makes its directory (failing if it
     /// exists) and locks it.
-    pub fn reserve(&self, id: &ContainerId) -> Result<Locked, StateError> {
+    pub(crate) fn reserve(&self, id: &ContainerId) -> Result<Locked, StateError> {
         let root_err = |source| StateError::Root { path: self.root.clone(), source };
         if !self.root.is_dir() {
             fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.root).map_err(root_err)?;
@@ -104,12 +131,12 @@ impl Store {
     }
 
     /// Locks an existing container, waiting for a command that holds it.
-    pub fn lock(&self, id: &ContainerId) -> Result<Locked, StateError> {
+    pub(crate) fn lock(&self, id: &ContainerId) -> Result<Locked, StateError> {
         Locked::acquire(id, self.dir_of(id))
     }
 
     /// The ids of every container directory, sorted.
-    pub fn ids(&self) -> Result<Vec<ContainerId>, StateError> {
+    pub(crate) fn ids(&self) -> Result<Vec<ContainerId>, StateError> {
         let entries = match fs::read_dir(&self.root) {
             Ok(entries) => entries,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -125,14 +152,14 @@ impl Store {
     }
 
     /// Reads a container's record without taking its lock (for `list`).
-    pub fn read_unlocked(&self, id: &ContainerId) -> Result<Record, StateError> {
+    pub(crate) fn read_unlocked(&self, id: &ContainerId) -> Result<Record, StateError> {
         read_record(id, &self.dir_of(id))
     }
 }
 
 /// A container directory held under its exclusive lock. Dropping it unlocks.
 #[derive(Debug)]
-pub struct Locked {
+pub(crate) struct Locked {
     id: ContainerId,
     dir: ContainerDir,
     lock: Flock<OwnedFd>,

@@ -20,21 +20,26 @@ use super::{Record, Status};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OciState {
+    /// The runtime-spec version of the bundle.
     pub oci_version: String,
+    /// The container's id.
     pub id: String,
+    /// The container's status, read from its live process.
     pub status: Status,
     /// The init's pid in the runtime's pid namespace; None before the init
     /// exists and once it has stopped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pid: Option<i32>,
+    /// The bundle directory, absolute.
     pub bundle: PathBuf,
+    /// The spec's annotations.
     #[serde(skip_serializing_if = "HashMap::is_empty")]
     pub annotations: HashMap<String, String>,
 }
 
 impl OciState {
     /// The state of a recorded container with `status`.
-    pub fn of(record: &Record, status: Status) -> Self {
+    pub(crate) fn of(record: &Record, status: Status) -> Self {
         Self {
             oci_version: record.oci_version.clone(),
             id: record.id.clone(),
@@ -59,7 +64,7 @@ impl OciState {
     }
 
     /// The runtime-spec JSON, as hooks read it on stdin.
-    pub fn to_json(&self) -> String {
+    pub(crate) fn to_json(&self) -> String {
         // A struct of strings, numbers and a string map always serializes.
         serde_json::to_string(self).unwrap_or_default()
     }
@@ -69,7 +74,9 @@ impl OciState {
 /// seccomp listener receives. Serialized as runc does (the module docs).
 #[derive(Debug, Clone)]
 pub struct ContainerState {
+    /// The runtime-spec state.
     pub state: OciState,
+    /// The container's rootfs, absolute.
     pub rootfs: PathBuf,
     /// RFC 3339, when `create` finished.
     pub created: String,
@@ -79,7 +86,7 @@ pub struct ContainerState {
 
 impl ContainerState {
     /// The state of a recorded container with `status`.
-    pub fn of(record: &Record, status: Status) -> Self {
+    pub(crate) fn of(record: &Record, status: Status) -> Self {
         Self {
             state: OciState::of(record, status),
             rootfs: record.rootfs.clone(),

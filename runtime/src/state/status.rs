@@ -21,7 +21,7 @@ pub enum Status {
 }
 
 impl Status {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Status::Creating => "creating",
             Status::Created => "created",
@@ -32,7 +32,7 @@ impl Status {
     }
 
     /// Whether `verb` may act on a container with this status.
-    pub fn permits(self, verb: Verb) -> bool {
+    pub(crate) fn permits(self, verb: Verb) -> bool {
         use Status::*;
         match verb {
             Verb::State | Verb::Ps | Verb::ForceDelete => true,
@@ -56,7 +56,7 @@ impl Status {
 
 /// What a command does to one container, as far as its status is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verb {
+pub(crate) enum Verb {
     State,
     Start,
     Kill,
@@ -77,7 +77,7 @@ pub enum Verb {
 
 impl Verb {
     /// The verb in "cannot … it".
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Verb::State => "read the state of",
             Verb::Start => "start",
@@ -94,7 +94,7 @@ impl Verb {
     }
 
     /// What the refusal adds after "cannot … it".
-    pub fn hint(self) -> &'static str {
+    pub(crate) fn hint(self) -> &'static str {
         match self {
             Verb::Delete => " without --force",
             _ => "",

@@ -34,7 +34,9 @@ pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, flags: OFlag) -> io::Resu
 /// (`fstat` and `fstatfs` of a descriptor).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileKind {
+    /// The device of the filesystem the file is on (`st_dev`).
     pub dev: u64,
+    /// The inode number (`st_ino`).
     pub ino: u64,
     /// The whole `st_mode` (type and permission bits).
     pub mode: u32,
@@ -52,14 +54,17 @@ impl FileKind {
         Ok(Self { dev: st.st_dev, ino: st.st_ino, mode: st.st_mode, rdev: st.st_rdev, fs_type: fs.filesystem_type() })
     }
 
+    /// The file type bits of the mode (`S_IFMT`).
     pub fn file_type(&self) -> SFlag {
         SFlag::from_bits_truncate(self.mode) & SFlag::S_IFMT
     }
 
+    /// Whether it is a regular file.
     pub fn is_regular(&self) -> bool {
         self.file_type() == SFlag::S_IFREG
     }
 
+    /// Whether it is a character device.
     pub fn is_char_device(&self) -> bool {
         self.file_type() == SFlag::S_IFCHR
     }

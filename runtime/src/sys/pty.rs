@@ -20,7 +20,9 @@ use super::inroot::{FileKind, VerifiedOpenError, open_verified_in_root};
 /// A terminal's window size, in character cells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WinSize {
+    /// Rows of character cells.
     pub rows: u16,
+    /// Columns of character cells.
     pub cols: u16,
 }
 

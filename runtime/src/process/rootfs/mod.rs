@@ -193,6 +193,7 @@ pub fn prepare(plan: &RootfsPlan) -> Result<OwnedFd, RootfsError> {
 
 /// Moves the process into the prepared rootfs and protects it: [`pivot`], then
 /// [`seal`].
+#[cfg(test)]
 pub fn enter(plan: &RootfsPlan) -> Result<(), RootfsError> {
     pivot(plan)?;
     seal(plan)
