@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::plan::ContainerPlan;
+use crate::plan::tests::merge;
 
 /// `config.json` as `runc spec` (1.1) writes it: a typical bundle.
 const RUNC_SPEC: &str = include_str!("testdata/runc-spec.json");
@@ -46,21 +47,6 @@ impl TestBundle {
         let err = self.error();
         assert!(err.starts_with(&format!("config.json: {field}: ")), "expected field {field}: {err}");
         err
-    }
-}
-
-fn merge(base: &mut Value, patch: Value) {
-    match (base, patch) {
-        (Value::Object(b), Value::Object(p)) => {
-            for (k, v) in p {
-                if v.is_null() {
-                    b.remove(&k);
-                } else {
-                    merge(b.entry(k).or_insert(Value::Null), v);
-                }
-            }
-        }
-        (b, p) => *b = p,
     }
 }
 

@@ -34,7 +34,7 @@ pub(crate) mod sysctl;
 pub(crate) mod version;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::path::{Component, Path, PathBuf};
 

@@ -21,7 +21,9 @@ fn spec_with(patch: Value) -> Spec {
     serde_json::from_value(base).unwrap()
 }
 
-fn merge(base: &mut Value, patch: Value) {
+/// Merges `patch` into `base` (a null removes the key): how the spec tests
+/// of this crate write a spec as a default one plus a change.
+pub(crate) fn merge(base: &mut Value, patch: Value) {
     match (base, patch) {
         (Value::Object(b), Value::Object(p)) => {
             for (k, v) in p {
