@@ -31,6 +31,9 @@ pub struct EngineSettings {
     pub memory_ceiling: Option<u64>,
     /// The soft `RLIMIT_AS` the process will run under, if any.
     pub address_space: Option<u64>,
+    /// Compile with epoch checks, for a service's request timeout
+    /// ([`serves_http`]); a command is compiled without them.
+    pub epoch_interruption: bool,
 }
 
 impl EngineSettings {
@@ -66,7 +69,7 @@ impl EngineSettings {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        Self { memory_ceiling, address_space }
+        Self { memory_ceiling, address_space, epoch_interruption: false }
     }
 
     /// The engine configuration. Compilation is single-threaded: `prepare` runs in
@@ -79,6 +82,7 @@ impl EngineSettings {
         config.parallel_compilation(false);
         config.cranelift_opt_level(OptLevel::Speed);
         config.wasm_component_model(true);
+        config.epoch_interruption(self.epoch_interruption);
         if let Some(address_space) = self.address_space {
             config.memory_reservation(0);
             config.memory_guard_size(0);
@@ -132,6 +136,43 @@ pub fn detect(bytes: &[u8]) -> Option<Format> {
         }
     }
     rest.starts_with('(').then_some(Format::Text)
+}
+
+/// Whether `bytes` (binary or text) is a component that is a service: it
+/// exports `wasi:http/incoming-handler` and not `wasi:cli/run`
+/// ([`super::service`]). Read before compiling, since a service is compiled
+/// with epoch checks; anything unreadable is "no" (compiling reports it).
+pub fn serves_http(bytes: &[u8]) -> bool {
+    let text;
+    let bytes = match detect(bytes) {
+        Some(Format::Component) => bytes,
+        Some(Format::Text) => match wat::parse_bytes(bytes) {
+            Ok(binary) => {
+                text = binary.into_owned();
+                &text[..]
+            }
+            Err(_) => return false,
+        },
+        _ => return false,
+    };
+    let mut exports = Vec::new();
+    // Nested modules and components have their own sections: only the outer
+    // component's exports count.
+    let mut depth = 0usize;
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        match payload {
+            Ok(wasmparser::Payload::ModuleSection { .. } | wasmparser::Payload::ComponentSection { .. }) => depth += 1,
+            Ok(wasmparser::Payload::End(_)) => depth = depth.saturating_sub(1),
+            Ok(wasmparser::Payload::ComponentExportSection(section)) if depth == 0 => {
+                for export in section.into_iter().flatten() {
+                    exports.push(export.name.name.to_owned());
+                }
+            }
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+    }
+    super::service::is_service(&exports)
 }
 
 /// A compiled program, ready to link.

@@ -57,6 +57,7 @@
 
 pub mod engine;
 pub mod run;
+pub mod service;
 pub mod signals;
 pub mod wasi;
 
@@ -65,7 +66,9 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use amphi_runtime::executor::{ArmContext, ExecContext, Executor, ExecutorError, PrepareContext, WorkloadEntry};
+use amphi_runtime::executor::{
+    ArmContext, ExecContext, Executor, ExecutorError, Handover, PrepareContext, WorkloadEntry,
+};
 use amphi_runtime::inroot::open_in_root;
 use nix::fcntl::OFlag;
 use oci_spec::runtime::Process;
@@ -73,6 +76,7 @@ use oci_spec::runtime::Process;
 use crate::cache::{Cache, CacheError};
 use engine::{CacheOutcome, EngineSettings};
 use run::Linked;
+use service::Service;
 use wasi::Preopen;
 
 pub use run::TRAP_STATUS;
@@ -111,6 +115,12 @@ pub enum WasmError {
     Signals { source: nix::Error },
     #[error("wasm executor: exec called before a successful prepare")]
     NotPrepared,
+    #[error(transparent)]
+    ServiceConfig(#[from] service::config::ConfigError),
+    #[error(transparent)]
+    Listen(#[from] service::listen::ListenError),
+    #[error("wasm service: {reason}")]
+    Serve { reason: String },
 }
 
 /// The in-process wasm executor.
@@ -122,13 +132,22 @@ pub struct WasmExecutor {
 /// What `prepare` leaves for `exec`.
 #[derive(Debug)]
 struct Prepared {
-    linked: Linked,
-    preopens: Vec<Preopen>,
-    ceiling: Option<u64>,
+    program: Program,
     path: String,
     cache: CacheOutcome,
-    /// Instantiated before the start barrier ([`WasmExecutor::arm`]).
-    armed: Option<run::Armed>,
+}
+
+/// A command or a service, linked.
+#[derive(Debug)]
+enum Program {
+    Command {
+        linked: Linked,
+        preopens: Vec<Preopen>,
+        ceiling: Option<u64>,
+        /// Instantiated before the start barrier ([`WasmExecutor::arm`]).
+        armed: Option<run::Armed>,
+    },
+    Service(Service),
 }
 
 impl WasmExecutor {
@@ -164,7 +183,8 @@ impl WasmExecutor {
     ) -> Result<(), WasmError> {
         let started = Instant::now();
         let path = container_path.display().to_string();
-        let settings = EngineSettings::from_spec(ctx.spec, ctx.process);
+        let mut settings = EngineSettings::from_spec(ctx.spec, ctx.process);
+        settings.epoch_interruption = engine::serves_http(bytes);
         let engine = settings.engine()?;
         // The cache directory is asked for only now that the program is known
         // to be wasm, and closed before any other container path is touched.
@@ -172,38 +192,59 @@ impl WasmExecutor {
         let (compiled, outcome) = engine::load(&engine, Some(&settings), cache.as_ref(), &path, bytes)?;
         drop(cache);
         let linked = run::link(&compiled).map_err(|reason| WasmError::Link { path: path.clone(), reason })?;
-        let preopens = wasi::preopens(ctx.spec, ctx.process)?;
-        check_preopens(&preopens, ctx)?;
+        let ceiling = settings.memory_ceiling;
+        let program = match linked {
+            Linked::Service(pre) => Program::Service(Service::new(pre, ctx.process, ceiling)?),
+            linked => {
+                let preopens = wasi::preopens(ctx.spec, ctx.process)?;
+                check_preopens(&preopens, ctx)?;
+                Program::Command { linked, preopens, ceiling, armed: None }
+            }
+        };
         wasi::seed_random();
         tracing::debug!(path, cache = ?outcome, elapsed_us = started.elapsed().as_micros() as u64, "wasm workload prepared");
-        self.prepared =
-            Some(Prepared { linked, preopens, ceiling: settings.memory_ceiling, path, cache: outcome, armed: None });
+        self.prepared = Some(Prepared { program, path, cache: outcome });
         Ok(())
     }
 
-    /// Builds the WASI context for `process` and instantiates the program, ready
-    /// for [`WasmExecutor::run`] to call it. Runs in the container process after
-    /// every isolation step and before the start barrier: the preopens are
-    /// opened in the container's own root, under its identity and limits.
+    /// Whether the prepared program is a service ([`service`]).
+    pub fn is_service(&self) -> bool {
+        matches!(self.prepared, Some(Prepared { program: Program::Service(_), .. }))
+    }
+
+    /// For a command, builds the WASI context for `process` and instantiates
+    /// the program, ready for [`WasmExecutor::run`] to call it; for a service,
+    /// binds its listening socket. Runs in the container process after every
+    /// isolation step and before the start barrier: the preopens are opened
+    /// and the socket bound in the container's own root and network namespace,
+    /// under its identity and limits.
     pub fn arm(&mut self, process: &Process) -> Result<(), WasmError> {
         let prepared = self.prepared.as_mut().ok_or(WasmError::NotPrepared)?;
-        let wasi = wasi::context(process, &prepared.preopens)?;
-        prepared.armed = Some(run::arm(&prepared.linked, wasi, prepared.ceiling, &prepared.path)?);
+        match &mut prepared.program {
+            Program::Command { linked, preopens, ceiling, armed } => {
+                let wasi = wasi::context(process, preopens)?;
+                *armed = Some(run::arm(linked, wasi, *ceiling, &prepared.path)?);
+            }
+            Program::Service(service) => service.arm()?,
+        }
         Ok(())
     }
 
     /// `exec` without the signal handlers: runs the program (instantiating it
     /// first unless [`WasmExecutor::arm`] did) and returns its exit status.
     /// `entry` is told right before the guest's entry point is called.
-    pub fn run(self, process: &Process, entry: &WorkloadEntry) -> Result<i32, WasmError> {
+    /// A service is served until its shutdown ([`service`]); `handover` is
+    /// the signal state it takes over.
+    pub fn run(self, process: &Process, entry: &WorkloadEntry, handover: &Handover) -> Result<i32, WasmError> {
         let prepared = self.prepared.ok_or(WasmError::NotPrepared)?;
         let entered = || entry.entered();
-        match prepared.armed {
-            Some(armed) => Ok(armed.run(entered)),
-            None => {
-                let wasi = wasi::context(process, &prepared.preopens)?;
-                run::run(&prepared.linked, wasi, prepared.ceiling, &prepared.path, entered)
+        match prepared.program {
+            Program::Command { armed: Some(armed), .. } => Ok(armed.run(entered)),
+            Program::Command { linked, preopens, ceiling, armed: None } => {
+                let wasi = wasi::context(process, &preopens)?;
+                run::run(&linked, wasi, ceiling, &prepared.path, entered)
             }
+            Program::Service(service) => service.run(handover, entered),
         }
     }
 }
@@ -269,7 +310,8 @@ impl Executor for WasmExecutor {
     }
 
     fn exec(self: Box<Self>, ctx: &ExecContext<'_>) -> Result<i32, ExecutorError> {
-        signals::take_over(&ctx.handover).map_err(|source| WasmError::Signals { source })?;
-        Ok(self.run(ctx.process, &ctx.entry)?)
+        let ending = if self.is_service() { &signals::SERVICE_ENDING_SIGNALS[..] } else { &signals::ENDING_SIGNALS[..] };
+        signals::take_over(&ctx.handover, ending).map_err(|source| WasmError::Signals { source })?;
+        Ok(self.run(ctx.process, &ctx.entry, &ctx.handover)?)
     }
 }

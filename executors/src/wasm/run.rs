@@ -17,8 +17,11 @@ use wasmtime::{InstancePre, ResourceLimiter, Store, Trap, TypedFunc, WasmBacktra
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::bindings::{Command, CommandPre};
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::WasmError;
+use super::service::{self, ServiceState};
 use super::engine::{Compiled, MAX_INSTANCES, MAX_MEMORIES, MAX_TABLE_ELEMENTS, MAX_TABLES};
 
 /// The status of a process whose guest trapped: 128 + SIGABRT, what a native
@@ -76,9 +79,11 @@ pub struct ModuleState {
     limits: GuestLimits,
 }
 
-/// The store data of a component: the WASI 0.2 context and its resources.
+/// The store data of a component: the WASI 0.2 and `wasi:http` contexts and
+/// their resources.
 pub struct ComponentState {
     ctx: WasiCtx,
+    http: WasiHttpCtx,
     table: ResourceTable,
     limits: GuestLimits,
 }
@@ -101,10 +106,18 @@ impl WasiView for ComponentState {
     }
 }
 
+impl WasiHttpView for ComponentState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: Default::default() }
+    }
+}
+
 /// A program linked against WASI, every import resolved: what `exec` instantiates.
 pub enum Linked {
     Module(InstancePre<ModuleState>),
     Component(CommandPre<ComponentState>),
+    /// A `wasi:http/incoming-handler` component ([`super::service`]).
+    Service(ProxyPre<ServiceState>),
 }
 
 impl std::fmt::Debug for Linked {
@@ -112,13 +125,16 @@ impl std::fmt::Debug for Linked {
         f.write_str(match self {
             Self::Module(_) => "Linked::Module",
             Self::Component(_) => "Linked::Component",
+            Self::Service(_) => "Linked::Service",
         })
     }
 }
 
 /// Links `compiled` against WASI: a module must import only WASI preview 1 and
 /// export `_start: () -> ()`; a component may import any WASI 0.2 interface amphi
-/// provides and must export `wasi:cli/run`. The error says what is missing.
+/// provides (WASI 0.2 and `wasi:http`) and must export `wasi:cli/run`, or
+/// `wasi:http/incoming-handler` without `wasi:cli/run` for a service. The error
+/// says what is missing.
 pub fn link(compiled: &Compiled) -> Result<Linked, String> {
     let reason = |e: wasmtime::Error| format!("{e:#}");
     match compiled {
@@ -144,10 +160,19 @@ pub fn link(compiled: &Compiled) -> Result<Linked, String> {
             linker.instantiate_pre(module).map(Linked::Module).map_err(reason)
         }
         Compiled::Component(component) => {
-            let mut linker = wasmtime::component::Linker::new(component.engine());
+            let engine = component.engine();
+            let ty = component.component_type();
+            let exports = ty.exports(engine).map(|(name, _)| name).collect::<Vec<_>>();
+            if service::is_service(&exports) {
+                return service::link(component).map(Linked::Service);
+            }
+            let mut linker = wasmtime::component::Linker::new(engine);
             wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(reason)?;
+            wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(reason)?;
             let pre = linker.instantiate_pre(component).map_err(reason)?;
-            CommandPre::new(pre).map(Linked::Component).map_err(|e| format!("not a wasi:cli/run command: {e:#}"))
+            CommandPre::new(pre).map(Linked::Component).map_err(|e| {
+                format!("neither a wasi:cli/run command nor a wasi:http/incoming-handler service: {e:#}")
+            })
         }
     }
 }
@@ -197,6 +222,10 @@ pub fn arm(linked: &Linked, wasi: WasiCtxBuilder, ceiling: Option<u64>, path: &s
         match linked {
             Linked::Module(pre) => instantiate_module(pre, wasi, ceiling, path).await,
             Linked::Component(pre) => instantiate_component(pre, wasi, ceiling, path).await,
+            Linked::Service(_) => Err(WasmError::Instantiate {
+                path: path.to_owned(),
+                reason: "a service is served, not run as a command".to_owned(),
+            }),
         }
     })?;
     Ok(Armed { runtime, guest })
@@ -272,7 +301,12 @@ async fn instantiate_component(
     ceiling: Option<u64>,
     path: &str,
 ) -> Result<Guest, WasmError> {
-    let state = ComponentState { ctx: wasi.build(), table: ResourceTable::new(), limits: GuestLimits::new(ceiling) };
+    let state = ComponentState {
+        ctx: wasi.build(),
+        http: WasiHttpCtx::new(),
+        table: ResourceTable::new(),
+        limits: GuestLimits::new(ceiling),
+    };
     let mut store = Store::new(pre.engine(), state);
     store.limiter(|state| &mut state.limits);
     match pre.instantiate_async(&mut store).await {
@@ -302,7 +336,7 @@ pub fn exit_status(result: wasmtime::Result<()>) -> i32 {
 
 /// Writes the trap and its wasm backtrace to the process's stderr (fd 2), as the
 /// guest's own last words: this is the workload's output, not a runtime log.
-fn report_trap(error: &wasmtime::Error) {
+pub(crate) fn report_trap(error: &wasmtime::Error) {
     let mut text = String::new();
     match error.downcast_ref::<Trap>() {
         Some(trap) => text.push_str(&format!("wasm trap: {trap}\n")),

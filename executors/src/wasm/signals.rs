@@ -49,14 +49,19 @@ use nix::sys::signal::Signal;
 /// The signals that end the workload, with status `128 + signal`.
 pub const ENDING_SIGNALS: [Signal; 3] = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP];
 
-/// Brings the signal state the runtime handed over to the guest's (module docs).
-pub fn take_over(handover: &Handover) -> nix::Result<()> {
+/// The signals that end a service at once; SIGTERM and SIGINT first stop it
+/// gracefully (`service::serve`).
+pub const SERVICE_ENDING_SIGNALS: [Signal; 1] = [Signal::SIGHUP];
+
+/// Brings the signal state the runtime handed over to the guest's (module
+/// docs), with handlers that end the process on `ending`.
+pub fn take_over(handover: &Handover, ending: &[Signal]) -> nix::Result<()> {
     let signals = handover.signals();
     let mut back_to_default = signals.ignored;
     if signals.releases_orphans {
         back_to_default.remove(Signal::SIGCHLD);
     }
     handover.restore_defaults(&back_to_default)?;
-    handover.exit_on(&ENDING_SIGNALS)?;
+    handover.exit_on(ending)?;
     handover.unblock(&signals.blocked)
 }
