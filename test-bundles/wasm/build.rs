@@ -15,8 +15,12 @@
 //!   (`-mexec-model=reactor`: no `main`, no `_start`) wrapped with the
 //!   preview-1 **proxy** adapter, so the component imports only what the proxy
 //!   world offers (no `wasi:cli/run`, environment or filesystem).
-//!   `hybrid-service` is the exception: a command (`main`) wrapped with the
-//!   command adapter, so it exports both `wasi:cli/run` and the handler.
+//!   `hybrid-service` (world `hybrid-service`) is built the same way but also
+//!   exports `wasi:cli/run` itself, from C, so it is both a command and a
+//!   service. It is not a wasi-libc command (`main`) under the command
+//!   adapter: in that exec model wasm-ld wraps every export (the handler and
+//!   `cabi_realloc` too) in constructor/destructor calls, and such a build ran
+//!   under `wasmtime run` with none of its output.
 //!
 //! The services call wasi:http through C bindings that `wit-bindgen-c` (a
 //! build-dependency, the library behind `wit-bindgen c`) generates here from
@@ -35,11 +39,10 @@
 //! reads), as `wit-bindgen c` users do.
 
 use std::env;
+use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-use std::ffi::OsStr;
 
 use wasi_preview1_component_adapter_provider::{
     WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME, WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER, WASI_SNAPSHOT_PREVIEW1_PROXY_ADAPTER,
@@ -109,27 +112,26 @@ fn main() {
 fn build_services(clang: &str, manifest: &Path, out: &Path, core: &Path) {
     let wit = manifest.join("wit");
     let sources = manifest.join("c/services");
-    let bindings = out.join("bindings");
-    generate_c_bindings(&wit, SERVICE_WORLD, &bindings);
-
-    // The generated code is compiled without -Werror: its warnings are
-    // wit-bindgen's to fix, not ours.
-    let bindings_object = core.join("service-bindings.o");
-    let bindings_source = bindings.join(format!("{SERVICE_WORLD}.c"));
-    run_clang(
-        clang,
-        &bindings_source,
-        [OsStr::new("-O2"), OsStr::new("-c"), OsStr::new("-o")],
-        &[bindings_object.as_os_str(), bindings_source.as_os_str()],
-    );
-
     let helper = sources.join("http.c");
-    let world_object = bindings.join(format!("{SERVICE_WORLD}_component_type.o"));
+    let service_bindings = out.join("bindings/service");
+    generate_c_bindings(&wit, SERVICE_WORLD, &service_bindings);
+    let service_object = compile_bindings(clang, &service_bindings, core, SERVICE_WORLD);
+    // The hybrid's world adds the `wasi:cli/run` export; its bindings keep the
+    // `service` prefix so that `http.c` compiles against either.
+    let hybrid_bindings = out.join("bindings/hybrid");
+    generate_c_bindings(&wit, HYBRID_SERVICE, &hybrid_bindings);
+    let hybrid_object = compile_bindings(clang, &hybrid_bindings, core, HYBRID_SERVICE);
+
     for name in SERVICES.iter().chain([&HYBRID_SERVICE]) {
+        let (bindings, object) = if *name == HYBRID_SERVICE {
+            (&hybrid_bindings, &hybrid_object)
+        } else {
+            (&service_bindings, &service_object)
+        };
         let source = sources.join(format!("{name}.c"));
         let module = core.join(format!("{name}.wasm"));
-        let exec_model = if *name == HYBRID_SERVICE { "-mexec-model=command" } else { "-mexec-model=reactor" };
-        let strict = ["-O2", "-Wall", "-Wextra", "-Werror", exec_model, "-I"].map(OsStr::new);
+        let world_object = bindings.join(format!("{SERVICE_WORLD}_component_type.o"));
+        let strict = ["-O2", "-Wall", "-Wextra", "-Werror", "-mexec-model=reactor", "-I"].map(OsStr::new);
         run_clang(
             clang,
             &source,
@@ -140,18 +142,33 @@ fn build_services(clang: &str, manifest: &Path, out: &Path, core: &Path) {
                 module.as_os_str(),
                 source.as_os_str(),
                 helper.as_os_str(),
-                bindings_object.as_os_str(),
+                object.as_os_str(),
                 world_object.as_os_str(),
             ],
         );
-        let adapter = if *name == HYBRID_SERVICE { Adapter::Command } else { Adapter::Proxy };
-        componentize(&module, None, adapter, &out.join(format!("{name}.wasm")));
+        componentize(&module, None, Adapter::Proxy, &out.join(format!("{name}.wasm")));
     }
 }
 
-/// Writes wit-bindgen-c's `WORLD.h`, `WORLD.c` and `WORLD_component_type.o`
-/// (the world as a custom section, for `wit-component`) for `world` of the WIT
-/// package in `wit_dir` into `dir`.
+/// Compiles the generated `service.c` in `bindings` into `core/NAME-bindings.o`.
+/// It is compiled without -Werror: its warnings are wit-bindgen's to fix, not ours.
+fn compile_bindings(clang: &str, bindings: &Path, core: &Path, name: &str) -> PathBuf {
+    let object = core.join(format!("{name}-bindings.o"));
+    let source = bindings.join(format!("{SERVICE_WORLD}.c"));
+    run_clang(
+        clang,
+        &source,
+        [OsStr::new("-O2"), OsStr::new("-c"), OsStr::new("-o")],
+        &[object.as_os_str(), source.as_os_str()],
+    );
+    object
+}
+
+/// Writes wit-bindgen-c's `service.h`, `service.c` and
+/// `service_component_type.o` (the world as a custom section, for
+/// `wit-component`) for `world` of the WIT package in `wit_dir` into `dir`.
+/// Every world's bindings are named as the `service` world's, so the shared
+/// `c/services/http.c` compiles against any of them.
 fn generate_c_bindings(wit_dir: &Path, world_name: &str, dir: &Path) {
     let mut resolve = wit_parser::Resolve::default();
     let (package, _) = resolve.push_dir(wit_dir).unwrap_or_else(|e| panic!("{}: {e:#}", wit_dir.display()));
@@ -159,8 +176,8 @@ fn generate_c_bindings(wit_dir: &Path, world_name: &str, dir: &Path) {
         .select_world(&[package], Some(world_name))
         .unwrap_or_else(|e| panic!("{}: world {world_name}: {e:#}", wit_dir.display()));
     let mut files = wit_bindgen_core::Files::default();
-    wit_bindgen_c::Opts::default()
-        .build()
+    let opts = wit_bindgen_c::Opts { rename_world: Some(SERVICE_WORLD.to_owned()), ..Default::default() };
+    opts.build()
         .generate(&mut resolve, world, &mut files)
         .unwrap_or_else(|e| panic!("wit-bindgen-c for world {world_name}: {e:#}"));
     fs::create_dir_all(dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));

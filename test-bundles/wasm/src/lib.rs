@@ -39,7 +39,7 @@
 //! | `counter-service.wasm` | `c/services/` + proxy adapter | wasi:http service: 200 `count=N\n` from a global counter, then increments it (`count=0` on a fresh instance) |
 //! | `outgoing-service.wasm` | `c/services/` + proxy adapter | wasi:http service: GET to the URL in `x-target` through `wasi:http/outgoing-handler`, 200 `upstream status S: BODY`; 502 `outgoing request failed: CASE\n` on an error-code |
 //! | `memory-service.wasm` | `c/services/` + proxy adapter | wasi:http service: mallocs and touches `x-alloc-mib` MiB (default 1), 200 `allocated N MiB\n` or 500 `allocation failed\n` |
-//! | `hybrid-service.wasm` | `c/services/` + command adapter | both: `wasi:cli/run` prints `hybrid ran as a command` and exits 0; the handler answers 200 `hello from a hybrid service\n` |
+//! | `hybrid-service.wasm` | `c/services/` + proxy adapter | both a command and a service: its `wasi:cli/run` prints `hybrid ran as a command` and exits 0; its handler answers 200 `hello from a hybrid service\n` |
 
 use std::path::PathBuf;
 

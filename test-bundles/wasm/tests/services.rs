@@ -1,7 +1,8 @@
 //! The wasi:http service fixtures are `wasi:http/proxy` components: each
 //! exports `wasi:http/incoming-handler@0.2.x` and imports nothing beyond the
 //! proxy world (so no `wasi:cli/run`, environment, exit or filesystem, which a
-//! build through the command adapter would bring); the hybrid exports both.
+//! build through the command adapter would bring); the hybrid exports both
+//! `wasi:cli/run` and the handler, with the same imports.
 
 use wasmparser::{Parser, Payload};
 
@@ -76,9 +77,12 @@ fn services_export_the_handler_and_import_only_the_proxy_world() {
 
 #[test]
 fn the_hybrid_service_exports_both_run_and_the_handler() {
-    let (_, exports) = imports_and_exports("hybrid-service.wasm");
+    let (imports, exports) = imports_and_exports("hybrid-service.wasm");
     assert!(exports.iter().any(|e| e.starts_with(HANDLER)), "no {HANDLER}x: {exports:?}");
     assert!(exports.iter().any(|e| e.starts_with(RUN)), "no {RUN}x: {exports:?}");
+    for import in &imports {
+        assert!(PROXY_IMPORTS.iter().any(|allowed| import.starts_with(allowed)), "imports {import}: {imports:?}");
+    }
 }
 
 #[test]

@@ -1,14 +1,15 @@
-/* hybrid-service: both a command and a service. As a command (`wasi:cli/run`,
- * from the command adapter's `_start`) it prints "hybrid ran as a command" and
- * exits 0; as a service (`wasi:http/incoming-handler`) it answers every request
- * 200 "hello from a hybrid service\n". */
+/* hybrid-service: both a command and a service (world `hybrid-service` in
+ * wit/service.wit). Its `wasi:cli/run` prints "hybrid ran as a command" and
+ * returns success (exit 0); its `wasi:http/incoming-handler` answers every
+ * request 200 "hello from a hybrid service\n". */
 #include <stdio.h>
 
 #include "http.h"
 
-int main(void) {
+bool exports_wasi_cli_run_run(void) {
     printf("hybrid ran as a command\n");
-    return 0;
+    fflush(stdout);
+    return true;
 }
 
 void exports_wasi_http_incoming_handler_handle(request_t request, outparam_t out) {
