@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use oci_spec::runtime::{PosixRlimitType, Process, Spec};
 use wasmtime::component::Component;
-use wasmtime::{Config, Engine, Module, OptLevel};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, Module, OptLevel, PoolingAllocationConfig};
 
 use super::WasmError;
 use crate::cache::{ArtifactKind, Cache, CacheKey};
@@ -31,9 +31,11 @@ pub struct EngineSettings {
     pub memory_ceiling: Option<u64>,
     /// The soft `RLIMIT_AS` the process will run under, if any.
     pub address_space: Option<u64>,
-    /// Compile with epoch checks, for a service's request timeout
-    /// ([`serves_http`]); a command is compiled without them.
-    pub epoch_interruption: bool,
+    /// For a service ([`serves_http`]), the most requests it handles at once:
+    /// the engine then compiles with epoch checks (the request timeout needs
+    /// them; a command is compiled without) and allocates instances from a
+    /// pool sized for that many ([`EngineSettings::config`]).
+    pub serve_concurrency: Option<usize>,
 }
 
 impl EngineSettings {
@@ -69,7 +71,7 @@ impl EngineSettings {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        Self { memory_ceiling, address_space, epoch_interruption: false }
+        Self { memory_ceiling, address_space, serve_concurrency: None }
     }
 
     /// The engine configuration. Compilation is single-threaded: `prepare` runs in
@@ -82,7 +84,12 @@ impl EngineSettings {
         config.parallel_compilation(false);
         config.cranelift_opt_level(OptLevel::Speed);
         config.wasm_component_model(true);
-        config.epoch_interruption(self.epoch_interruption);
+        if let Some(concurrency) = self.serve_concurrency {
+            config.epoch_interruption(true);
+            if self.address_space.is_none() {
+                config.allocation_strategy(pool_for(concurrency));
+            }
+        }
         if let Some(address_space) = self.address_space {
             config.memory_reservation(0);
             config.memory_guard_size(0);
@@ -93,10 +100,40 @@ impl EngineSettings {
         config
     }
 
-    /// The engine for these settings.
+    /// The engine for these settings. A service whose instance pool cannot be
+    /// reserved (too large for the address space) allocates on demand instead.
     pub fn engine(&self) -> Result<Engine, WasmError> {
-        Engine::new(&self.config()).map_err(|e| WasmError::Engine { reason: format!("{e:#}") })
+        let engine = Engine::new(&self.config());
+        if let (Err(error), Some(concurrency)) = (&engine, self.serve_concurrency)
+            && self.address_space.is_none()
+        {
+            tracing::debug!(error = %format!("{error:#}"), concurrency, "no instance pool for the service: allocating on demand");
+            let mut config = self.config();
+            config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+            return Engine::new(&config).map_err(|e| WasmError::Engine { reason: format!("{e:#}") });
+        }
+        engine.map_err(|e| WasmError::Engine { reason: format!("{e:#}") })
     }
+}
+
+/// The instance pool of a service that handles up to `concurrency` requests
+/// at once, each in its own instance: instantiating from a pool reuses
+/// reserved slots (and the component's memory images) instead of mapping and
+/// unmapping memories, stacks and tables per request, which is what makes a
+/// fresh instance per request cheap. A component instance has a handful of
+/// core instances, memories and tables (a C program with WASI's adapter: 2
+/// memories, 4 core instances); the slots are address space reserved, not
+/// memory used. `memory.limit` is enforced by the service's own budget, not
+/// by the pool.
+fn pool_for(concurrency: usize) -> InstanceAllocationStrategy {
+    let n = u32::try_from(concurrency).unwrap_or(u32::MAX);
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(n)
+        .total_stacks(n)
+        .total_core_instances(n.saturating_mul(8))
+        .total_memories(n.saturating_mul(4))
+        .total_tables(n.saturating_mul(4));
+    InstanceAllocationStrategy::Pooling(pool)
 }
 
 /// What the entrypoint's bytes hold.

@@ -77,6 +77,7 @@ use crate::cache::{Cache, CacheError};
 use engine::{CacheOutcome, EngineSettings};
 use run::Linked;
 use service::Service;
+use service::config::ServiceConfig;
 use wasi::Preopen;
 
 pub use run::TRAP_STATUS;
@@ -184,7 +185,12 @@ impl WasmExecutor {
         let started = Instant::now();
         let path = container_path.display().to_string();
         let mut settings = EngineSettings::from_spec(ctx.spec, ctx.process);
-        settings.epoch_interruption = engine::serves_http(bytes);
+        // A service's variables are read (and a bad one refused) before
+        // anything is compiled; its engine is sized from them.
+        let mut guest_env = wasi::env_pairs(ctx.process);
+        let service_config =
+            if engine::serves_http(bytes) { Some(ServiceConfig::take_from(&mut guest_env)?) } else { None };
+        settings.serve_concurrency = service_config.as_ref().map(|config| config.max_concurrency);
         let engine = settings.engine()?;
         // The cache directory is asked for only now that the program is known
         // to be wasm, and closed before any other container path is touched.
@@ -194,7 +200,13 @@ impl WasmExecutor {
         let linked = run::link(&compiled).map_err(|reason| WasmError::Link { path: path.clone(), reason })?;
         let ceiling = settings.memory_ceiling;
         let program = match linked {
-            Linked::Service(pre) => Program::Service(Service::new(pre, ctx.process, ceiling)?),
+            Linked::Service(pre) => {
+                let config = match service_config {
+                    Some(config) => config,
+                    None => ServiceConfig::take_from(&mut guest_env)?,
+                };
+                Program::Service(Service::new(pre, ctx.process, guest_env, config, ceiling))
+            }
             linked => {
                 let preopens = wasi::preopens(ctx.spec, ctx.process)?;
                 check_preopens(&preopens, ctx)?;
@@ -310,7 +322,8 @@ impl Executor for WasmExecutor {
     }
 
     fn exec(self: Box<Self>, ctx: &ExecContext<'_>) -> Result<i32, ExecutorError> {
-        let ending = if self.is_service() { &signals::SERVICE_ENDING_SIGNALS[..] } else { &signals::ENDING_SIGNALS[..] };
+        let ending =
+            if self.is_service() { &signals::SERVICE_ENDING_SIGNALS[..] } else { &signals::ENDING_SIGNALS[..] };
         signals::take_over(&ctx.handover, ending).map_err(|source| WasmError::Signals { source })?;
         Ok(self.run(ctx.process, &ctx.entry, &ctx.handover)?)
     }

@@ -21,8 +21,8 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::WasmError;
-use super::service::{self, ServiceState};
 use super::engine::{Compiled, MAX_INSTANCES, MAX_MEMORIES, MAX_TABLE_ELEMENTS, MAX_TABLES};
+use super::service::{self, ServiceState};
 
 /// The status of a process whose guest trapped: 128 + SIGABRT, what a native
 /// program that aborts leaves (and what `wasmtime run` reports), and outside the
@@ -170,9 +170,9 @@ pub fn link(compiled: &Compiled) -> Result<Linked, String> {
             wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(reason)?;
             wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(reason)?;
             let pre = linker.instantiate_pre(component).map_err(reason)?;
-            CommandPre::new(pre).map(Linked::Component).map_err(|e| {
-                format!("neither a wasi:cli/run command nor a wasi:http/incoming-handler service: {e:#}")
-            })
+            CommandPre::new(pre)
+                .map(Linked::Component)
+                .map_err(|e| format!("neither a wasi:cli/run command nor a wasi:http/incoming-handler service: {e:#}"))
         }
     }
 }

@@ -144,7 +144,45 @@ fn run(demo: &Demo, bundles: &Bundles) -> Result<(), String> {
     demo.amphi(&["kill", "demo-loop", "TERM"])?;
     std::thread::sleep(std::time::Duration::from_millis(50));
     demo.amphi(&["delete", "demo-loop"])?;
+    service(demo, bundles, &cache)?;
     say(&demo.amphi(&["--wasm-cache", &cache, "wasm-cache", "list"])?.0);
+    Ok(())
+}
+
+/// A wasm service: listening from `create`, a fresh instance per request,
+/// reached inside the container's network namespace, stopped by SIGTERM.
+fn service(demo: &Demo, bundles: &Bundles, cache: &str) -> Result<(), String> {
+    let service =
+        demo.wasm_variant(bundles, "service", |c| c["process"]["args"] = json!(["/wasm/hello-service.wasm"]))?;
+    say("\n# a wasm service (wasi:http/proxy), listening on 0.0.0.0:8080 in its network namespace");
+    demo.amphi(&["--wasm-cache", cache, "run", "--detach", "--bundle", &service, "demo-service"])?;
+    let (state, _) = demo.amphi(&["state", "demo-service"])?;
+    let state: Value = serde_json::from_str(&state).map_err(|e| format!("amphi state: {e}"))?;
+    let netns = format!("--net=/proc/{}/ns/net", state["pid"]);
+    let shell = |args: &[&str]| -> Result<String, String> {
+        say(&format!("\n\x1b[1m$ nsenter {netns} {}\x1b[0m", args.join(" ")));
+        let out = Command::new("nsenter").arg(&netns).args(args).output().map_err(|e| format!("run nsenter: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("{} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    shell(&["ip", "link", "set", "lo", "up"])?;
+    let answer = shell(&["curl", "-s", "-i", "-H", "x-echo: from the demo", "http://127.0.0.1:8080/"])?;
+    say(answer.trim_end());
+    if !answer.contains("hello from a wasm service") {
+        return Err("the wasm service did not answer".to_owned());
+    }
+    demo.amphi(&["kill", "demo-service", "TERM"])?;
+    // In-flight requests finish, then the init exits 0: wait for that quietly.
+    for _ in 0..100 {
+        let state = Command::new(&demo.amphi).arg("--root").arg(&demo.root).args(["state", "demo-service"]).output();
+        if state.is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("\"stopped\"")) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    demo.amphi(&["delete", "demo-service"])?;
     Ok(())
 }
 
@@ -186,6 +224,7 @@ fn main() -> ExitCode {
         "demo-component",
         "demo-exit",
         "demo-loop",
+        "demo-service",
     ] {
         let _ = Command::new(&demo.amphi)
             .arg("--root")

@@ -93,7 +93,9 @@ impl ServiceConfig {
                         .filter(|&n: &u32| n > 0 && n <= i32::MAX as u32)
                         .ok_or_else(|| error(BACKLOG_VAR, "not a positive whole number"))?;
                 }
-                TIMEOUT_VAR => config.timeout = parse_duration(&value, false).ok_or_else(|| error(TIMEOUT_VAR, DURATION))?,
+                TIMEOUT_VAR => {
+                    config.timeout = parse_duration(&value, false).ok_or_else(|| error(TIMEOUT_VAR, DURATION))?
+                }
                 GRACE_VAR => config.grace = parse_duration(&value, true).ok_or_else(|| error(GRACE_VAR, DURATION))?,
                 MAX_BODY_VAR => {
                     config.max_body = Some(

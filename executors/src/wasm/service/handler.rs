@@ -86,7 +86,10 @@ impl Handler {
     }
 
     /// Serves one request (module docs); never fails, every outcome is a response.
-    pub async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Result<Response<HyperOutgoingBody>, Infallible> {
+    pub async fn handle(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+    ) -> Result<Response<HyperOutgoingBody>, Infallible> {
         let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
             let mut busy = answer(StatusCode::SERVICE_UNAVAILABLE, "too many requests in flight\n");
             busy.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
@@ -114,7 +117,11 @@ impl Handler {
             let _permit = permit;
             let run = async {
                 let proxy = pre.instantiate_async(&mut store).await.map_err(Failure::Instantiate)?;
-                proxy.wasi_http_incoming_handler().call_handle(&mut store, incoming, outparam).await.map_err(Failure::Guest)
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, incoming, outparam)
+                    .await
+                    .map_err(Failure::Guest)
             };
             tokio::time::timeout_at(deadline, run).await.map_err(|_| Failure::Timeout)?
         });
@@ -165,7 +172,10 @@ impl Handler {
     /// that refuses it. A declared length is checked at once and the body
     /// streamed to the guest (the HTTP layer holds it to that length); a body of
     /// no declared length is read up to the limit before the guest is called.
-    async fn bounded_body(&self, request: Request<Incoming>) -> Result<Request<GuestBody>, Response<HyperOutgoingBody>> {
+    async fn bounded_body(
+        &self,
+        request: Request<Incoming>,
+    ) -> Result<Request<GuestBody>, Response<HyperOutgoingBody>> {
         let too_large = || answer(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
         let declared = request
             .headers()

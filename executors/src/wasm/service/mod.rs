@@ -108,18 +108,25 @@ pub struct Service {
 
 impl std::fmt::Debug for Service {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Service").field("config", &self.config).field("listener", &self.listener).finish_non_exhaustive()
+        f.debug_struct("Service")
+            .field("config", &self.config)
+            .field("listener", &self.listener)
+            .finish_non_exhaustive()
     }
 }
 
 impl Service {
-    /// The service `pre` for `process`: its variables are read out of
-    /// `process.env` (what is left is the guest's).
-    pub fn new(pre: ProxyPre<ServiceState>, process: &Process, ceiling: Option<u64>) -> Result<Self, WasmError> {
-        let mut env = super::wasi::env_pairs(process);
-        let config = ServiceConfig::take_from(&mut env)?;
+    /// The service `pre` for `process`, with `config` read out of
+    /// `process.env` and `env` what is left of it, the guest's.
+    pub fn new(
+        pre: ProxyPre<ServiceState>,
+        process: &Process,
+        env: Vec<(String, String)>,
+        config: ServiceConfig,
+        ceiling: Option<u64>,
+    ) -> Self {
         let args = process.args().clone().unwrap_or_default();
-        Ok(Self { pre, config, args, env, ceiling, listener: None })
+        Self { pre, config, args, env, ceiling, listener: None }
     }
 
     pub fn config(&self) -> &ServiceConfig {
