@@ -51,8 +51,19 @@ pub struct Options {
     /// Runs of the peak-RSS and container-RSS measurements.
     #[arg(long, default_value_t = 5)]
     pub rss_iterations: usize,
+    /// Seconds of load per server and connection count in the http section.
+    #[arg(long, default_value_t = 10)]
+    pub http_seconds: u64,
+    /// Rounds of the http section's load measurement (each round drives every
+    /// server at 1, 16 and 64 connections).
+    #[arg(long, default_value_t = 3)]
+    pub http_rounds: usize,
+    /// Requests sent to a service before its memory is read the second time
+    /// (the first time is after 1,000).
+    #[arg(long, default_value_t = 100_000)]
+    pub http_requests: usize,
     /// Only these sections (repeatable): lifecycle, commands, memory, throughput,
-    /// containerd.
+    /// containerd, http.
     #[arg(long = "only", value_name = "SECTION")]
     pub only: Vec<String>,
     /// One quick pass (1 warm-up, 2 runs, small density and throughput) that
@@ -82,6 +93,7 @@ pub struct Sections {
     pub memory: bool,
     pub throughput: bool,
     pub containerd: bool,
+    pub http: bool,
 }
 
 /// The options, checked and with their defaults filled in. Paths are absolute:
@@ -100,6 +112,9 @@ pub struct Plan {
     pub throughput: usize,
     pub parallel: usize,
     pub rss_iterations: usize,
+    pub http_seconds: u64,
+    pub http_rounds: usize,
+    pub http_requests: usize,
     pub sections: Sections,
     pub smoke: bool,
     /// `None`: results go to the work directory (smoke without --out).
@@ -144,10 +159,16 @@ impl Plan {
             None => find_program("wasmtime"),
         };
         let mut sections =
-            Sections { lifecycle: true, commands: true, memory: true, throughput: true, containerd: true };
+            Sections { lifecycle: true, commands: true, memory: true, throughput: true, containerd: true, http: true };
         if !options.only.is_empty() {
-            sections =
-                Sections { lifecycle: false, commands: false, memory: false, throughput: false, containerd: false };
+            sections = Sections {
+                lifecycle: false,
+                commands: false,
+                memory: false,
+                throughput: false,
+                containerd: false,
+                http: false,
+            };
             for name in &options.only {
                 match name.as_str() {
                     "lifecycle" => sections.lifecycle = true,
@@ -155,7 +176,8 @@ impl Plan {
                     "memory" => sections.memory = true,
                     "throughput" => sections.throughput = true,
                     "containerd" => sections.containerd = true,
-                    _ => bail!("--only {name:?}: expected lifecycle, commands, memory, throughput or containerd"),
+                    "http" => sections.http = true,
+                    _ => bail!("--only {name:?}: expected lifecycle, commands, memory, throughput, containerd or http"),
                 }
             }
         }
@@ -167,8 +189,14 @@ impl Plan {
             options.parallel,
             options.rss_iterations,
         );
+        let (mut http_seconds, mut http_rounds, mut http_requests) =
+            (options.http_seconds, options.http_rounds, options.http_requests);
         if options.smoke {
             (iterations, warmup, density, throughput, parallel, rss_iterations) = (2, 1, 3, 4, 2, 1);
+            (http_seconds, http_rounds, http_requests) = (1, 1, 2000);
+        }
+        if http_seconds == 0 || http_rounds == 0 {
+            bail!("--http-seconds and --http-rounds must be at least 1");
         }
         if iterations == 0 || parallel == 0 || throughput < parallel || rss_iterations == 0 {
             bail!("--iterations, --parallel and --rss-iterations must be at least 1, --throughput at least --parallel");
@@ -200,6 +228,9 @@ impl Plan {
             throughput,
             parallel,
             rss_iterations,
+            http_seconds,
+            http_rounds,
+            http_requests,
             sections,
             smoke: options.smoke,
             out,
@@ -256,6 +287,8 @@ mod tests {
         ]);
         let plan = Plan::resolve(options).expect("plan");
         assert_eq!((plan.iterations, plan.warmup, plan.density, plan.parallel), (2, 1, 3, 2));
+        assert_eq!((plan.http_seconds, plan.http_rounds, plan.http_requests), (1, 1, 2000));
+        assert!(plan.sections.http, "the smoke pass runs the http section too");
         assert!(plan.out.is_none(), "a smoke pass writes into its work directory");
         assert!(plan.peers.is_empty());
     }

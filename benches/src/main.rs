@@ -1,4 +1,4 @@
-//! # amphi-bench: how fast a container starts, and how many fit
+//! # amphi-bench: how fast a container starts, how many fit, how fast it serves
 //!
 //! The harness drives the built runtimes as a user (or containerd) would: whole
 //! processes, `RUNTIME --root DIR create|start|delete|run …`, never library
@@ -25,8 +25,10 @@
 //!    [`commands`] (`--version`, `state`, `list`, `kill`), [`memory`] (peak RSS of
 //!    the runtime's processes, RSS of a running container, density of N idle
 //!    containers), [`throughput`] (containers per second, alone and K at once)
-//!    and [`containerd`] (`ctr run --rm` with each runtime as the shim's runc
-//!    binary, against a containerd the harness starts).
+//!    [`containerd`] (`ctr run --rm` with each runtime as the shim's runc
+//!    binary, against a containerd the harness starts) and [`http`] (wasm
+//!    services: amphi serving a `wasi:http` component against `wasmtime
+//!    serve` and a native server under runc, driven by `wrk`).
 //! 4. [`leaks`]: every container the harness made must be gone: state dirs,
 //!    cgroups, processes, mounts. The report says so either way.
 //! 5. [`report`]: a table on stdout; `results.csv`, `summary.md` and
@@ -42,6 +44,7 @@ mod cli;
 mod commands;
 mod containerd;
 mod host;
+mod http;
 mod leaks;
 mod lifecycle;
 mod memory;
@@ -97,6 +100,9 @@ fn run(options: cli::Options) -> anyhow::Result<ExitCode> {
     }
     if plan.sections.containerd {
         containerd::measure(&plan, &mut bench, &mut results)?;
+    }
+    if plan.sections.http {
+        http::measure(&plan, &mut bench, &mut results)?;
     }
     results.leaks = leaks::check(&bench)?;
     let machine = host::Machine::describe(&bench);

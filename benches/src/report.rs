@@ -19,6 +19,9 @@ pub enum Unit {
     Ms,
     MiB,
     PerSec,
+    /// HTTP requests per second (the http section).
+    ReqPerSec,
+    Count,
 }
 
 impl Unit {
@@ -27,6 +30,8 @@ impl Unit {
             Unit::Ms => "ms",
             Unit::MiB => "MiB",
             Unit::PerSec => "containers/s",
+            Unit::ReqPerSec => "requests/s",
+            Unit::Count => "count",
         }
     }
 }
@@ -253,6 +258,10 @@ pub fn stdout_table(plan: &Plan, bench: &Bench, results: &Results) -> String {
                 r.floor
             );
         }
+    }
+    let http = crate::http::markdown(results, plan.http_requests);
+    if !http.is_empty() {
+        let _ = write!(out, "\n{http}");
     }
     let _ = writeln!(out, "\n== Targets (issue 4)");
     for t in targets(results, bench) {
@@ -488,7 +497,8 @@ fn markdown(plan: &Plan, bench: &Bench, machine: &Machine, results: &Results) ->
         }
         let _ = writeln!(md);
     }
-    let _ = writeln!(md, "## Leak check\n");
+    md.push_str(&crate::http::markdown(results, plan.http_requests));
+    let _ = writeln!(md, "\n## Leak check\n");
     for leak in &results.leaks {
         let _ = writeln!(md, "- {}", leak.describe());
     }

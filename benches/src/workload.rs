@@ -241,26 +241,27 @@ impl Workloads {
             sleep_cwasm: None,
         };
         let mut cli = None;
-        if let Some(wasmtime) = &wasmtime {
-            let compiled = plan.work.join("cwasm");
-            std::fs::create_dir_all(&compiled).with_context(|| format!("create {}", compiled.display()))?;
-            let compile = |name: &str| -> anyhow::Result<PathBuf> {
-                let out = compiled.join(name.replace(".wasm", ".cwasm"));
-                let status = Command::new(wasmtime)
-                    .arg("compile")
-                    .arg(fixture(name))
-                    .arg("-o")
-                    .arg(&out)
-                    .stdin(Stdio::null())
-                    .status()
-                    .with_context(|| format!("run {} compile", wasmtime.display()))?;
-                if !status.success() {
-                    bail!("{} compile {name} failed ({status})", wasmtime.display());
+        let mut unsupported = BTreeMap::new();
+        // A wasmtime built without its `compile` command (`cargo install
+        // wasmtime-cli --no-default-features --features run,serve`) still runs
+        // the cold rows and `serve`; the precompiled rows are left out, noted.
+        let precompiled = match &wasmtime {
+            Some(wasmtime) => match precompile(wasmtime, &plan.work.join("cwasm")) {
+                Ok(files) => Some((wasmtime, files)),
+                Err(e) => {
+                    unsupported.insert(
+                        ("wasmtime".to_owned(), "precompiled workloads".to_owned()),
+                        format!(
+                            "{e:#}: the warm-cache rows, the wasmtime CLI in a container and its memory rows are \
+                             left out (a wasmtime built without `compile`?)"
+                        ),
+                    );
+                    None
                 }
-                Ok(out)
-            };
-            let (module_cwasm, component_cwasm, sleep_cwasm) =
-                (compile("hello.wasm")?, compile("hello-component.wasm")?, compile("sleep.wasm")?);
+            },
+            None => None,
+        };
+        if let Some((wasmtime, (module_cwasm, component_cwasm, sleep_cwasm))) = precompiled {
             let hello = fixture("hello.wasm");
             let warm = build_files(
                 &dir.join("wasmtime-cli"),
@@ -300,7 +301,7 @@ impl Workloads {
             host_wasm,
             warm_cache: plan.work.join("wasm-cache-warm"),
             cold_caches: plan.work.join("wasm-cache-cold"),
-            unsupported: BTreeMap::new(),
+            unsupported,
         })
     }
 
@@ -388,6 +389,29 @@ impl Workloads {
         let cwasm = self.host_wasm.sleep_cwasm.as_ref()?;
         Some(vec![wasmtime.path.clone().into(), "run".into(), "--allow-precompiled".into(), cwasm.into()])
     }
+}
+
+/// `wasmtime compile` of the hello module, component and sleep module into
+/// `dir`: their `.cwasm` paths.
+fn precompile(wasmtime: &Path, dir: &Path) -> anyhow::Result<(PathBuf, PathBuf, PathBuf)> {
+    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    let compile = |name: &str| -> anyhow::Result<PathBuf> {
+        let out = dir.join(name.replace(".wasm", ".cwasm"));
+        let status = Command::new(wasmtime)
+            .arg("compile")
+            .arg(amphi_wasm_fixtures::path(name))
+            .arg("-o")
+            .arg(&out)
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .with_context(|| format!("run {} compile", wasmtime.display()))?;
+        if !status.success() {
+            bail!("{} compile {name} failed ({status})", wasmtime.display());
+        }
+        Ok(out)
+    };
+    Ok((compile("hello.wasm")?, compile("hello-component.wasm")?, compile("sleep.wasm")?))
 }
 
 /// Runs every `(runtime, workload)` once, `run` and create/start/wait/delete,
