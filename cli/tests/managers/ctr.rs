@@ -445,13 +445,20 @@ fn service_image_serves_in_a_network_namespace_and_stops_on_sigterm() {
     let id = ctrd.id("web");
     let with_ns = format!("network:{}", netns.path().display());
     // In the foreground, so that ctr's status is the task's.
-    let ctr_run = ctrd
+    let mut ctr_run = ctrd
         .run_command(&["--rm", "--with-ns", &with_ns], SERVICE, &id, &[])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn ctr run");
-    support::wait_until("the service's task runs", || ctrd.task(&id).is_some_and(|(_, s)| s == "RUNNING"));
+    support::wait_until("the service's task runs", || {
+        if let Some(status) = ctr_run.try_wait().expect("wait for ctr run") {
+            let mut error = String::new();
+            let _ = ctr_run.stderr.take().map(|mut e| e.read_to_string(&mut error));
+            panic!("ctr run ended ({status}) before its task ran: {error}");
+        }
+        ctrd.task(&id).is_some_and(|(_, s)| s == "RUNNING")
+    });
     let addr = "127.0.0.1:8080".parse().expect("address");
     let response = http::get_ok(Some(&netns.path()), addr, "/", &[("x-echo", "through containerd")]);
     assert_eq!(response.status, 200, "{response:?}");
