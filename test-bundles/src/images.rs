@@ -15,7 +15,8 @@
 //! [`build_images`] makes the set the manager tests use: a native image (the
 //! probe and a busybox shell), a wasm "compat" image (labels and annotations
 //! `module.wasm.image/variant=compat`), the same wasm image with no annotation
-//! at all (for selection by content), and a component image.
+//! at all (for selection by content), a component image, and a service image
+//! (a `wasi:http` component as the entrypoint).
 
 mod tar;
 
@@ -322,11 +323,16 @@ pub struct TestImages {
     /// `amphi.test/pause:latest`: a pod sandbox image, the probe alone waiting
     /// for a signal (`/bin/amphi-probe --no-report --wait-signal`).
     pub pause: ImageArchive,
+    /// `amphi.test/wasm-service:latest`: `/hello-service.wasm` (the
+    /// entrypoint), a `wasi:http` service that amphi serves on
+    /// `WASMTIME_HTTP_PROXY_SOCKET_ADDR`, which the image leaves unset (the
+    /// default, `0.0.0.0:8080`).
+    pub service: ImageArchive,
 }
 
 impl TestImages {
-    pub fn all(&self) -> [&ImageArchive; 5] {
-        [&self.native, &self.wasm_compat, &self.wasm_plain, &self.component, &self.pause]
+    pub fn all(&self) -> [&ImageArchive; 6] {
+        [&self.native, &self.wasm_compat, &self.wasm_plain, &self.component, &self.pause, &self.service]
     }
 }
 
@@ -402,6 +408,14 @@ pub fn build_images(out: &Path, sources: &ImageSources) -> Result<TestImages, Im
         name: "amphi.test/component:latest".into(),
         layers: vec![component_layer],
         entrypoint: vec!["/hello-component.wasm".into()],
+        env: env.clone(),
+        ..Image::default()
+    };
+
+    let service = Image {
+        name: "amphi.test/wasm-service:latest".into(),
+        layers: vec![Layer::new().copy("hello-service.wasm", 0o644, &sources.wasm.join("hello-service.wasm"))?],
+        entrypoint: vec!["/hello-service.wasm".into()],
         env,
         ..Image::default()
     };
@@ -419,6 +433,7 @@ pub fn build_images(out: &Path, sources: &ImageSources) -> Result<TestImages, Im
         wasm_plain: wasm_plain.write_archive(&out.join("wasm-plain.tar"))?,
         component: component.write_archive(&out.join("component.tar"))?,
         pause: pause.write_archive(&out.join("pause.tar"))?,
+        service: service.write_archive(&out.join("wasm-service.tar"))?,
     })
 }
 

@@ -1,8 +1,8 @@
 //! containerd, through `ctr`, with amphi as the runc binary of its runc shim
 //! (`io.containerd.runc.v2`, `ctr run --runc-binary`): native, wasm and
 //! component images, exit codes, kill, exec in every direction, ps,
-//! pause/resume, metrics, a terminal, annotations, and amphi's errors as
-//! containerd shows them.
+//! pause/resume, metrics, a terminal, annotations, amphi's errors as
+//! containerd shows them, and a wasm service in a network namespace.
 
 use std::io::Read;
 use std::os::fd::AsFd;
@@ -10,12 +10,14 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::containerd::Containerd;
+use crate::http;
 use crate::support::{self, can_run, describe, images, probe_report, runs_wasm, stderr, stdout};
 
 const NATIVE: &str = "amphi.test/native:latest";
 const WASM_COMPAT: &str = "amphi.test/wasm-compat:latest";
 const WASM_PLAIN: &str = "amphi.test/wasm-plain:latest";
 const COMPONENT: &str = "amphi.test/component:latest";
+const SERVICE: &str = "amphi.test/wasm-service:latest";
 
 fn containerd(name: &str) -> Option<Containerd> {
     can_run("containerd").then(|| Containerd::start(name))
@@ -399,5 +401,75 @@ fn amphi_errors_reach_the_user_through_containerd() {
         assert!(message.contains("/missing-import.wasm"), "{message}");
         assert_eq!(message.trim_end().lines().count(), 1, "one line: {message}");
     }
+    ctrd.finish();
+}
+
+/// A network namespace the test makes (`ip netns add`), its loopback up;
+/// deleted when dropped.
+struct NetNs {
+    name: String,
+}
+
+impl NetNs {
+    fn new(name: &str) -> NetNs {
+        let netns = NetNs { name: format!("amphi-{name}-{}", std::process::id()) };
+        for args in [&["netns", "add", &netns.name][..], &["-n", &netns.name, "link", "set", "lo", "up"]] {
+            let out = std::process::Command::new("ip").args(args).output().expect("run ip");
+            assert!(out.status.success(), "ip {args:?}: {}", describe(&out));
+        }
+        netns
+    }
+
+    fn path(&self) -> std::path::PathBuf {
+        std::path::Path::new("/var/run/netns").join(&self.name)
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip").args(["netns", "delete", &self.name]).output();
+    }
+}
+
+/// `ctr run` of the service image in a network namespace the test made: it is
+/// listening as soon as the task runs, answers a client in that namespace, and
+/// `ctr task kill` (SIGTERM) ends it with status 0.
+#[test]
+fn service_image_serves_in_a_network_namespace_and_stops_on_sigterm() {
+    if !runs_wasm() {
+        return;
+    }
+    let Some(ctrd) = containerd("service") else { return };
+    ctrd.import(&[&images().service]);
+    let netns = NetNs::new("svc");
+    let id = ctrd.id("web");
+    let with_ns = format!("network:{}", netns.path().display());
+    // In the foreground, so that ctr's status is the task's.
+    let mut ctr_run = ctrd
+        .run_command(&["--rm", "--with-ns", &with_ns], SERVICE, &id, &[])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ctr run");
+    support::wait_until("the service's task runs", || {
+        if let Some(status) = ctr_run.try_wait().expect("wait for ctr run") {
+            let mut error = String::new();
+            let _ = ctr_run.stderr.take().map(|mut e| e.read_to_string(&mut error));
+            panic!("ctr run ended ({status}) before its task ran: {error}");
+        }
+        ctrd.task(&id).is_some_and(|(_, s)| s == "RUNNING")
+    });
+    let addr = "127.0.0.1:8080".parse().expect("address");
+    let response = http::get_ok(Some(&netns.path()), addr, "/", &[("x-echo", "through containerd")]);
+    assert_eq!(response.status, 200, "{response:?}");
+    assert_eq!(response.body, "hello from a wasm service\n");
+    assert_eq!(response.header("x-echo"), Some("through containerd"), "{response:?}");
+
+    ctrd.ctr_ok(&["task", "kill", &id]);
+    let out = ctr_run.wait_with_output().expect("wait for ctr run");
+    assert_eq!(out.status.code(), Some(0), "SIGTERM ends a service with 0: {}", describe(&out));
+    let path = netns.path();
+    drop(netns);
+    assert!(!path.exists(), "network namespace {} left behind", path.display());
     ctrd.finish();
 }

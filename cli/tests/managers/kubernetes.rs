@@ -1,7 +1,8 @@
 //! The Kubernetes setup in `docs/`: containerd accepts the documented CRI
 //! config (started with it, paths moved into the test's directory) and lists
-//! the amphi runtime handler with its options; the RuntimeClass and the Pod
-//! name that handler.
+//! the amphi runtime handler with its options; the RuntimeClass, the Pod and
+//! the service's Deployment name that handler; pods run a wasm command beside
+//! a native sidecar, and a wasm service reached on its port.
 
 use std::path::Path;
 
@@ -9,6 +10,7 @@ use serde_json::Value;
 
 use crate::containerd::{Containerd, SHIM_RUNTIME_ROOT};
 use crate::cri::{self, Cri, Pb};
+use crate::http;
 use crate::support::{self, can_run, images, runs_wasm};
 
 /// The pod sandbox image the test config names (the test images' pause).
@@ -82,6 +84,23 @@ fn the_runtime_class_and_the_pod_name_the_amphi_handler() {
     for file in ["containerd/config.toml", "kubernetes/runtimeclass.yaml", "kubernetes/pod.yaml"] {
         assert!(guide.contains(file), "docs/kubernetes.md does not point at {file}");
     }
+}
+
+#[test]
+fn the_service_deployment_names_the_amphi_handler_and_its_port() {
+    let manifest = read("kubernetes/service.yaml");
+    for line in [
+        "kind: Deployment",
+        "kind: Service",
+        "      runtimeClassName: amphi",
+        "              containerPort: 8080",
+        "            - name: WASMTIME_HTTP_PROXY_SOCKET_ADDR",
+        "          readinessProbe:",
+        "            httpGet:",
+    ] {
+        assert!(manifest.lines().any(|l| l == line), "docs/kubernetes/service.yaml lacks {line:?}");
+    }
+    assert!(read("kubernetes.md").contains("kubernetes/service.yaml"), "docs/kubernetes.md does not point at it");
 }
 
 /// The CRI plugin's containerd namespace.
@@ -253,6 +272,47 @@ fn pod_scenario(pid: PidMode) {
     assert_eq!(cri::int(&exec, 3), 0);
 
     cri.ok("StopContainer", &Pb::new().str(1, &sidecar).int(2, 0));
+    cri.ok("StopPodSandbox", &Pb::new().str(1, &sandbox));
+    cri.ok("RemovePodSandbox", &Pb::new().str(1, &sandbox));
+    ctrd.finish();
+}
+
+/// What the kubelet does for the Deployment in `docs/kubernetes/service.yaml`,
+/// on the node's network (there is no CNI here): a pod through the `amphi`
+/// handler whose container is a wasm service, listening on the port its env
+/// names by the time StartContainer returns, answering from the host;
+/// StopContainer's SIGTERM ends it with 0.
+#[test]
+fn a_pod_serves_a_wasm_service_on_its_port() {
+    if !runs_wasm() || !can_run("containerd") {
+        return;
+    }
+    let _one_at_a_time = CRI_LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let ctrd = Containerd::start_in(K8S_NAMESPACE, test_config);
+    ctrd.import(&[&images().pause, &images().service]);
+    let cri = Cri { socket: ctrd.address.clone() };
+    let logs = ctrd.dir.path().join("pod-logs");
+    std::fs::create_dir_all(&logs).expect("log dir");
+    let pod = pod_config(&logs, PidMode::Container);
+    let run = cri.call("RunPodSandbox", &Pb::new().msg(1, pod.clone()).str(2, "amphi"));
+    let sandbox = cri::string(&run.unwrap_or_else(|e| panic!("{e}; containerd:\n{}", ctrd.log())), 1);
+    ctrd.register(&sandbox);
+
+    // The node's network is shared: a free port of the host's loopback.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port");
+    let env = Pb::new().str(1, "WASMTIME_HTTP_PROXY_SOCKET_ADDR").str(2, &addr.to_string());
+    let config = container_config("web", "amphi.test/wasm-service:latest", &[], PidMode::Container).msg(6, env);
+    let web = start_container(&cri, &ctrd, &sandbox, &pod, config);
+    assert_eq!(amphi_state(&web)["executor"], "wasm");
+    let response = http::get_ok(None, addr, "/", &[("x-echo", "through the cri")]);
+    assert_eq!(response.status, 200, "{response:?}");
+    assert_eq!(response.body, "hello from a wasm service\n");
+    assert_eq!(response.header("x-echo"), Some("through the cri"), "{response:?}");
+
+    cri.ok("StopContainer", &Pb::new().str(1, &web).int(2, 30));
+    wait_state(&cri, &ctrd, &web, 2, &logs.join("web.log"));
+    assert_eq!(container_state(&cri, &web).1, 0, "SIGTERM ends a service with 0");
+    assert!(http::get(None, addr, "/", &[]).is_err(), "{addr} still answers after the service stopped");
     cri.ok("StopPodSandbox", &Pb::new().str(1, &sandbox));
     cri.ok("RemovePodSandbox", &Pb::new().str(1, &sandbox));
     ctrd.finish();

@@ -9,6 +9,11 @@
 //!   plugin's `amphi` runtime handler by `cri`, a small CRI client.
 //! - `podman`: `podman --runtime <amphi>` on rootfs directories.
 //!
+//! Each manager also runs a wasm service (`hello-service.wasm`, a `wasi:http`
+//! component), reached over HTTP by `http`'s client: `ctr run` in a network
+//! namespace the test makes, a CRI pod on the node's network, and podman in
+//! the container's own network namespace.
+//!
 //! Start-up through containerd is measured by the benchmark harness
 //! (`amphi-bench --only containerd`), not here.
 //!
@@ -21,6 +26,7 @@ mod common;
 mod containerd;
 mod cri;
 mod ctr;
+mod http;
 mod kubernetes;
 mod podman;
 mod support;

@@ -1,7 +1,8 @@
 //! podman with amphi as its runtime (`podman --runtime <amphi>`), on a rootfs
 //! directory (`--rootfs`): a native run, a wasm module under
-//! `run.oci.handler=wasm`, `podman exec` both ways, and `podman stop` whose
-//! SIGTERM ends a wasm guest.
+//! `run.oci.handler=wasm`, `podman exec` both ways, `podman stop` whose
+//! SIGTERM ends a wasm guest, and a wasm service reached in the container's
+//! network namespace.
 //!
 //! Each test writes its own configuration into a temporary directory and points
 //! podman at it (`CONTAINERS_CONF`, `CONTAINERS_STORAGE_CONF`, `--root`,
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::http;
 use crate::support::{self, can_run, describe, runs_wasm, stdout};
 
 /// amphi's default state root, which podman's calls use.
@@ -284,5 +286,40 @@ fn podman_stop_ends_a_wasm_guest_with_sigterm() {
     let code = podman.podman_ok(&["inspect", "--format", "{{.State.ExitCode}}", "looper"]);
     assert_eq!(code.trim(), "143", "SIGTERM ends the guest with 128+15");
     podman.podman_ok(&["rm", "looper"]);
+    podman.finish();
+}
+
+/// `podman run -d` of a wasm service (chosen by content: a component
+/// exporting `wasi:http/incoming-handler`), with podman's `--network none`: the
+/// container has a network namespace of its own, where the service listens on
+/// the default `0.0.0.0:8080` and a client joining that namespace reaches it
+/// (publishing a port with `-p` would have podman set up a bridge and firewall
+/// rules on the host, which these tests leave alone); `podman stop`'s SIGTERM
+/// ends it with 0.
+#[test]
+fn podman_runs_a_wasm_service_reached_in_its_network_namespace() {
+    if !runs_wasm() {
+        return;
+    }
+    let Some(podman) = Podman::new() else { return };
+    let rootfs = podman.rootfs("service", &["hello-service.wasm"]);
+    podman.run_detached("web", &[], &rootfs, &["/hello-service.wasm"]);
+    let netns = PathBuf::from(format!("/proc/{}/ns/net", podman.pid("web")));
+    // podman's `none` network leaves the namespace's loopback down.
+    let net = format!("--net={}", netns.display());
+    let out = Command::new("nsenter").args([net.as_str(), "ip", "link", "set", "lo", "up"]).output().expect("nsenter");
+    assert!(out.status.success(), "nsenter {net} ip link set lo up: {}", describe(&out));
+    let addr = "127.0.0.1:8080".parse().expect("address");
+    let response = http::get_ok(Some(&netns), addr, "/", &[("x-echo", "through podman")]);
+    assert_eq!(response.status, 200, "{response:?}");
+    assert_eq!(response.body, "hello from a wasm service\n");
+    assert_eq!(response.header("x-echo"), Some("through podman"), "{response:?}");
+
+    let started = Instant::now();
+    podman.podman_ok(&["stop", "--time", "60", "web"]);
+    assert!(started.elapsed() < Duration::from_secs(20), "podman stop waited {:?}", started.elapsed());
+    let code = podman.podman_ok(&["inspect", "--format", "{{.State.ExitCode}}", "web"]);
+    assert_eq!(code.trim(), "0", "SIGTERM ends a service with 0");
+    podman.podman_ok(&["rm", "web"]);
     podman.finish();
 }
