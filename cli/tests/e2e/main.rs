@@ -19,6 +19,7 @@ mod namespaces;
 mod oci;
 mod rootless;
 mod seccomp;
+mod service;
 mod support;
 mod terminal;
 mod wasm;
