@@ -339,13 +339,15 @@ pub fn exit_status(result: wasmtime::Result<()>) -> i32 {
 pub(crate) fn report_trap(error: &wasmtime::Error) {
     let mut text = String::new();
     match error.downcast_ref::<Trap>() {
-        Some(trap) => text.push_str(&format!("wasm trap: {trap}\n")),
+        // wasmtime words it "wasm trap: …" itself.
+        Some(trap) => text.push_str(&format!("{trap}\n")),
         // A host function failed: its own message (the backtrace context that
         // wraps it is printed below).
         None => text.push_str(&format!("wasm guest failed: {}\n", error.root_cause())),
     }
     if let Some(backtrace) = error.downcast_ref::<WasmBacktrace>() {
-        text.push_str(&format!("wasm backtrace:\n{backtrace}"));
+        // "error while executing at wasm backtrace:" and the frames.
+        text.push_str(&backtrace.to_string());
         if !text.ends_with('\n') {
             text.push('\n');
         }

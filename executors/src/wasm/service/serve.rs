@@ -107,11 +107,13 @@ async fn run(
             _ = interrupt.recv() => break Signal::SIGINT,
         }
     };
-    drop(listener);
-    // From now on a second SIGTERM or SIGINT ends the process at once.
+    // From now on a second SIGTERM or SIGINT ends the process at once: set
+    // before the listener closes, so a client that sees the refusal and
+    // signals again finds it in place.
     if let Err(error) = handover.exit_on(&[Signal::SIGTERM, Signal::SIGINT]) {
         tracing::warn!(%error, "cannot make a second signal end the service at once");
     }
+    drop(listener);
     tracing::debug!(?signal, in_flight = connections.len(), "service stopping");
     let _ = stop.send(true);
     if tokio::time::timeout(grace, drain(&mut connections)).await.is_err() {
