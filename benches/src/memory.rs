@@ -2,7 +2,7 @@
 //! lifecycle), the memory of a running container (wasm against native), and the
 //! density of N idle containers.
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -44,11 +44,36 @@ pub fn start_idle(
     work: &Path,
     idle: Idle,
 ) -> anyhow::Result<IdleContainer> {
+    let globals = cache.globals(id);
+    let (_, pid) = create_for_pid(runtime, &globals, bundle, id, out, work, err)?;
+    let container = IdleContainer { id: id.to_owned(), pid };
+    let started = timed(&mut runtime.oci(&globals, ["start", id]), err).and_then(|_| match idle.ready_line() {
+        Some(line) => wait_for_line(out, line, container.pid),
+        None => Ok(()),
+    });
+    if let Err(e) = started {
+        stop_idle(runtime, &container, err)?;
+        return Err(e);
+    }
+    Ok(container)
+}
+
+/// `create` of `id` from `bundle`, the container's stdout to `out`: how long
+/// it took and the init's pid (through a pid file in `work`). A failed create
+/// is force-deleted.
+pub fn create_for_pid(
+    runtime: &Runtime,
+    globals: &[OsString],
+    bundle: &Path,
+    id: &str,
+    out: &Path,
+    work: &Path,
+    err: &ErrLog,
+) -> anyhow::Result<(Duration, i32)> {
     let pid_file = work.join(format!("{id}.pid"));
     let stdout = std::fs::File::create(out).with_context(|| format!("create {}", out.display()))?;
-    let globals = cache.globals(id);
     let mut create = runtime.oci(
-        &globals,
+        globals,
         [
             OsStr::new("create"),
             OsStr::new("--bundle"),
@@ -59,21 +84,12 @@ pub fn start_idle(
         ],
     );
     create.stdout(stdout);
-    if let Err(e) = timed(&mut create, err) {
-        force_delete(runtime, id);
-        return Err(e);
-    }
-    let container = IdleContainer { id: id.to_owned(), pid: read_pid_file(&pid_file)? };
+    let created = timed(&mut create, err).and_then(|took| Ok((took, read_pid_file(&pid_file)?)));
     let _ = std::fs::remove_file(&pid_file);
-    let started = timed(&mut runtime.oci(&globals, ["start", id]), err).and_then(|_| match idle.ready_line() {
-        Some(line) => wait_for_line(out, line, container.pid),
-        None => Ok(()),
-    });
-    if let Err(e) = started {
-        stop_idle(runtime, &container, err)?;
-        return Err(e);
+    if created.is_err() {
+        force_delete(runtime, id);
     }
-    Ok(container)
+    created
 }
 
 /// Waits until `path` holds `line` (the workload is up), or fails when `pid`

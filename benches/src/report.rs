@@ -208,7 +208,8 @@ fn rows(results: &Results, section: &str, baseline: &str) -> Vec<Row> {
     rows
 }
 
-fn number(value: f64) -> String {
+/// A figure with the digits that matter: 1234, 12.3, 1.23.
+pub(crate) fn number(value: f64) -> String {
     if value >= 100.0 {
         format!("{value:.0}")
     } else if value >= 10.0 {

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use super::targets::Target;
 use super::{CONNECTIONS, SECTION, at};
-use crate::report::Results;
+use crate::report::{Results, number};
 use crate::stats::{paired_ratio, summarize};
 
 const TARGETS: [Target; 3] = [Target::Amphi, Target::WasmtimeServe, Target::RuncHttpd];
@@ -152,14 +152,4 @@ pub fn markdown(results: &Results, requests: usize) -> String {
     };
     verdict(format!("amphi VmRSS after {requests} requests within 10 % of after 1k"), growth, " %");
     md
-}
-
-fn number(value: f64) -> String {
-    if value >= 100.0 {
-        format!("{value:.0}")
-    } else if value >= 10.0 {
-        format!("{value:.1}")
-    } else {
-        format!("{value:.2}")
-    }
 }

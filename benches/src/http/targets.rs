@@ -18,7 +18,6 @@
 //! generator and the container that the host process does not pay for. Each
 //! server listens on 127.0.0.1 and a port the kernel has just handed out.
 
-use std::ffi::OsStr;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -30,9 +29,8 @@ use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
 use super::client::Conn;
-use crate::lifecycle::force_delete;
-use crate::memory::{IdleContainer, stop_idle};
-use crate::process::{read_pid_file, timed};
+use crate::memory::{IdleContainer, create_for_pid, stop_idle};
+use crate::process::timed;
 use crate::runtime::Bench;
 use crate::workload::CacheChoice;
 
@@ -233,30 +231,8 @@ impl Targets {
         let (work, out) = (bench.work.clone(), bench.work.join(format!("{id}.out")));
         let bench = &*bench;
         bench.in_view(index, |runtime| {
-            let pid_file = work.join(format!("{id}.pid"));
-            let stdout = std::fs::File::create(&out).with_context(|| format!("create {}", out.display()))?;
             let globals = cache.globals(&id);
-            let mut create = runtime.oci(
-                &globals,
-                [
-                    OsStr::new("create"),
-                    OsStr::new("--bundle"),
-                    bundle.as_os_str(),
-                    OsStr::new("--pid-file"),
-                    pid_file.as_os_str(),
-                    OsStr::new(&id),
-                ],
-            );
-            create.stdout(stdout);
-            let created = timed(&mut create, &bench.err).and_then(|took| Ok((took, read_pid_file(&pid_file)?)));
-            let _ = std::fs::remove_file(&pid_file);
-            let (create_took, pid) = match created {
-                Ok(created) => created,
-                Err(e) => {
-                    force_delete(runtime, &id);
-                    return Err(e);
-                }
-            };
+            let (create_took, pid) = create_for_pid(runtime, &globals, &bundle, &id, &out, &work, &bench.err)?;
             let server = Server { target, addr, pid, handle: Handle::Container { index, id: id.clone() } };
             let timed_start = (|| -> anyhow::Result<FirstResponse> {
                 let mut early = match target {

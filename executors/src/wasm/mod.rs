@@ -56,6 +56,7 @@
 //! memories and instances per store have fixed caps ([`engine`]).
 
 pub mod engine;
+pub mod limits;
 pub mod run;
 pub mod service;
 pub mod signals;

@@ -13,7 +13,7 @@
 use std::io::Write;
 
 use wasmtime::component::ResourceTable;
-use wasmtime::{InstancePre, ResourceLimiter, Store, Trap, TypedFunc, WasmBacktrace};
+use wasmtime::{InstancePre, Store, Trap, TypedFunc, WasmBacktrace};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::bindings::{Command, CommandPre};
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -21,7 +21,8 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::WasmError;
-use super::engine::{Compiled, MAX_INSTANCES, MAX_MEMORIES, MAX_TABLE_ELEMENTS, MAX_TABLES};
+use super::engine::Compiled;
+use super::limits::InstanceLimits;
 use super::service::{self, ServiceState};
 
 /// The status of a process whose guest trapped: 128 + SIGABRT, what a native
@@ -29,54 +30,10 @@ use super::service::{self, ServiceState};
 /// range programs use for their own codes.
 pub const TRAP_STATUS: i32 = 134;
 
-/// The store's limits: the guest's linear memories together stay under the
-/// ceiling; tables, instances and memories have fixed caps.
-#[derive(Debug)]
-pub struct GuestLimits {
-    ceiling: Option<u64>,
-    used: u64,
-}
-
-impl GuestLimits {
-    pub fn new(ceiling: Option<u64>) -> Self {
-        Self { ceiling, used: 0 }
-    }
-}
-
-impl ResourceLimiter for GuestLimits {
-    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
-        if maximum.is_some_and(|maximum| desired > maximum) {
-            return Ok(false);
-        }
-        let grow = desired.saturating_sub(current) as u64;
-        if self.ceiling.is_some_and(|ceiling| self.used.saturating_add(grow) > ceiling) {
-            return Ok(false);
-        }
-        self.used += grow;
-        Ok(true)
-    }
-
-    fn table_growing(&mut self, _current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
-        Ok(desired <= MAX_TABLE_ELEMENTS && maximum.is_none_or(|maximum| desired <= maximum))
-    }
-
-    fn instances(&self) -> usize {
-        MAX_INSTANCES
-    }
-
-    fn tables(&self) -> usize {
-        MAX_TABLES
-    }
-
-    fn memories(&self) -> usize {
-        MAX_MEMORIES
-    }
-}
-
 /// The store data of a core module: the preview-1 context.
 pub struct ModuleState {
     wasi: WasiP1Ctx,
-    limits: GuestLimits,
+    limits: InstanceLimits,
 }
 
 /// The store data of a component: the WASI 0.2 and `wasi:http` contexts and
@@ -85,7 +42,7 @@ pub struct ComponentState {
     ctx: WasiCtx,
     http: WasiHttpCtx,
     table: ResourceTable,
-    limits: GuestLimits,
+    limits: InstanceLimits,
 }
 
 impl std::fmt::Debug for ModuleState {
@@ -282,7 +239,7 @@ async fn instantiate_module(
     ceiling: Option<u64>,
     path: &str,
 ) -> Result<Guest, WasmError> {
-    let state = ModuleState { wasi: wasi.build_p1(), limits: GuestLimits::new(ceiling) };
+    let state = ModuleState { wasi: wasi.build_p1(), limits: InstanceLimits::alone(ceiling) };
     let mut store = Store::new(pre.module().engine(), state);
     store.limiter(|state| &mut state.limits);
     let instance = match pre.instantiate_async(&mut store).await {
@@ -305,7 +262,7 @@ async fn instantiate_component(
         ctx: wasi.build(),
         http: WasiHttpCtx::new(),
         table: ResourceTable::new(),
-        limits: GuestLimits::new(ceiling),
+        limits: InstanceLimits::alone(ceiling),
     };
     let mut store = Store::new(pre.engine(), state);
     store.limiter(|state| &mut state.limits);

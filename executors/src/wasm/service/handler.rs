@@ -36,7 +36,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpView};
 
 use super::ServiceState;
 use super::config::ServiceConfig;
-use super::limits::{Budget, InstanceLimits};
+use crate::wasm::limits::{Budget, InstanceLimits};
 
 /// The epoch tick: a guest that computes without calling the host yields to
 /// the scheduler this often, so that its deadline can end it.

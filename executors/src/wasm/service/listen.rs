@@ -59,6 +59,14 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_addresses_listen_too() {
+        let listener = bind_listener("[::1]:0".parse().unwrap(), 4).unwrap();
+        let addr = listener.local_addr().unwrap();
+        assert!(addr.is_ipv6());
+        std::net::TcpStream::connect(addr).unwrap();
+    }
+
+    #[test]
     fn an_address_in_use_names_the_variable() {
         let first = bind_listener("127.0.0.1:0".parse().unwrap(), 4).unwrap();
         let addr = first.local_addr().unwrap();

@@ -26,11 +26,10 @@
 //! container's), the clocks, random, sockets and outgoing HTTP
 //! (`wasi:http/outgoing-handler`, HTTP and HTTPS) in the container's network
 //! namespace; no stdin and no preopened directory (the proxy world has no
-//! filesystem). Memory: see [`limits`].
+//! filesystem). Memory: see [`super::limits`].
 
 pub mod config;
 pub mod handler;
-pub mod limits;
 pub mod listen;
 pub mod serve;
 
@@ -44,9 +43,9 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::WasmError;
+use super::limits::InstanceLimits;
 use config::ServiceConfig;
 use handler::Handler;
-use limits::InstanceLimits;
 
 /// The export that makes a component a service.
 pub const HANDLER_EXPORT: &str = "wasi:http/incoming-handler@0.2";

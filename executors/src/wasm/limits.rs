@@ -1,21 +1,24 @@
-//! The guest-memory budget that concurrent instances share.
+//! A store's limits: the guest's linear memories stay within a memory budget;
+//! tables, instances and memories have fixed caps ([`super::engine`]).
 //!
-//! `linux.resources.memory.limit` (less the engine's reserve, as for a command)
-//! is one budget for every instance the service holds at a time, not a limit
-//! per instance: each instance takes from it what its linear memories grow
-//! to, and gives it all back when the request ends and its store is dropped. A
-//! `memory.grow` (including the initial allocation at instantiation) that
-//! would overdraw the budget fails: the guest sees -1 from `memory.grow`
-//! (malloc returns NULL), or its instantiation fails and the request is
-//! answered 503. So one request, or many at once, can make requests fail but
-//! cannot get the container OOM-killed.
+//! The budget is `linux.resources.memory.limit` less the engine's reserve
+//! ([`super::engine::EngineSettings`]). A command's one store has it to
+//! itself ([`InstanceLimits::alone`]). A service's concurrent instances share
+//! one budget, not a limit each ([`super::service`]): each instance takes from
+//! it what its linear memories grow to, and gives it all back when the request
+//! ends and its store is dropped. A `memory.grow` (including the initial
+//! allocation at instantiation) that would overdraw the budget fails: the
+//! guest sees -1 from `memory.grow` (malloc returns NULL), or its
+//! instantiation fails and the request is answered 503. So one request, or
+//! many at once, can make requests fail but cannot get the container
+//! OOM-killed.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use wasmtime::ResourceLimiter;
 
-use crate::wasm::engine::{MAX_INSTANCES, MAX_MEMORIES, MAX_TABLE_ELEMENTS, MAX_TABLES};
+use super::engine::{MAX_INSTANCES, MAX_MEMORIES, MAX_TABLE_ELEMENTS, MAX_TABLES};
 
 /// Bytes of linear memory the service's instances may hold together.
 #[derive(Debug)]
@@ -58,6 +61,11 @@ pub struct InstanceLimits {
 impl InstanceLimits {
     pub fn new(budget: Option<Arc<Budget>>) -> Self {
         Self { budget, held: 0 }
+    }
+
+    /// Limits for a store that has a budget of `ceiling` bytes to itself.
+    pub fn alone(ceiling: Option<u64>) -> Self {
+        Self::new(ceiling.map(Budget::new))
     }
 }
 
