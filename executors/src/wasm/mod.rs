@@ -10,7 +10,8 @@
 //!    program is loaded from the compile [cache](crate::cache) or compiled
 //!    (single-threaded) and stored there; it is linked against WASI
 //!    (`InstancePre`), so a missing import, a module without `_start` or a
-//!    component that is not a `wasi:cli/run` command fails `create`; the preopens
+//!    component that is neither a `wasi:cli/run` command nor a
+//!    `wasi:http/incoming-handler` service ([`service`]) fails `create`; the preopens
 //!    ([`wasi`]) are parsed and checked to exist. A `tracing` debug event with
 //!    `cache = "hit"` or `cache = "miss"` tells which way it went.
 //! 2. **`arm`** (still during `create`, in the container process after
@@ -33,8 +34,11 @@
 //! ## What it accepts
 //!
 //! Core modules with WASI preview 1 (`wasi_snapshot_preview1`, entry `_start`),
-//! components exporting `wasi:cli/run` (WASI 0.2), and either as WebAssembly text
-//! (a file whose first token is `(`).
+//! components exporting `wasi:cli/run` (WASI 0.2, `wasi:http` imports allowed),
+//! and either as WebAssembly text (a file whose first token is `(`): commands,
+//! run to an exit status. Components exporting `wasi:http/incoming-handler` and
+//! not `wasi:cli/run` are services, served per request: [`service`] says how
+//! their life differs from the steps above.
 //!
 //! ## Threads
 //!
@@ -243,8 +247,8 @@ impl WasmExecutor {
         Ok(())
     }
 
-    /// `exec` without the signal handlers: runs the program (instantiating it
-    /// first unless [`WasmExecutor::arm`] did) and returns its exit status.
+    /// `exec` without the ending-signal handlers: runs a command (instantiating
+    /// it first unless [`WasmExecutor::arm`] did) and returns its exit status.
     /// `entry` is told right before the guest's entry point is called.
     /// A service is served until its shutdown ([`service`]); `handover` is
     /// the signal state it takes over.
