@@ -82,10 +82,15 @@ impl Conn {
     /// for a server that cannot answer yet, not a measure of speed).
     pub fn answers_within(&mut self, wait: Duration) -> bool {
         self.stream().set_read_timeout(Some(wait)).expect("set a read timeout");
-        let answered = match self.reader.fill_buf() {
-            Ok(buf) => !buf.is_empty(),
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => false,
-            Err(e) => panic!("read: {e}"),
+        let answered = loop {
+            match self.reader.fill_buf() {
+                Ok(buf) => break !buf.is_empty(),
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => break false,
+                // A signal to the test process (a child of another test ended):
+                // read again, as `read_line` does on its own.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => panic!("read: {e}"),
+            }
         };
         self.stream().set_read_timeout(Some(READ_BOUND)).expect("set a read timeout");
         answered
