@@ -23,7 +23,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use super::WasmError;
 use super::engine::Compiled;
 use super::limits::InstanceLimits;
-use super::service::{self, ServiceState};
+use super::service;
 
 /// The status of a process whose guest trapped: 128 + SIGABRT, what a native
 /// program that aborts leaves (and what `wasmtime run` reports), and outside the
@@ -36,8 +36,8 @@ pub struct ModuleState {
     limits: InstanceLimits,
 }
 
-/// The store data of a component: the WASI 0.2 and `wasi:http` contexts and
-/// their resources.
+/// The store data of a component, command or service (one per request): the
+/// WASI 0.2 and `wasi:http` contexts and their resources.
 pub struct ComponentState {
     ctx: WasiCtx,
     http: WasiHttpCtx,
@@ -54,6 +54,17 @@ impl std::fmt::Debug for ModuleState {
 impl std::fmt::Debug for ComponentState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ComponentState").field("limits", &self.limits).finish_non_exhaustive()
+    }
+}
+
+impl ComponentState {
+    /// A store of `engine` for a component with WASI context `ctx`, held to
+    /// `limits`.
+    pub fn store(engine: &wasmtime::Engine, ctx: WasiCtx, limits: InstanceLimits) -> Store<Self> {
+        let state = Self { ctx, http: WasiHttpCtx::new(), table: ResourceTable::new(), limits };
+        let mut store = Store::new(engine, state);
+        store.limiter(|state| &mut state.limits);
+        store
     }
 }
 
@@ -74,7 +85,7 @@ pub enum Linked {
     Module(InstancePre<ModuleState>),
     Component(CommandPre<ComponentState>),
     /// A `wasi:http/incoming-handler` component ([`super::service`]).
-    Service(ProxyPre<ServiceState>),
+    Service(ProxyPre<ComponentState>),
 }
 
 impl std::fmt::Debug for Linked {
@@ -120,13 +131,15 @@ pub fn link(compiled: &Compiled) -> Result<Linked, String> {
             let engine = component.engine();
             let ty = component.component_type();
             let exports = ty.exports(engine).map(|(name, _)| name).collect::<Vec<_>>();
-            if service::is_service(&exports) {
-                return service::link(component).map(Linked::Service);
-            }
             let mut linker = wasmtime::component::Linker::new(engine);
             wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(reason)?;
             wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(reason)?;
             let pre = linker.instantiate_pre(component).map_err(reason)?;
+            if service::is_service(&exports) {
+                return ProxyPre::new(pre)
+                    .map(Linked::Service)
+                    .map_err(|e| format!("not a wasi:http/incoming-handler service: {e:#}"));
+            }
             CommandPre::new(pre)
                 .map(Linked::Component)
                 .map_err(|e| format!("neither a wasi:cli/run command nor a wasi:http/incoming-handler service: {e:#}"))
@@ -258,14 +271,7 @@ async fn instantiate_component(
     ceiling: Option<u64>,
     path: &str,
 ) -> Result<Guest, WasmError> {
-    let state = ComponentState {
-        ctx: wasi.build(),
-        http: WasiHttpCtx::new(),
-        table: ResourceTable::new(),
-        limits: InstanceLimits::alone(ceiling),
-    };
-    let mut store = Store::new(pre.engine(), state);
-    store.limiter(|state| &mut state.limits);
+    let mut store = ComponentState::store(pre.engine(), wasi.build(), InstanceLimits::alone(ceiling));
     match pre.instantiate_async(&mut store).await {
         Ok(command) => Ok(Guest::Component { store, command }),
         Err(e) => instantiate_failure(e, path).map(Guest::Ended),

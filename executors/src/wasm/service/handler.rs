@@ -27,16 +27,15 @@ use hyper::{Request, Response, StatusCode};
 use tokio::sync::{Semaphore, oneshot};
 use tokio::time::Instant;
 use wasmtime::Store;
-use wasmtime::component::ResourceTable;
 use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpView};
 
-use super::ServiceState;
 use super::config::ServiceConfig;
 use crate::wasm::limits::{Budget, InstanceLimits};
+use crate::wasm::run::ComponentState;
 
 /// The epoch tick: a guest that computes without calling the host yields to
 /// the scheduler this often, so that its deadline can end it.
@@ -44,7 +43,7 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// What every request is served with.
 pub struct Handler {
-    pre: ProxyPre<ServiceState>,
+    pre: ProxyPre<ComponentState>,
     args: Vec<String>,
     env: Vec<(String, String)>,
     budget: Option<Arc<Budget>>,
@@ -68,7 +67,7 @@ enum Failure {
 
 impl Handler {
     pub fn new(
-        pre: ProxyPre<ServiceState>,
+        pre: ProxyPre<ComponentState>,
         args: Vec<String>,
         env: Vec<(String, String)>,
         ceiling: Option<u64>,
@@ -152,18 +151,12 @@ impl Handler {
 
     /// A fresh store: its own WASI context, HTTP context, resource table and
     /// share of the memory budget.
-    fn store(&self) -> Store<ServiceState> {
+    fn store(&self) -> Store<ComponentState> {
         let mut wasi = WasiCtxBuilder::new();
         wasi.args(&self.args).envs(&self.env).inherit_stdout().inherit_stderr();
         wasi.inherit_network().allow_tcp(true).allow_udp(true).allow_ip_name_lookup(true);
-        let state = ServiceState {
-            wasi: wasi.build(),
-            http: WasiHttpCtx::new(),
-            table: ResourceTable::new(),
-            limits: InstanceLimits::new(self.budget.clone()),
-        };
-        let mut store = Store::new(self.pre.engine(), state);
-        store.limiter(|state| &mut state.limits);
+        let limits = InstanceLimits::new(self.budget.clone());
+        let mut store = ComponentState::store(self.pre.engine(), wasi.build(), limits);
         store.epoch_deadline_async_yield_and_update(1);
         store
     }

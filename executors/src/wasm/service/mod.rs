@@ -37,13 +37,10 @@ use std::net::TcpListener;
 
 use amphi_runtime::executor::Handover;
 use oci_spec::runtime::Process;
-use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::WasmError;
-use super::limits::InstanceLimits;
+use super::run::ComponentState;
 use config::ServiceConfig;
 use handler::Handler;
 
@@ -58,46 +55,9 @@ pub fn is_service<S: AsRef<str>>(exports: &[S]) -> bool {
     has(HANDLER_EXPORT) && !has(RUN_EXPORT)
 }
 
-/// A request's store data.
-pub struct ServiceState {
-    wasi: WasiCtx,
-    http: WasiHttpCtx,
-    table: ResourceTable,
-    limits: InstanceLimits,
-}
-
-impl std::fmt::Debug for ServiceState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServiceState").field("limits", &self.limits).finish_non_exhaustive()
-    }
-}
-
-impl WasiView for ServiceState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
-    }
-}
-
-impl WasiHttpView for ServiceState {
-    fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: Default::default() }
-    }
-}
-
-/// Links `component` as a `wasi:http/proxy` service; the error says what is
-/// missing.
-pub fn link(component: &Component) -> Result<ProxyPre<ServiceState>, String> {
-    let reason = |e: wasmtime::Error| format!("{e:#}");
-    let mut linker = Linker::new(component.engine());
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(reason)?;
-    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(reason)?;
-    let pre = linker.instantiate_pre(component).map_err(reason)?;
-    ProxyPre::new(pre).map_err(|e| format!("not a wasi:http/incoming-handler service: {e:#}"))
-}
-
 /// A linked service, its settings, and once armed its listening socket.
 pub struct Service {
-    pre: ProxyPre<ServiceState>,
+    pre: ProxyPre<ComponentState>,
     config: ServiceConfig,
     args: Vec<String>,
     env: Vec<(String, String)>,
@@ -118,7 +78,7 @@ impl Service {
     /// The service `pre` for `process`, with `config` read out of
     /// `process.env` and `env` what is left of it, the guest's.
     pub fn new(
-        pre: ProxyPre<ServiceState>,
+        pre: ProxyPre<ComponentState>,
         process: &Process,
         env: Vec<(String, String)>,
         config: ServiceConfig,
