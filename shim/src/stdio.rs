@@ -9,9 +9,10 @@
 //!   write never fails with `EPIPE` while containerd is away (restarting);
 //!   the shim keeps no copy, so containerd reads end of file once the
 //!   container's processes have closed them, as with the runc shim.
-//! - stdin is opened for reading, and the shim holds a writer of its own
-//!   until `CloseIO` (or the process's exit): the process sees end of file
-//!   only when containerd says so, not when a client or containerd restarts.
+//! - stdin is the exception: the process reads a pipe, and a thread copies
+//!   the FIFO into it. Only so does the process wait for the client's writer
+//!   (a FIFO read with no writer yet is an immediate end of file) and see
+//!   end of file when the client closes it, or at `CloseIO`.
 //!
 //! ## Terminals
 //! With a terminal the pty master comes back over a console socket the shim
@@ -54,12 +55,10 @@ pub struct IoSpec {
 /// The shim's side of a process's streams, kept while the process lives.
 #[derive(Debug, Default)]
 pub struct Io {
-    /// The writer that keeps stdin open until `CloseIO`.
-    stdin_keeper: Mutex<Option<File>>,
+    /// Where the stdin copy writes; taken at `CloseIO`.
+    stdin: Option<StdinSink>,
     /// The pty master, once it came.
     console: Mutex<Option<Arc<OwnedFd>>>,
-    /// Tells the terminal's stdin copy to stop (`CloseIO`).
-    stdin_closed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Streams being set up: what the helper passes on, and the console socket.
@@ -70,8 +69,11 @@ pub struct Prepared {
     /// The console socket's path, for a terminal.
     pub console_socket: Option<PathBuf>,
     console: Option<Console>,
-    stdin_keeper: Option<File>,
+    stdin: Option<StdinSink>,
 }
+
+/// The process's end of the stdin copy: the copy writes here while it holds.
+pub type StdinSink = Arc<Mutex<Option<File>>>;
 
 #[derive(Debug)]
 struct Console {
@@ -89,15 +91,18 @@ impl IoSpec {
     /// Opens what the process gets, before the helper makes it.
     pub fn prepare(&self, namespace: &str, id: &str) -> Result<Prepared> {
         let mut stdio = Stdio::default();
-        let mut keeper = None;
+        let mut sink = None;
         let mut console = None;
         if self.terminal {
             console = Some(Console::listen()?);
         } else {
             if !self.stdin.is_empty() {
-                let (reader, writer) = open_stdin(&self.stdin)?;
+                let (reader, writer) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+                    .map_err(|e| ShimError::Internal(format!("pipe: {e}")))?;
+                let writer: StdinSink = Arc::new(Mutex::new(Some(File::from(writer))));
+                copy_stdin(&self.stdin, writer.clone())?;
                 stdio.fds[0] = Some(reader);
-                keeper = Some(writer);
+                sink = Some(writer);
             }
             if is_binary(&self.stdout) {
                 let (out, err) = start_logger(&self.stdout, namespace, id)?;
@@ -109,7 +114,7 @@ impl IoSpec {
             }
         }
         let console_socket = console.as_ref().map(|c| c.dir.join("s"));
-        Ok(Prepared { stdio, console_socket, console, stdin_keeper: keeper })
+        Ok(Prepared { stdio, console_socket, console, stdin: sink })
     }
 }
 
@@ -117,21 +122,22 @@ impl Prepared {
     /// Once the process exists: receives the pty master (for a terminal)
     /// and starts copying; the shim keeps the returned [`Io`].
     pub fn finish(self, spec: &IoSpec) -> Result<Io> {
-        let io = Io { stdin_keeper: Mutex::new(self.stdin_keeper), ..Io::default() };
+        let mut io = Io { stdin: self.stdin, ..Io::default() };
         if let Some(console) = self.console {
             let master = Arc::new(console.receive()?);
             *io.console.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(master.clone());
-            copy_terminal(spec, &master, io.stdin_closed.clone())?;
+            io.stdin = copy_terminal(spec, &master)?;
         }
         Ok(io)
     }
 }
 
 impl Io {
-    /// `CloseIO`: the process's stdin ends once containerd's writer is gone.
+    /// `CloseIO`: the process's stdin ends (a terminal's copy stops).
     pub fn close_stdin(&self) {
-        self.stdin_keeper.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-        self.stdin_closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(sink) = &self.stdin {
+            sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        }
     }
 
     /// `ResizePty`.
@@ -158,20 +164,30 @@ fn io_error(what: String) -> impl FnOnce(std::io::Error) -> ShimError {
     move |e| ShimError::InvalidArgument(format!("{what}: {e}"))
 }
 
-/// stdin's FIFO for the process, and the shim's writer that keeps it open.
-fn open_stdin(path: &str) -> Result<(OwnedFd, File)> {
-    let reader = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(io_error(format!("stdin {path}")))?;
-    let writer = OpenOptions::new()
-        .write(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(io_error(format!("stdin {path}")))?;
-    set_blocking(&reader).map_err(io_error(format!("stdin {path}")))?;
-    Ok((reader.into(), writer))
+/// Copies stdin's FIFO into `sink` on a thread of its own: it opens the FIFO
+/// (blocking until the client's writer is there) and copies until the
+/// client closes it or `sink` is taken.
+fn copy_stdin(path: &str, sink: StdinSink) -> Result<()> {
+    let path = path.to_owned();
+    spawn("stdin", move || {
+        let Ok(mut from) = OpenOptions::new().read(true).custom_flags(libc::O_CLOEXEC).open(&path) else {
+            sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+            return;
+        };
+        let mut buf = [0u8; 8192];
+        loop {
+            let n = match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let mut to = sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let Some(file) = to.as_mut() else { break };
+            if file.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+        sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+    })
 }
 
 /// stdout's or stderr's target: a FIFO (read-write), a `file://` log, none.
@@ -314,12 +330,15 @@ fn next_console() -> u64 {
     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
-/// Starts the copies between a terminal's master and the FIFOs.
-fn copy_terminal(spec: &IoSpec, master: &Arc<OwnedFd>, stop: Arc<std::sync::atomic::AtomicBool>) -> Result<()> {
+/// Starts the copies between a terminal's master and the FIFOs; returns
+/// the stdin copy's sink.
+fn copy_terminal(spec: &IoSpec, master: &Arc<OwnedFd>) -> Result<Option<StdinSink>> {
+    let dup = |what: &str| {
+        master.try_clone().map(File::from).map_err(|e| ShimError::Internal(format!("terminal {what}: {e}")))
+    };
     if let Some(out) = open_output(&spec.stdout)? {
-        let master = master.clone();
+        let mut from = dup("output")?;
         spawn("tty-out", move || {
-            let mut from = File::from(master.try_clone().expect("dup the master"));
             let mut to = File::from(out);
             let mut buf = [0u8; 8192];
             // EIO once the last process holding the slave has gone.
@@ -330,35 +349,12 @@ fn copy_terminal(spec: &IoSpec, master: &Arc<OwnedFd>, stop: Arc<std::sync::atom
             }
         })?;
     }
-    if !spec.stdin.is_empty() {
-        let (reader, keeper) = open_stdin(&spec.stdin)?;
-        let master = master.clone();
-        spawn("tty-in", move || {
-            let _keeper = keeper;
-            let mut from = File::from(reader);
-            let mut to = File::from(master.try_clone().expect("dup the master"));
-            let mut buf = [0u8; 4096];
-            loop {
-                let mut fds = [nix::poll::PollFd::new(from.as_fd(), nix::poll::PollFlags::POLLIN)];
-                let ready = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(200u16));
-                if stop.load(std::sync::atomic::Ordering::SeqCst) {
-                    break;
-                }
-                if !matches!(ready, Ok(1..)) {
-                    continue;
-                }
-                match from.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        if to.write_all(&buf[..n]).is_err() {
-                            break;
-                        }
-                    }
-                }
-            }
-        })?;
+    if spec.stdin.is_empty() {
+        return Ok(None);
     }
-    Ok(())
+    let sink: StdinSink = Arc::new(Mutex::new(Some(dup("input")?)));
+    copy_stdin(&spec.stdin, sink.clone())?;
+    Ok(Some(sink))
 }
 
 fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> Result<()> {
@@ -368,10 +364,6 @@ fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> Result<()> {
         .spawn(body)
         .map(drop)
         .map_err(|e| ShimError::Internal(format!("start a copy thread: {e}")))
-}
-
-fn set_blocking(file: &File) -> std::io::Result<()> {
-    set_flag(file, false)
 }
 
 fn set_nonblocking(file: &File) -> std::io::Result<()> {
