@@ -49,6 +49,11 @@ impl From<amphi_runtime::Error> for ShimError {
     fn from(e: amphi_runtime::Error) -> Self {
         match e {
             amphi_runtime::Error::State(amphi_runtime::state::StateError::NotFound(_)) => Self::NotFound(e.to_string()),
+            // As containerd's runc shim: a process that has finished is not
+            // found (containerd ignores that on kill).
+            amphi_runtime::Error::BadStatus { status: amphi_runtime::state::Status::Stopped, .. } => {
+                Self::NotFound(e.to_string())
+            }
             amphi_runtime::Error::BadStatus { .. } => Self::FailedPrecondition(e.to_string()),
             amphi_runtime::Error::Spec(_) | amphi_runtime::Error::Id(_) => Self::InvalidArgument(e.to_string()),
             other => Self::Runtime(other.to_string()),

@@ -102,7 +102,7 @@ impl Service {
             stderr: req.stderr.clone(),
             terminal: req.terminal,
         };
-        let prepared = io_spec.prepare(&self.namespace, id.as_str())?;
+        let prepared = io_spec.prepare(&self.namespace, id.as_str(), &run_dir(&place.root)?)?;
         let rootfs = req
             .rootfs
             .iter()
@@ -239,9 +239,10 @@ impl Service {
             return Err(ShimError::FailedPrecondition(format!("exec {}: already started", req.exec_id)));
         }
         let spec = process.spec.clone().ok_or_else(|| ShimError::Internal("an exec without a spec".into()))?;
-        let prepared = process.io_spec.prepare(&self.namespace, &req.id)?;
+        let run_dir = run_dir(&container.place.root)?;
+        let prepared = process.io_spec.prepare(&self.namespace, &req.id, &run_dir)?;
         let n = self.next_pid_file.fetch_add(1, Ordering::Relaxed);
-        let pid_file = std::env::temp_dir().join(format!("amphi-shim-{}-exec-{n}.pid", std::process::id()));
+        let pid_file = run_dir.join(format!(".exec-{}-{n}.pid", std::process::id()));
         let request = Request::Exec {
             place: container.place.clone(),
             process: Box::new(spec),
@@ -433,6 +434,19 @@ impl Service {
         let stats = event.data.unwrap_or_default();
         Ok(StatsResponse { stats: any(crate::metrics::metrics(&stats)).into(), ..Default::default() })
     }
+}
+
+/// The state root, made (root's only) if this is its first container: the
+/// shim's console sockets and exec pid files go there, never in a directory
+/// others may write.
+fn run_dir(root: &std::path::Path) -> Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(root)
+        .map_err(|e| ShimError::Internal(format!("state root {}: {e}", root.display())))?;
+    Ok(root.to_owned())
 }
 
 fn serde_path_to_error<'de, T: serde::Deserialize<'de>>(

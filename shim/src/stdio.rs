@@ -88,13 +88,14 @@ impl Drop for Console {
 }
 
 impl IoSpec {
-    /// Opens what the process gets, before the helper makes it.
-    pub fn prepare(&self, namespace: &str, id: &str) -> Result<Prepared> {
+    /// Opens what the process gets, before the helper makes it; a console
+    /// socket goes in `run_dir` (the state root: root's only).
+    pub fn prepare(&self, namespace: &str, id: &str, run_dir: &Path) -> Result<Prepared> {
         let mut stdio = Stdio::default();
         let mut sink = None;
         let mut console = None;
         if self.terminal {
-            console = Some(Console::listen()?);
+            console = Some(Console::listen(run_dir)?);
         } else {
             if !self.stdin.is_empty() {
                 let (reader, writer) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
@@ -293,8 +294,8 @@ fn start_logger(uri: &str, namespace: &str, id: &str) -> Result<(OwnedFd, OwnedF
 }
 
 impl Console {
-    fn listen() -> Result<Self> {
-        let dir = std::env::temp_dir().join(format!("amphi-shim-{}-{}", std::process::id(), next_console()));
+    fn listen(run_dir: &Path) -> Result<Self> {
+        let dir = run_dir.join(format!(".console-{}-{}", std::process::id(), next_console()));
         std::fs::DirBuilder::new()
             .mode(0o700)
             .create(&dir)
