@@ -34,18 +34,11 @@ pub struct Settings {
     pub systemd_cgroup: bool,
     /// The wasm compile cache; empty: none.
     pub cache_dir: PathBuf,
-    /// The shim's log level (`error`, `warn`, `info`, `debug`, `trace`).
-    pub log_level: String,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self {
-            root: PathBuf::from(DEFAULT_ROOT),
-            systemd_cgroup: false,
-            cache_dir: PathBuf::from(DEFAULT_CACHE),
-            log_level: "info".into(),
-        }
+        Self { root: PathBuf::from(DEFAULT_ROOT), systemd_cgroup: false, cache_dir: PathBuf::from(DEFAULT_CACHE) }
     }
 }
 
@@ -133,8 +126,8 @@ mod tests {
         assert_eq!(s.root, PathBuf::from("/run/x"));
         assert!(s.systemd_cgroup);
         assert_eq!(s.cache(), None);
-        assert_eq!(s.log_level, "info");
         assert!(Settings::parse("rot = \"/x\"").unwrap_err().contains("rot"));
+        assert!(Settings::parse("log_level = \"debug\"").unwrap_err().contains("log_level"));
         assert!(Settings::parse("root = \"x\"").unwrap_err().contains("root"));
     }
 
