@@ -9,17 +9,50 @@
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::Duration;
 
-use containerd_shim::protos::protobuf::MessageDyn;
+use containerd_shim::protos::events::task::{
+    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskOOM, TaskPaused, TaskResumed, TaskStart,
+};
+use containerd_shim::protos::protobuf::Message;
+use containerd_shim::protos::protobuf::well_known_types::any::Any;
+use containerd_shim::protos::shim::event::Envelope;
+use containerd_shim::protos::shim::events::ForwardRequest;
 use containerd_shim::protos::ttrpc::context::Context;
-use containerd_shim::publisher::RemotePublisher;
+use containerd_shim::protos::{EventsClient, ttrpc};
 
 /// How long one event is retried while containerd cannot be reached.
 const GIVE_UP_AFTER: Duration = Duration::from_secs(300);
 
-/// An event and its topic.
+/// A task event: its message and the type name containerd decodes it by.
+/// The names are spelled out, not read from protobuf's reflection, which
+/// would build every descriptor of the events' files in each shim.
+pub trait TaskEvent: Message {
+    /// The message's full protobuf name.
+    const TYPE: &'static str;
+}
+
+macro_rules! task_events {
+    ($($event:ident),*) => {$(
+        impl TaskEvent for $event {
+            const TYPE: &'static str = concat!("containerd.events.", stringify!($event));
+        }
+    )*};
+}
+task_events!(
+    TaskCreate,
+    TaskStart,
+    TaskExit,
+    TaskOOM,
+    TaskExecAdded,
+    TaskExecStarted,
+    TaskPaused,
+    TaskResumed,
+    TaskDelete
+);
+
+/// An event, encoded, and its topic.
 struct Queued {
     topic: &'static str,
-    event: Box<dyn MessageDyn>,
+    event: Any,
 }
 
 /// The sending end, shared by the task calls.
@@ -35,14 +68,14 @@ impl std::fmt::Debug for Queued {
 }
 
 impl Events {
-    /// Starts the publisher thread for `namespace`, with containerd at
-    /// `address` and its first connection `first`.
-    pub fn start(address: String, namespace: String, first: RemotePublisher) -> Self {
+    /// Starts the publisher thread for `namespace`, with containerd's ttrpc
+    /// socket at `address`.
+    pub fn start(address: String, namespace: String) -> Self {
         let (queue, rx) = channel();
         let spawned = std::thread::Builder::new()
             .name("events".into())
             .stack_size(128 * 1024)
-            .spawn(move || publish_all(&address, &namespace, first, &rx));
+            .spawn(move || publish_all(&address, &namespace, &rx));
         if let Err(e) = spawned {
             tracing::error!("no events thread: {e}");
         }
@@ -50,30 +83,46 @@ impl Events {
     }
 
     /// Queues `event` on `topic`.
-    pub fn send(&self, topic: &'static str, event: impl MessageDyn) {
-        if self.queue.send(Queued { topic, event: Box::new(event) }).is_err() {
+    pub fn send<E: TaskEvent>(&self, topic: &'static str, event: E) {
+        let event = match event.write_to_bytes() {
+            Ok(value) => Any { type_url: E::TYPE.into(), value, ..Default::default() },
+            Err(e) => {
+                tracing::error!(topic, "encode an event: {e}");
+                return;
+            }
+        };
+        if self.queue.send(Queued { topic, event }).is_err() {
             tracing::warn!(topic, "events thread gone: event dropped");
         }
     }
 }
 
-fn publish_all(address: &str, namespace: &str, first: RemotePublisher, rx: &Receiver<Queued>) {
-    let mut publisher = Some(first);
+fn publish_all(address: &str, namespace: &str, rx: &Receiver<Queued>) {
+    let mut client = None;
     for queued in rx {
         let mut pause = Duration::from_millis(50);
         let mut waited = Duration::ZERO;
+        let request = ForwardRequest {
+            envelope: Some(Envelope {
+                timestamp: Some(crate::task::now()).into(),
+                namespace: namespace.to_owned(),
+                topic: queued.topic.to_owned(),
+                event: Some(queued.event).into(),
+                ..Default::default()
+            })
+            .into(),
+            ..Default::default()
+        };
         loop {
-            if publisher.is_none() {
-                publisher = RemotePublisher::new(address).ok();
+            if client.is_none() {
+                client = connect(address);
             }
-            let sent = publisher
-                .as_ref()
-                .map(|p| p.publish(Context::default(), queued.topic, namespace, clone_event(&*queued.event)));
+            let sent = client.as_ref().map(|c: &EventsClient| c.forward(Context::default(), &request));
             match sent {
-                Some(Ok(())) => break,
+                Some(Ok(_)) => break,
                 Some(Err(e)) => {
                     tracing::debug!(topic = queued.topic, "publish failed, reconnecting: {e}");
-                    publisher = None;
+                    client = None;
                 }
                 None => {}
             }
@@ -88,6 +137,32 @@ fn publish_all(address: &str, namespace: &str, first: RemotePublisher, rx: &Rece
     }
 }
 
-fn clone_event(event: &dyn MessageDyn) -> Box<dyn MessageDyn> {
-    event.clone_box()
+/// A client of containerd's events service at `address`.
+fn connect(address: &str) -> Option<EventsClient> {
+    let fd = containerd_shim::util::connect(address).ok()?;
+    ttrpc::Client::new(fd).ok().map(EventsClient::new)
+}
+
+#[cfg(test)]
+mod tests {
+    use containerd_shim::protos::protobuf::MessageFull;
+
+    use super::*;
+
+    fn named_as_protobuf_names<E: TaskEvent + MessageFull>() {
+        assert_eq!(E::TYPE, E::descriptor().full_name());
+    }
+
+    #[test]
+    fn event_type_names_are_protobufs() {
+        named_as_protobuf_names::<TaskCreate>();
+        named_as_protobuf_names::<TaskStart>();
+        named_as_protobuf_names::<TaskExit>();
+        named_as_protobuf_names::<TaskOOM>();
+        named_as_protobuf_names::<TaskExecAdded>();
+        named_as_protobuf_names::<TaskExecStarted>();
+        named_as_protobuf_names::<TaskPaused>();
+        named_as_protobuf_names::<TaskResumed>();
+        named_as_protobuf_names::<TaskDelete>();
+    }
 }

@@ -6,16 +6,23 @@
 use amphi_runtime::container::Stats;
 use containerd_shim::protos::cgroups::metrics as v1;
 use containerd_shim::protos::cgroups_v2::metrics as v2;
-use containerd_shim::protos::protobuf::MessageDyn;
+use containerd_shim::protos::protobuf::Message;
+use containerd_shim::protos::protobuf::well_known_types::any::Any;
 
 /// Whether the host's cgroups are v2 only (unified at `/sys/fs/cgroup`).
 pub fn unified() -> bool {
     std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
 }
 
-/// `stats` as the metrics message of the host's cgroup version.
-pub fn metrics(stats: &Stats) -> Box<dyn MessageDyn> {
-    if unified() { Box::new(to_v2(stats)) } else { Box::new(to_v1(stats)) }
+/// `stats` as the metrics message of the host's cgroup version, in an `Any`
+/// named as containerd decodes it.
+pub fn metrics(stats: &Stats) -> Any {
+    let (type_url, value) = if unified() {
+        ("io.containerd.cgroups.v2.Metrics", to_v2(stats).write_to_bytes())
+    } else {
+        ("io.containerd.cgroups.v1.Metrics", to_v1(stats).write_to_bytes())
+    };
+    Any { type_url: type_url.into(), value: value.unwrap_or_default(), ..Default::default() }
 }
 
 fn raw(stats: &Stats, key: &str) -> u64 {
@@ -189,6 +196,8 @@ pub fn to_v2(stats: &Stats) -> v2::Metrics {
 
 #[cfg(test)]
 mod tests {
+    use containerd_shim::protos::protobuf::MessageDyn;
+
     use super::*;
 
     #[test]
@@ -220,5 +229,12 @@ mod tests {
         assert_eq!(m.cpu.usage_usec, 9);
         assert_eq!(m.memory.anon, 5);
         assert_eq!(m.descriptor_dyn().full_name(), "io.containerd.cgroups.v2.Metrics");
+    }
+
+    #[test]
+    fn the_any_names_the_hosts_version() {
+        let any = metrics(&Stats::default());
+        let expected = if unified() { "io.containerd.cgroups.v2.Metrics" } else { "io.containerd.cgroups.v1.Metrics" };
+        assert_eq!(any.type_url, expected);
     }
 }

@@ -24,7 +24,7 @@ use containerd_shim::protos::api::CheckpointTaskRequest;
 use containerd_shim::protos::events::task::{
     TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskIO, TaskOOM, TaskPaused, TaskResumed, TaskStart,
 };
-use containerd_shim::protos::protobuf::MessageDyn;
+use containerd_shim::protos::protobuf::Message;
 use containerd_shim::protos::protobuf::well_known_types::any::Any;
 use containerd_shim::protos::shim::oci::ProcessDetails;
 use containerd_shim::protos::topics;
@@ -408,7 +408,15 @@ impl Service {
                 let mut info = ProcessInfo { pid, ..Default::default() };
                 if let Some((_, exec_id)) = execs.iter().find(|(p, _)| *p == pid) {
                     let details = ProcessDetails { exec_id: exec_id.clone(), ..Default::default() };
-                    info.info = any(Box::new(details)).into();
+                    info.info = details
+                        .write_to_bytes()
+                        .ok()
+                        .map(|value| Any {
+                            type_url: "containerd.runc.v1.ProcessDetails".into(),
+                            value,
+                            ..Default::default()
+                        })
+                        .into();
                 }
                 info
             })
@@ -432,7 +440,7 @@ impl Service {
         let (store, id) = Self::store_of(&container)?;
         let event = container::stats(&store, &id)?;
         let stats = event.data.unwrap_or_default();
-        Ok(StatsResponse { stats: any(crate::metrics::metrics(&stats)).into(), ..Default::default() })
+        Ok(StatsResponse { stats: Some(crate::metrics::metrics(&stats)).into(), ..Default::default() })
     }
 }
 
@@ -453,12 +461,6 @@ fn serde_path_to_error<'de, T: serde::Deserialize<'de>>(
     de: &mut serde_json::Deserializer<serde_json::de::SliceRead<'de>>,
 ) -> std::result::Result<T, String> {
     T::deserialize(de).map_err(|e| e.to_string())
-}
-
-fn any(message: Box<dyn MessageDyn>) -> Option<Any> {
-    let mut value = Vec::new();
-    message.write_to_vec_dyn(&mut value).ok()?;
-    Some(Any { type_url: message.descriptor_dyn().full_name().to_owned(), value, ..Default::default() })
 }
 
 /// Logs a failed call at the level it deserves and hands it to ttrpc.

@@ -121,8 +121,11 @@ impl containerd_shim::Shim for Shim {
 
     fn create_task_service(&self, publisher: RemotePublisher) -> Self::T {
         crate::logging::init(&self.namespace, &self.id);
+        // The library's publisher neither reconnects nor spells type names
+        // out: crate::events keeps its own connection.
+        drop(publisher);
         let address = std::env::var("TTRPC_ADDRESS").unwrap_or_default();
-        let events = crate::events::Events::start(address, self.namespace.clone(), publisher);
+        let events = crate::events::Events::start(address, self.namespace.clone());
         let helper = crate::task::lock(&self.helper).take().unwrap_or_else(|| {
             tracing::error!("the helper was not forked: the shim cannot make containers");
             std::process::exit(1)
