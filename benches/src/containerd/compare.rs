@@ -48,6 +48,8 @@ pub fn markdown(results: &Results) -> String {
                         names.push(name);
                     }
                 }
+                // runc shim + runc, runc shim + amphi, amphi's shim, then the other peers.
+                names.sort_by_key(|name| ["runc", "amphi", AMPHI_SHIM].iter().position(|n| n == name).unwrap_or(3));
                 names.into_iter().map(move |name| (workload, idle, what, name))
             })
             .collect();

@@ -3,9 +3,11 @@
 //! `sleep.wasm`, which prints `sleeping` and waits in `poll_oneoff`), then the
 //! summed RSS and PSS (`/proc/PID/status`, `/proc/PID/smaps_rollup`) of every
 //! shim process serving the run's namespace (amphi's shim with the helper it
-//! forks), everything below them, and every task's process tree (by the pid
-//! containerd reports, in case one is not below its shim). Reported per
-//! container (the sum over N) and in total, with the number of processes.
+//! forks), everything below them, every task's process tree (by the pid
+//! containerd reports) and every process in the containers' cgroups, in case
+//! one is not below its shim. Reported per container (the sum over N) and in
+//! total, with the number of processes. One container of the kind is started
+//! and removed first (a warm-up: amphi's compile cache, the page cache).
 //!
 //! A wasm container's stdout goes to a `file://` log, the same under both
 //! shims, so that the harness can wait for `sleeping`; a native one has
@@ -19,7 +21,7 @@ use anyhow::{Context, bail};
 
 use super::daemon::Daemon;
 use super::interrupt::Interrupt;
-use super::teardown::shims;
+use super::teardown::{cgroup_procs, container_cgroups, shims};
 use super::{Config, SECTION};
 use crate::memory::{Footprint, footprint, process_tree};
 use crate::process::{ErrLog, reap_orphans, timed};
@@ -120,6 +122,7 @@ fn start_and_measure(
     }
     let mut pids: Vec<i32> = shim_processes.iter().flat_map(|s| process_tree(s.pid)).collect();
     pids.extend(tasks.iter().flat_map(|(_, pid, _)| process_tree(*pid)));
+    pids.extend(container_cgroups(&daemon.namespace).iter().flat_map(|c| cgroup_procs(c)));
     pids.sort_unstable();
     pids.dedup();
     Ok(IdleMemory { sum: footprint(&pids), processes: pids.len(), shim_processes: shim_processes.len() })

@@ -326,8 +326,11 @@ fn idle_memory(
     std::fs::create_dir_all(&logs_dir).with_context(|| format!("create {}", logs_dir.display()))?;
     for kind in kinds {
         for config in configs.iter().filter(|c| c.in_memory_part() && (c.amphi || kind.workload == IDLE_NATIVE)) {
+            let warm_up = [next_id(bench)];
             let ids: Vec<String> = (0..plan.density).map(|_| next_id(bench)).collect();
-            let measured = idle::measure(daemon, config, kind, &ids, &logs_dir, interrupt);
+            let measured = idle::measure(daemon, config, kind, &warm_up, &logs_dir, interrupt)
+                .context("warm-up")
+                .and_then(|_| idle::measure(daemon, config, kind, &ids, &logs_dir, interrupt));
             if let Some(memory) = config.keep(results, kind.workload, "idle containers", measured)? {
                 idle::record(results, kind.workload, &config.name, memory, plan.density);
             }

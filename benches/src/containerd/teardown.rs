@@ -200,7 +200,7 @@ fn namespace_cgroups(namespace: &str) -> Vec<PathBuf> {
 }
 
 /// Every cgroup below the namespace's, deepest first.
-fn container_cgroups(namespace: &str) -> Vec<PathBuf> {
+pub fn container_cgroups(namespace: &str) -> Vec<PathBuf> {
     fn below(dir: &Path, out: &mut Vec<PathBuf>) {
         let Ok(entries) = std::fs::read_dir(dir) else { return };
         for entry in entries.flatten() {
@@ -217,7 +217,8 @@ fn container_cgroups(namespace: &str) -> Vec<PathBuf> {
     found
 }
 
-fn cgroup_procs(cgroup: &Path) -> Vec<i32> {
+/// The processes in `cgroup`.
+pub fn cgroup_procs(cgroup: &Path) -> Vec<i32> {
     std::fs::read_to_string(cgroup.join("cgroup.procs"))
         .unwrap_or_default()
         .split_whitespace()
