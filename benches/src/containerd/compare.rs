@@ -108,7 +108,7 @@ pub fn targets(results: &Results) -> Vec<Target> {
             format!("amphi's shim, {what}: `ctr run --rm` median <= 0.8x runc shim + amphi's (issue 14)"),
             run,
             Limit::AtMost(0.8),
-            "ms",
+            " ms",
             paired.map(|p| format!(", paired {p:.2}")).unwrap_or_default(),
         ));
         let at_once = at_once_measure(results, workload);

@@ -1,7 +1,8 @@
 //! What a containerd run can leave behind, how to find it and how to force it
 //! away: tasks and containers (asked of containerd), shim processes (by
-//! `/proc/PID/exe`, `containerd-shim-runc-v2` or `containerd-shim-amphi-v1`,
-//! serving the run's namespace: its name is among their arguments), the
+//! `/proc/PID/exe` or `argv[0]`, `containerd-shim-runc-v2` or
+//! `containerd-shim-amphi-v1`, serving the run's namespace: its name is among
+//! their arguments), the
 //! containers' cgroups (`<hierarchy>/<namespace>/<id>`: ctr's default cgroups
 //! path), the shims' state (`/run/containerd/runc/<namespace>/<id>` of the runc
 //! shim, `/run/containerd/amphi/<namespace>/<id>` of amphi's) and mounts under
@@ -81,17 +82,22 @@ pub struct ShimProcess {
     pub binary: &'static str,
 }
 
-/// The shim processes serving `namespace`.
+/// The shim processes serving `namespace`: by the name of `/proc/PID/exe`,
+/// or of `argv[0]` for amphi's shim, which runs from a sealed image (its
+/// `exe` is a detached mount of itself, named `/`).
 pub fn shims(namespace: &str) -> Vec<ShimProcess> {
     let mut found = Vec::new();
     let Ok(entries) = std::fs::read_dir("/proc") else { return found };
     for entry in entries.flatten() {
         let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
-        let Ok(exe) = std::fs::read_link(entry.path().join("exe")) else { continue };
-        let name = exe.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let name = name.trim_end_matches(" (deleted)");
-        let Some(binary) = SHIM_BINARIES.into_iter().find(|b| *b == name) else { continue };
         let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let base = |path: &Path| path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let exe = std::fs::read_link(entry.path().join("exe")).map(|p| base(&p)).unwrap_or_default();
+        let argv0 = base(Path::new(&*String::from_utf8_lossy(cmdline.split(|b| *b == 0).next().unwrap_or_default())));
+        let Some(binary) = SHIM_BINARIES.into_iter().find(|b| *b == exe.trim_end_matches(" (deleted)") || *b == argv0)
+        else {
+            continue;
+        };
         if cmdline.split(|b| *b == 0).any(|arg| arg == namespace.as_bytes()) && is_alive(pid) {
             found.push(ShimProcess { pid, binary });
         }
