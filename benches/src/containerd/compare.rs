@@ -62,22 +62,23 @@ pub fn markdown(results: &Results) -> String {
         md,
         "`ctr run --rm` one after the other (median, p90, ms); tasks per second one after the other and {}; \
          the memory of N idle containers (native: busybox `sleep`; wasm: `sleep.wasm`), summed over the \
-         shim processes and the containers' processes, per container and in total (MiB).\n",
+         shim processes and the containers' processes, per container (with the shims' own part) and in \
+         total (MiB).\n",
         at_once.as_deref().map_or("K at once".to_owned(), |m| m.trim_start_matches("tasks/s ").to_owned())
     );
     let _ = writeln!(
         md,
         "| workload | configuration | run median | run p90 | tasks/s seq | tasks/s at once | RSS/container | \
-         PSS/container | RSS total | PSS total | shim processes |"
+         PSS/container | of which shims | RSS total | PSS total | shim processes |"
     );
-    let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let cell = |v: Option<f64>| v.map_or_else(|| "–".to_owned(), number);
     for (workload, idle, what, name) in rows {
         let run = results.get(SECTION, workload, "ctr-run", &name).and_then(|s| summarize(&s.values));
         let at_once = at_once.as_deref().and_then(|m| median(results, workload, m, &name));
         let _ = writeln!(
             md,
-            "| {what} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {what} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             label(&name),
             cell(run.map(|s| s.median)),
             cell(run.map(|s| s.p90)),
@@ -85,6 +86,7 @@ pub fn markdown(results: &Results) -> String {
             cell(at_once),
             cell(median(results, idle, "rss/container", &name)),
             cell(median(results, idle, "pss/container", &name)),
+            cell(median(results, idle, "shims' pss/container", &name)),
             cell(median(results, idle, "rss total", &name)),
             cell(median(results, idle, "pss total", &name)),
             median(results, idle, "shim processes", &name).map_or_else(|| "–".to_owned(), |v| format!("{v:.0}")),

@@ -44,6 +44,8 @@ pub struct IdleKind {
 #[derive(Debug, Clone, Copy)]
 pub struct IdleMemory {
     pub sum: Footprint,
+    /// The shim processes' own part of `sum`.
+    pub shims: Footprint,
     pub processes: usize,
     pub shim_processes: usize,
 }
@@ -125,7 +127,13 @@ fn start_and_measure(
     pids.extend(container_cgroups(&daemon.namespace).iter().flat_map(|c| cgroup_procs(c)));
     pids.sort_unstable();
     pids.dedup();
-    Ok(IdleMemory { sum: footprint(&pids), processes: pids.len(), shim_processes: shim_processes.len() })
+    let shim_pids: Vec<i32> = shim_processes.iter().map(|s| s.pid).collect();
+    Ok(IdleMemory {
+        sum: footprint(&pids),
+        shims: footprint(&shim_pids),
+        processes: pids.len(),
+        shim_processes: shim_processes.len(),
+    })
 }
 
 /// Waits until the log at `path` holds `line`, for 20 s at most.
@@ -171,6 +179,7 @@ pub fn record(results: &mut Results, workload: &str, runtime: &str, memory: Idle
     let per = n.max(1) as f64;
     results.push(SECTION, workload, "rss/container", runtime, Unit::MiB, rss / per);
     results.push(SECTION, workload, "pss/container", runtime, Unit::MiB, pss / per);
+    results.push(SECTION, workload, "shims' pss/container", runtime, Unit::MiB, memory.shims.pss as f64 / MIB / per);
     results.push(SECTION, workload, "rss total", runtime, Unit::MiB, rss);
     results.push(SECTION, workload, "pss total", runtime, Unit::MiB, pss);
     results.push(SECTION, workload, "processes", runtime, Unit::Count, memory.processes as f64);
