@@ -25,8 +25,10 @@
 //!    [`commands`] (`--version`, `state`, `list`, `kill`), [`memory`] (peak RSS of
 //!    the runtime's processes, RSS of a running container, density of N idle
 //!    containers), [`throughput`] (containers per second, alone and K at once)
-//!    [`containerd`] (`ctr run --rm` with each runtime as the shim's runc
-//!    binary, against a containerd the harness starts) and [`http`] (wasm
+//!    [`containerd`] (`ctr run --rm`, tasks per second and the memory of N
+//!    idle containers, with each runtime as the runc shim's runc binary and
+//!    with amphi's own shim, against a containerd the harness starts, which it
+//!    tears down even when the section fails or is interrupted) and [`http`] (wasm
 //!    services: amphi serving a `wasi:http` component against `wasmtime
 //!    serve` and a native server under runc, driven by `wrk`).
 //! 4. [`leaks`]: every container the harness made must be gone: state dirs,
@@ -98,8 +100,12 @@ fn run(options: cli::Options) -> anyhow::Result<ExitCode> {
     if plan.sections.throughput {
         throughput::measure(&plan, &mut bench, &workloads, &mut results)?;
     }
-    if plan.sections.containerd {
-        containerd::measure(&plan, &mut bench, &mut results)?;
+    if plan.sections.containerd
+        && let Err(e) = containerd::measure(&plan, &mut bench, &mut results)
+    {
+        // The section has torn its containerd down; the work directory goes too.
+        bench.cleanup();
+        return Err(e);
     }
     if plan.sections.http {
         http::measure(&plan, &mut bench, &mut results)?;

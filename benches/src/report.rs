@@ -1,6 +1,7 @@
 //! The results: kept as series of raw values, written as CSV, summarised as a
 //! table (stdout) and as Markdown with the machine, the versions, the command,
-//! the verdict on each of issue 4's targets and the leak check.
+//! the verdict on each of issue 4's targets (and issue 14's, on amphi's
+//! containerd shim) and the leak check.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -118,6 +119,7 @@ impl Results {
         }
         let native = match s.section.as_str() {
             "lifecycle" | "runtime-rss" | "throughput" => Workload::True.name(),
+            "containerd" if s.workload == crate::containerd::IDLE_WASM => crate::containerd::IDLE_NATIVE,
             "containerd" => crate::containerd::NATIVE,
             "container-memory" | "density" => Idle::Native.name(),
             _ => return None,
@@ -141,7 +143,11 @@ const SECTIONS: [(&str, &str); 7] = [
     ("container-memory", "Memory of one running idle container (MiB; its processes' VmRSS, VmHWM, Pss)"),
     ("density", "Density: N idle containers (per container, MiB; create+start in ms per container)"),
     ("throughput", "Throughput (containers per second; `run` of the workload)"),
-    ("containerd", "Through containerd (`ctr run --rm`, ms; tasks per second)"),
+    (
+        "containerd",
+        "Through containerd (`ctr run --rm`, ms; tasks per second; N idle containers, MiB): the runtime under \
+         containerd's runc shim, or amphi-shim (amphi's own shim)",
+    ),
 ];
 
 /// One row of a table.
@@ -260,11 +266,15 @@ pub fn stdout_table(plan: &Plan, bench: &Bench, results: &Results) -> String {
             );
         }
     }
+    let containerd = crate::containerd::markdown(results);
+    if !containerd.is_empty() {
+        let _ = write!(out, "\n{containerd}");
+    }
     let http = crate::http::markdown(results, plan.http_requests);
     if !http.is_empty() {
         let _ = write!(out, "\n{http}");
     }
-    let _ = writeln!(out, "\n== Targets (issue 4)");
+    let _ = writeln!(out, "\n== Targets (issues 4 and 14)");
     for t in targets(results, bench) {
         let _ = writeln!(out, "{:<8} {}: {}", t.verdict(), t.what, t.measured);
     }
@@ -281,7 +291,7 @@ pub fn stdout_table(plan: &Plan, bench: &Bench, results: &Results) -> String {
     out
 }
 
-/// One of issue 4's targets, judged on this run.
+/// One of issue 4's (or issue 14's) targets, judged on this run.
 #[derive(Debug)]
 pub struct Target {
     pub what: String,
@@ -396,6 +406,7 @@ pub fn targets(results: &Results, bench: &Bench) -> Vec<Target> {
             t.measured.push_str(" (a peer is not installed or was skipped)");
         }
     }
+    targets.extend(crate::containerd::targets(results));
     targets
 }
 
@@ -465,7 +476,7 @@ fn markdown(plan: &Plan, bench: &Bench, machine: &Machine, results: &Results) ->
         plan.throughput,
         plan.parallel
     );
-    let _ = writeln!(md, "## Targets (issue 4)\n");
+    let _ = writeln!(md, "## Targets (issues 4 and 14)\n");
     let _ = writeln!(md, "| verdict | target | measured |");
     let _ = writeln!(md, "|---|---|---|");
     for t in targets(results, bench) {
@@ -498,6 +509,7 @@ fn markdown(plan: &Plan, bench: &Bench, machine: &Machine, results: &Results) ->
         }
         let _ = writeln!(md);
     }
+    md.push_str(&crate::containerd::markdown(results));
     md.push_str(&crate::http::markdown(results, plan.http_requests));
     let _ = writeln!(md, "\n## Leak check\n");
     for leak in &results.leaks {

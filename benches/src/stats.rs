@@ -1,18 +1,19 @@
 //! Order statistics, and the ratio of two series taken pair by pair.
 
-/// Median, 95th percentile, min and max of one series.
+/// Median, 90th and 95th percentiles, min and max of one series.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Summary {
     pub n: usize,
     pub median: f64,
+    pub p90: f64,
     pub p95: f64,
     pub min: f64,
     pub max: f64,
 }
 
 /// The summary of `values` (`None` when empty). The median of an even count is
-/// the mean of the two middle values; the 95th percentile is the nearest rank
-/// (the smallest value with at least 95% of the values at or below it).
+/// the mean of the two middle values; the percentiles are the nearest rank
+/// (the smallest value with at least 90% or 95% of the values at or below it).
 pub fn summarize(values: &[f64]) -> Option<Summary> {
     if values.is_empty() {
         return None;
@@ -23,11 +24,12 @@ pub fn summarize(values: &[f64]) -> Option<Summary> {
     }
     sorted.sort_by(f64::total_cmp);
     let n = sorted.len();
-    let rank = (0.95 * n as f64).ceil() as usize;
+    let nearest_rank = |p: f64| sorted[((p * n as f64).ceil() as usize).clamp(1, n) - 1];
     Some(Summary {
         n,
         median: median_of_sorted(&sorted),
-        p95: sorted[rank.clamp(1, n) - 1],
+        p90: nearest_rank(0.90),
+        p95: nearest_rank(0.95),
         min: sorted[0],
         max: sorted[n - 1],
     })
@@ -72,12 +74,17 @@ mod tests {
     }
 
     #[test]
-    fn p95_is_the_nearest_rank() {
+    fn percentiles_are_the_nearest_rank() {
         let values: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!(summarize(&values).expect("summary").p95, 95.0);
+        let s = summarize(&values).expect("summary");
+        assert_eq!((s.p90, s.p95), (90.0, 95.0));
         let values: Vec<f64> = (1..=20).map(f64::from).collect();
-        assert_eq!(summarize(&values).expect("summary").p95, 19.0);
-        assert_eq!(summarize(&[7.0]).expect("summary").p95, 7.0);
+        let s = summarize(&values).expect("summary");
+        assert_eq!((s.p90, s.p95), (18.0, 19.0));
+        let s = summarize(&[7.0]).expect("summary");
+        assert_eq!((s.p90, s.p95), (7.0, 7.0));
+        let s = summarize(&[3.0, 1.0]).expect("summary");
+        assert_eq!((s.p90, s.p95), (3.0, 3.0));
     }
 
     #[test]
