@@ -36,6 +36,7 @@ mod bad_input;
 mod common;
 mod containerd;
 mod cri;
+mod cri_update;
 mod ctr;
 mod ctr_exec;
 mod faults;
