@@ -99,11 +99,15 @@ pub struct Memory {
 /// Bytes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct MemoryEntry {
+    /// The limit, in bytes.
     pub limit: u64,
+    /// The usage now, in bytes.
     #[serde(skip_serializing_if = "is_zero")]
     pub usage: u64,
+    /// The highest usage seen, in bytes.
     #[serde(skip_serializing_if = "is_zero")]
     pub max: u64,
+    /// How often the limit was hit.
     pub failcnt: u64,
 }
 
@@ -136,14 +140,19 @@ pub struct Blkio {
     pub sectors_recursive: Vec<BlkioEntry>,
 }
 
+/// One block I/O counter of a device.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct BlkioEntry {
+    /// The device's major number.
     #[serde(skip_serializing_if = "is_zero")]
     pub major: u64,
+    /// The device's minor number.
     #[serde(skip_serializing_if = "is_zero")]
     pub minor: u64,
+    /// The operation (`Read`, `Write`…).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub op: String,
+    /// The count.
     #[serde(skip_serializing_if = "is_zero")]
     pub value: u64,
 }
