@@ -411,6 +411,12 @@ impl Containerd {
             .collect();
         assert!(left.is_empty(), "runtime state left in {}: {left:?}", root.display());
         let _ = fs::remove_dir(&root);
+        // A shim exits once containerd has deleted its last task.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.shims().is_empty() {
+            assert!(Instant::now() < deadline, "shims left running: {:?}\n{}", self.shims(), self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
         for id in &self.ids() {
             let socket = self.shim_socket(id);
             assert!(!socket.exists(), "shim socket {} left behind", socket.display());
@@ -433,12 +439,6 @@ impl Containerd {
         }
         let mounts = support::mounts_mentioning(self.dir.path());
         assert!(mounts.is_empty(), "mounts left under {}: {mounts:?}", self.dir.path().display());
-        // A shim exits once containerd has deleted its last task.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.shims().is_empty() {
-            assert!(Instant::now() < deadline, "shims left running: {:?}\n{}", self.shims(), self.log());
-            std::thread::sleep(Duration::from_millis(20));
-        }
         self.finished = true;
     }
 

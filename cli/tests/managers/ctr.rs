@@ -455,6 +455,15 @@ fn service_image_serves_in_a_network_namespace_and_stops_on_sigterm(via: Via) {
     assert_eq!(response.header("x-echo"), Some("through containerd"), "{response:?}");
 
     ctrd.ctr_ok(&["task", "kill", &id]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ctr_run.try_wait().expect("wait for ctr run").is_none() {
+        if Instant::now() > deadline {
+            let _ = ctr_run.kill();
+            let _ = ctr_run.wait();
+            panic!("the service did not end on SIGTERM: its task is {:?}", ctrd.task(&id));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let out = ctr_run.wait_with_output().expect("wait for ctr run");
     assert_eq!(out.status.code(), Some(0), "SIGTERM ends a service with 0: {}", describe(&out));
     let path = netns.path();
