@@ -1,4 +1,7 @@
-//! A private containerd per test, and `ctr` against it.
+//! A private containerd per test, and `ctr` against it, reaching amphi one of
+//! two ways ([`Via`]): containerd's runc shim with amphi as its runc binary, or
+//! amphi's own shim, `containerd-shim-amphi-v1`, which containerd finds on its
+//! `PATH` (the test puts the directory of the built binaries first).
 //!
 //! [`Containerd::start`] writes a config of its own (`version = 2`, root, state,
 //! gRPC and ttrpc sockets and the `opt` plugin's directory all under a
@@ -6,15 +9,16 @@
 //! waits for its socket to answer, and stops it by its pid when dropped. Nothing
 //! depends on a system containerd. Every `ctr` call names the socket and the
 //! test's namespace, which is unique to the test and the test process: the runc
-//! shim keeps the runtime's state in `/run/containerd/runc/<namespace>`
-//! whichever containerd started it, so that directory is this test's alone.
+//! shim keeps the runtime's state in `/run/containerd/runc/<namespace>` and
+//! amphi's shim in `/run/containerd/amphi/<namespace>`, whichever containerd
+//! started it, so that directory is this test's alone.
 //!
 //! [`Containerd::finish`] removes what the test made (tasks, containers with
 //! their snapshots, images with `--sync`, so the garbage collector has removed
 //! their layers' snapshots) and then asserts that nothing is left: no task,
 //! container, image or snapshot in the namespace, no runtime state in the
 //! shim's root, no cgroup or process of the test's containers, no mount under
-//! the test's directory.
+//! the test's directory, no shim process of this containerd.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -29,16 +33,95 @@ use crate::support::{self, describe};
 /// passes `--root <this>/<namespace>` to the runtime).
 pub const SHIM_RUNTIME_ROOT: &str = "/run/containerd/runc";
 
+/// Where amphi's shim keeps the state of a namespace's containers by default
+/// (the layout of `amphi --root <this>/<namespace>`).
+pub const AMPHI_SHIM_ROOT: &str = "/run/containerd/amphi";
+
+/// amphi's shim: its runtime type and its binary's name.
+pub const AMPHI_SHIM_RUNTIME: &str = "io.containerd.amphi.v1";
+pub const AMPHI_SHIM_BINARY: &str = "containerd-shim-amphi-v1";
+
+/// The way into amphi a test's containerd takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// containerd's runc shim (`io.containerd.runc.v2`), the runtime under
+    /// test as its runc binary (`ctr run --runc-binary`).
+    RuncShim,
+    /// amphi's own shim (`ctr run --runtime io.containerd.amphi.v1`).
+    AmphiShim,
+}
+
+impl Via {
+    /// Where the runtime state of the namespace `namespace` is kept.
+    pub fn runtime_root(self, namespace: &str) -> PathBuf {
+        let root = match self {
+            Via::RuncShim => SHIM_RUNTIME_ROOT,
+            Via::AmphiShim => AMPHI_SHIM_ROOT,
+        };
+        Path::new(root).join(namespace)
+    }
+
+    /// The file name of the shim's binary.
+    pub fn shim_binary(self) -> &'static str {
+        match self {
+            Via::RuncShim => "containerd-shim-runc-v2",
+            Via::AmphiShim => AMPHI_SHIM_BINARY,
+        }
+    }
+
+    /// Whether this way applies to the runtime under test: amphi's shim runs
+    /// amphi only, so against a peer runtime the test says so and passes.
+    #[expect(clippy::print_stderr, reason = "a skipped test says why")]
+    pub fn applies(self) -> bool {
+        let applies = self == Via::RuncShim || support::runtime().is_amphi;
+        if !applies {
+            eprintln!("skipping: amphi's shim runs amphi only, and {} is not amphi", support::runtime().bin.display());
+        }
+        applies
+    }
+}
+
+/// The directory of the built binaries, where `cargo build --workspace --bins`
+/// puts `containerd-shim-amphi-v1` next to `amphi`.
+pub fn shim_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_BIN_EXE_amphi")).parent().expect("amphi's directory").to_owned();
+    let shim = dir.join(AMPHI_SHIM_BINARY);
+    assert!(shim.is_file(), "{} is not built (cargo build --workspace --bins)", shim.display());
+    dir
+}
+
 /// A running private containerd.
 pub struct Containerd {
     pub dir: tempfile::TempDir,
     pub address: PathBuf,
     pub namespace: String,
+    pub via: Via,
     child: Option<Child>,
     /// Container ids the test made: each is deleted on drop, and checked by
     /// [`Containerd::finish`].
     ids: std::sync::Mutex<Vec<String>>,
     finished: bool,
+}
+
+/// Starts `containerd --config <dir>/config.toml`, logging to
+/// `<dir>/containerd.log` (appended to, so a restart keeps the first run's
+/// lines); for amphi's shim, the built binaries' directory first on its
+/// `PATH`.
+fn spawn(dir: &Path, via: Via) -> Child {
+    let log =
+        fs::OpenOptions::new().create(true).append(true).open(dir.join("containerd.log")).expect("containerd log");
+    let mut command = Command::new("containerd");
+    command.arg("--config").arg(dir.join("config.toml"));
+    if via == Via::AmphiShim {
+        let path = std::env::var("PATH").unwrap_or_default();
+        command.env("PATH", format!("{}:{path}", shim_dir().display()));
+    }
+    command
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("start containerd (apt-get install containerd): {e}"))
 }
 
 /// The config every test containerd runs with: only what `ctr` needs.
@@ -63,9 +146,15 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 }
 
 impl Containerd {
-    /// Starts a containerd for the test `name` with the private config.
-    pub fn start(name: &str) -> Containerd {
-        Self::start_with(name, |dir| private_config(dir, ""))
+    /// Starts a containerd for the test `name` with the private config, whose
+    /// `ctr run` goes `via` that shim.
+    pub fn start_via(name: &str, via: Via) -> Containerd {
+        let short: String = name.chars().filter(char::is_ascii_alphanumeric).take(20).collect();
+        let tag = match via {
+            Via::RuncShim => "",
+            Via::AmphiShim => "s",
+        };
+        Self::start_in_via(&format!("amphi-{short}{tag}-{}", std::process::id()), via, |dir| private_config(dir, ""))
     }
 
     /// Starts a containerd whose config is `config(dir)`, where `dir` is the
@@ -79,22 +168,20 @@ impl Containerd {
     /// [`Containerd::start_with`] whose `ctr` calls and checks use the
     /// namespace `namespace` (the CRI plugin's is `k8s.io`).
     pub fn start_in(namespace: &str, config: impl FnOnce(&Path) -> String) -> Containerd {
+        Self::start_in_via(namespace, Via::RuncShim, config)
+    }
+
+    /// [`Containerd::start_in`] for tasks that go `via` that shim (for the CRI
+    /// plugin, the shim of the runtime handler the test uses).
+    pub fn start_in_via(namespace: &str, via: Via, config: impl FnOnce(&Path) -> String) -> Containerd {
         // A short base: the sockets' paths must fit in a sockaddr_un.
         let dir = tempfile::Builder::new().prefix("ctrd-").tempdir_in(support::scratch()).expect("containerd dir");
-        let config_path = dir.path().join("config.toml");
-        fs::write(&config_path, config(dir.path())).expect("write containerd config");
-        let log = fs::File::create(dir.path().join("containerd.log")).expect("containerd log");
-        let child = Command::new("containerd")
-            .arg("--config")
-            .arg(&config_path)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("start containerd (apt-get install containerd): {e}"));
+        fs::write(dir.path().join("config.toml"), config(dir.path())).expect("write containerd config");
+        let child = spawn(dir.path(), via);
         let containerd = Containerd {
             address: dir.path().join("c.sock"),
             namespace: namespace.to_owned(),
+            via,
             dir,
             child: Some(child),
             ids: Default::default(),
@@ -102,6 +189,19 @@ impl Containerd {
         };
         containerd.wait_ready();
         containerd
+    }
+
+    /// Stops containerd with SIGTERM, as a host's service manager restarts
+    /// it, and starts it again with the same config, root and state; returns
+    /// once it answers. The shims and their tasks keep running meanwhile.
+    pub fn restart(&mut self) {
+        let mut child = self.child.take().expect("containerd runs");
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM containerd");
+        let status = child.wait().expect("wait for containerd");
+        assert!(status.success() || status.code().is_none(), "containerd ended with {status}:\n{}", self.log());
+        self.child = Some(spawn(self.dir.path(), self.via));
+        self.wait_ready();
     }
 
     fn wait_ready(&self) {
@@ -153,20 +253,37 @@ impl Containerd {
         id
     }
 
+    /// The registered container ids.
+    fn ids(&self) -> Vec<String> {
+        self.ids.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// The socket file of the shim of container `id` (the runc shim leaves
+    /// it behind when it is killed).
+    pub fn remove_shim_socket(&self, id: &str) {
+        let _ = fs::remove_file(self.shim_socket(id));
+    }
+
     /// Registers a container id made by someone else (the CRI plugin) for the
     /// checks.
     pub fn register(&self, id: &str) {
         self.ids.lock().expect("ids").push(id.to_owned());
     }
 
-    /// `ctr run` with amphi (or the runtime under test) as the runc binary:
-    /// `ctr run <flags> --runc-binary RUNTIME IMAGE ID [ARGS]`.
+    /// `ctr run` with amphi (or the runtime under test) as the runc binary,
+    /// `ctr run <flags> --runc-binary RUNTIME IMAGE ID [ARGS]`, or through
+    /// amphi's shim, `ctr run <flags> --runtime io.containerd.amphi.v1 IMAGE
+    /// ID [ARGS]`.
     pub fn run_command(&self, flags: &[&str], image: &str, id: &str, args: &[&str]) -> Command {
         let runtime = support::runtime().bin.to_str().expect("utf-8 path").to_owned();
         let fifos = self.fifo_dir();
         let mut all = vec!["run", "--fifo-dir", &fifos];
         all.extend_from_slice(flags);
-        all.extend_from_slice(&["--runc-binary", &runtime, image, id]);
+        match self.via {
+            Via::RuncShim => all.extend_from_slice(&["--runc-binary", &runtime]),
+            Via::AmphiShim => all.extend_from_slice(&["--runtime", AMPHI_SHIM_RUNTIME]),
+        }
+        all.extend_from_slice(&[image, id]);
         all.extend_from_slice(args);
         self.ctr_command(&all)
     }
@@ -180,10 +297,17 @@ impl Containerd {
 
     /// `ctr task exec --exec-id EXEC_ID ID ARGS`.
     pub fn exec(&self, id: &str, exec_id: &str, args: &[&str]) -> Output {
+        self.exec_command(&[], id, exec_id, args).output().expect("run ctr")
+    }
+
+    /// `ctr task exec <flags> --exec-id EXEC_ID ID ARGS`, to be run.
+    pub fn exec_command(&self, flags: &[&str], id: &str, exec_id: &str, args: &[&str]) -> Command {
         let fifos = self.fifo_dir();
-        let mut all = vec!["task", "exec", "--fifo-dir", &fifos, "--exec-id", exec_id, id];
+        let mut all = vec!["task", "exec", "--fifo-dir", &fifos];
+        all.extend_from_slice(flags);
+        all.extend_from_slice(&["--exec-id", exec_id, id]);
         all.extend_from_slice(args);
-        self.ctr(&all)
+        self.ctr_command(&all)
     }
 
     /// The shim's socket for the container `id`: containerd 1.6 names it
@@ -262,7 +386,7 @@ impl Containerd {
 
     /// The runtime's state dir for this namespace.
     pub fn runtime_root(&self) -> PathBuf {
-        Path::new(SHIM_RUNTIME_ROOT).join(&self.namespace)
+        self.via.runtime_root(&self.namespace)
     }
 
     fn listing(&self, args: &[&str]) -> Vec<String> {
@@ -287,7 +411,13 @@ impl Containerd {
             .collect();
         assert!(left.is_empty(), "runtime state left in {}: {left:?}", root.display());
         let _ = fs::remove_dir(&root);
-        for id in self.ids.lock().expect("ids").iter() {
+        // A shim exits once containerd has deleted its last task.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.shims().is_empty() {
+            assert!(Instant::now() < deadline, "shims left running: {:?}\n{}", self.shims(), self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for id in &self.ids() {
             let socket = self.shim_socket(id);
             assert!(!socket.exists(), "shim socket {} left behind", socket.display());
             let rel = format!("/{}/{id}", self.namespace);
@@ -339,23 +469,40 @@ impl Containerd {
         }
     }
 
-    /// The processes started for this containerd (its shims), found by the
-    /// socket address on their command line.
-    fn shims(&self) -> Vec<i32> {
+    /// The shim processes started for this containerd (with amphi's shim's
+    /// helper child), found by their binary (`/proc/PID/exe`, or the command's
+    /// first word: `comm` is cut to `containerd-shim`) and the socket address
+    /// on their command line.
+    pub fn shims(&self) -> Vec<i32> {
         let address = self.address.to_string_lossy().into_owned();
+        let binary = self.via.shim_binary();
         let mut pids = Vec::new();
         for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
             let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
             let cmdline = fs::read(entry.path().join("cmdline")).unwrap_or_default();
             let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-            if args.first().is_some_and(|a| a.ends_with(b"containerd-shim-runc-v2"))
-                && args.contains(&address.as_bytes())
-            {
+            let exe = fs::read_link(entry.path().join("exe")).unwrap_or_default();
+            let is_shim = exe.file_name().is_some_and(|n| n == binary)
+                || args.first().is_some_and(|a| a.ends_with(binary.as_bytes()));
+            if is_shim && args.contains(&address.as_bytes()) {
                 pids.push(pid);
             }
         }
         pids
     }
+
+    /// The shims serving this containerd's tasks: [`Containerd::shims`] but
+    /// the helper children of amphi's shims (whose parent is a shim too).
+    pub fn shim_servers(&self) -> Vec<i32> {
+        let all = self.shims();
+        all.iter().copied().filter(|pid| !all.contains(&parent_of(i64::from(*pid)).unwrap_or(0))).collect()
+    }
+}
+
+/// The parent of process `pid`, from `/proc/PID/status`.
+pub fn parent_of(pid: i64) -> Option<i32> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| l.strip_prefix("PPid:")).and_then(|p| p.trim().parse().ok())
 }
 
 impl Drop for Containerd {
@@ -393,7 +540,7 @@ impl Containerd {
     /// processes and cgroups, the rootfs mounts under the test's directory.
     fn clean_up_after_failure(&self) {
         let root = self.runtime_root();
-        for id in self.ids.lock().expect("ids").iter() {
+        for id in &self.ids() {
             if root.join(id).exists() {
                 let _ = Command::new(&support::runtime().bin)
                     .arg("--root")
@@ -418,3 +565,17 @@ impl Containerd {
         }
     }
 }
+
+/// Makes each scenario `fn NAME(via: Via)` of the calling module two tests:
+/// `runc_shim::NAME` and `amphi_shim::NAME`.
+macro_rules! through_both_shims {
+    ($($scenario:ident),* $(,)?) => {
+        mod runc_shim {
+            $( #[test] fn $scenario() { super::$scenario(crate::containerd::Via::RuncShim) } )*
+        }
+        mod amphi_shim {
+            $( #[test] fn $scenario() { super::$scenario(crate::containerd::Via::AmphiShim) } )*
+        }
+    };
+}
+pub(crate) use through_both_shims;

@@ -1,15 +1,18 @@
 //! containerd, through `ctr`, with amphi as the runc binary of its runc shim
-//! (`io.containerd.runc.v2`, `ctr run --runc-binary`): native, wasm and
+//! (`io.containerd.runc.v2`, `ctr run --runc-binary`) and through amphi's own
+//! shim (`ctr run --runtime io.containerd.amphi.v1`): native, wasm and
 //! component images, exit codes, kill, exec in every direction, ps,
 //! pause/resume, metrics, a terminal, annotations, amphi's errors as
-//! containerd shows them, and a wasm service in a network namespace.
+//! containerd shows them, and a wasm service in a network namespace. Each
+//! scenario is a function of the way in, run as two tests:
+//! `ctr::runc_shim::NAME` and `ctr::amphi_shim::NAME`.
 
 use std::io::Read;
 use std::os::fd::AsFd;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::containerd::Containerd;
+use crate::containerd::{Containerd, Via, through_both_shims};
 use crate::http;
 use crate::support::{self, can_run, describe, images, probe_report, runs_wasm, stderr, stdout};
 
@@ -19,13 +22,12 @@ const WASM_PLAIN: &str = "amphi.test/wasm-plain:latest";
 const COMPONENT: &str = "amphi.test/component:latest";
 const SERVICE: &str = "amphi.test/wasm-service:latest";
 
-fn containerd(name: &str) -> Option<Containerd> {
-    can_run("containerd").then(|| Containerd::start(name))
+fn containerd(name: &str, via: Via) -> Option<Containerd> {
+    (can_run("containerd") && via.applies()).then(|| Containerd::start_via(name, via))
 }
 
-#[test]
-fn native_image_runs_with_its_stdout_captured() {
-    let Some(ctrd) = containerd("native_run") else { return };
+fn native_image_runs_with_its_stdout_captured(via: Via) {
+    let Some(ctrd) = containerd("native_run", via) else { return };
     ctrd.import(&[&images().native]);
     let id = ctrd.id("probe");
     let out = ctrd.run(&["--rm"], NATIVE, &id, &[]);
@@ -41,9 +43,8 @@ fn native_image_runs_with_its_stdout_captured() {
     ctrd.finish();
 }
 
-#[test]
-fn exit_codes_reach_ctr() {
-    let Some(ctrd) = containerd("exit_codes") else { return };
+fn exit_codes_reach_ctr(via: Via) {
+    let Some(ctrd) = containerd("exit_codes", via) else { return };
     ctrd.import(&[&images().native, &images().wasm_plain]);
     let id = ctrd.id("native42");
     let out = ctrd.run(&["--rm"], NATIVE, &id, &["/bin/sh", "-c", "echo bye; exit 42"]);
@@ -60,12 +61,11 @@ fn exit_codes_reach_ctr() {
     ctrd.finish();
 }
 
-#[test]
-fn wasm_compat_image_runs() {
+fn wasm_compat_image_runs(via: Via) {
     if !runs_wasm() {
         return;
     }
-    let Some(ctrd) = containerd("wasm_compat") else { return };
+    let Some(ctrd) = containerd("wasm_compat", via) else { return };
     ctrd.import(&[&images().wasm_compat]);
     let id = ctrd.id("compat");
     let out = ctrd.run(&["--rm"], WASM_COMPAT, &id, &[]);
@@ -74,12 +74,11 @@ fn wasm_compat_image_runs() {
     ctrd.finish();
 }
 
-#[test]
-fn wasm_image_without_annotation_is_chosen_by_content() {
+fn wasm_image_without_annotation_is_chosen_by_content(via: Via) {
     if !runs_wasm() {
         return;
     }
-    let Some(ctrd) = containerd("wasm_plain") else { return };
+    let Some(ctrd) = containerd("wasm_plain", via) else { return };
     ctrd.import(&[&images().wasm_plain]);
     // ctr 1.6 copies no image label or annotation into config.json: the
     // runtime sees a plain process whose entrypoint is a wasm file.
@@ -102,12 +101,11 @@ fn wasm_image_without_annotation_is_chosen_by_content() {
     ctrd.finish();
 }
 
-#[test]
-fn component_image_runs() {
+fn component_image_runs(via: Via) {
     if !runs_wasm() {
         return;
     }
-    let Some(ctrd) = containerd("component") else { return };
+    let Some(ctrd) = containerd("component", via) else { return };
     ctrd.import(&[&images().component]);
     let id = ctrd.id("hello");
     let out = ctrd.run(&["--rm"], COMPONENT, &id, &[]);
@@ -128,9 +126,8 @@ fn kill_then_delete(ctrd: &Containerd, id: &str) {
     assert!(stderr(&out).contains("exit code 143"), "ctr task delete: {}", describe(&out));
 }
 
-#[test]
-fn kill_of_a_long_running_native_task_then_delete() {
-    let Some(ctrd) = containerd("kill_native") else { return };
+fn kill_of_a_long_running_native_task_then_delete(via: Via) {
+    let Some(ctrd) = containerd("kill_native", via) else { return };
     ctrd.import(&[&images().native]);
     let id = ctrd.id("waiter");
     let pid = ctrd.run_detached(NATIVE, &id, &["/bin/amphi-probe", "--no-report", "--wait-signal"]);
@@ -139,12 +136,11 @@ fn kill_of_a_long_running_native_task_then_delete() {
     ctrd.finish();
 }
 
-#[test]
-fn kill_of_a_looping_wasm_task_then_delete() {
+fn kill_of_a_looping_wasm_task_then_delete(via: Via) {
     if !runs_wasm() {
         return;
     }
-    let Some(ctrd) = containerd("kill_wasm") else { return };
+    let Some(ctrd) = containerd("kill_wasm", via) else { return };
     ctrd.import(&[&images().wasm_plain]);
     let id = ctrd.id("looper");
     let pid = ctrd.run_detached(WASM_PLAIN, &id, &["/loop-forever.wasm"]);
@@ -157,9 +153,8 @@ fn kill_of_a_looping_wasm_task_then_delete() {
     ctrd.finish();
 }
 
-#[test]
-fn exec_native_into_native() {
-    let Some(ctrd) = containerd("exec_native") else { return };
+fn exec_native_into_native(via: Via) {
+    let Some(ctrd) = containerd("exec_native", via) else { return };
     ctrd.import(&[&images().native]);
     let id = ctrd.id("host");
     let pid = ctrd.run_detached(NATIVE, &id, &["/bin/amphi-probe", "--no-report", "--wait-signal"]);
@@ -175,12 +170,11 @@ fn exec_native_into_native() {
     ctrd.finish();
 }
 
-#[test]
-fn exec_wasm_tool_into_native() {
+fn exec_wasm_tool_into_native(via: Via) {
     if !runs_wasm() {
         return;
     }
-    let Some(ctrd) = containerd("exec_wasm_native") else { return };
+    let Some(ctrd) = containerd("exec_wasm_native", via) else { return };
     ctrd.import(&[&images().native]);
     let id = ctrd.id("host");
     ctrd.run_detached(NATIVE, &id, &["/bin/sleep", "1000"]);
@@ -195,12 +189,11 @@ fn exec_wasm_tool_into_native() {
     ctrd.finish();
 }
 
-#[test]
-fn exec_native_into_wasm() {
+fn exec_native_into_wasm(via: Via) {
     if !runs_wasm() {
         return;
     }
-    let Some(ctrd) = containerd("exec_native_wasm") else { return };
+    let Some(ctrd) = containerd("exec_native_wasm", via) else { return };
     ctrd.import(&[&images().wasm_compat]);
     let id = ctrd.id("looper");
     ctrd.run_detached(WASM_COMPAT, &id, &["/loop-forever.wasm"]);
@@ -215,9 +208,8 @@ fn exec_native_into_wasm() {
     ctrd.finish();
 }
 
-#[test]
-fn ctr_task_ps_lists_the_task_processes() {
-    let Some(ctrd) = containerd("task_ps") else { return };
+fn ctr_task_ps_lists_the_task_processes(via: Via) {
+    let Some(ctrd) = containerd("task_ps", via) else { return };
     ctrd.import(&[&images().native]);
     let id = ctrd.id("ps");
     let pid = ctrd.run_detached(NATIVE, &id, &["/bin/sh", "-c", "sleep 1000 & wait"]);
@@ -248,9 +240,8 @@ fn frozen(ctrd: &Containerd, id: &str) -> bool {
     std::fs::read_to_string(&v2).is_ok_and(|s| s.trim() == "1")
 }
 
-#[test]
-fn ctr_task_pause_and_resume() {
-    let Some(ctrd) = containerd("pause") else { return };
+fn ctr_task_pause_and_resume(via: Via) {
+    let Some(ctrd) = containerd("pause", via) else { return };
     ctrd.import(&[&images().native]);
     let id = ctrd.id("paused");
     let pid = ctrd.run_detached(NATIVE, &id, &["/bin/sleep", "1000"]);
@@ -270,9 +261,8 @@ fn ctr_task_pause_and_resume() {
     ctrd.finish();
 }
 
-#[test]
-fn ctr_task_metrics_reports_the_cgroup() {
-    let Some(ctrd) = containerd("metrics") else { return };
+fn ctr_task_metrics_reports_the_cgroup(via: Via) {
+    let Some(ctrd) = containerd("metrics", via) else { return };
     ctrd.import(&[&images().native]);
     let id = ctrd.id("measured");
     ctrd.run_detached(NATIVE, &id, &["/bin/sleep", "1000"]);
@@ -294,9 +284,8 @@ fn ctr_task_metrics_reports_the_cgroup() {
     ctrd.finish();
 }
 
-#[test]
-fn ctr_run_with_a_terminal() {
-    let Some(ctrd) = containerd("terminal") else { return };
+fn ctr_run_with_a_terminal(via: Via) {
+    let Some(ctrd) = containerd("terminal", via) else { return };
     ctrd.import(&[&images().native]);
     let id = ctrd.id("tty");
     // ctr needs a terminal of its own for -t: it gets a pty's slave.
@@ -340,12 +329,11 @@ fn ctr_run_with_a_terminal() {
     ctrd.finish();
 }
 
-#[test]
-fn handler_annotation_selects_wasm() {
+fn handler_annotation_selects_wasm(via: Via) {
     if !runs_wasm() {
         return;
     }
-    let Some(ctrd) = containerd("annotation") else { return };
+    let Some(ctrd) = containerd("annotation", via) else { return };
     ctrd.import(&[&images().native, &images().wasm_plain]);
     // The annotation reaches config.json...
     let id = ctrd.id("annotated");
@@ -370,8 +358,9 @@ fn handler_annotation_selects_wasm() {
     ctrd.finish();
 }
 
-/// containerd's error for a failed `create`: the shim reads the runtime's
-/// `--log-format json` log and shows its last error line.
+/// containerd's error for a failed `create`: the runc shim reads the
+/// runtime's `--log-format json` log and shows its last error line; amphi's
+/// shim answers with the runtime's error itself.
 fn create_error(ctrd: &Containerd, image: &str, id: &str, args: &[&str]) -> String {
     let out = ctrd.run(&["--rm"], image, id, args);
     assert!(!out.status.success(), "{}", describe(&out));
@@ -380,13 +369,14 @@ fn create_error(ctrd: &Containerd, image: &str, id: &str, args: &[&str]) -> Stri
     stderr(&out)
 }
 
-#[test]
-fn amphi_errors_reach_the_user_through_containerd() {
-    let Some(ctrd) = containerd("errors") else { return };
+fn amphi_errors_reach_the_user_through_containerd(via: Via) {
+    let Some(ctrd) = containerd("errors", via) else { return };
     ctrd.import(&[&images().native, &images().wasm_plain]);
     let id = ctrd.id("missing");
     let message = create_error(&ctrd, NATIVE, &id, &["/nonexistent"]);
-    assert!(message.contains("OCI runtime create failed: "), "{message}");
+    if via == Via::RuncShim {
+        assert!(message.contains("OCI runtime create failed: "), "{message}");
+    }
     if support::runtime().is_amphi {
         assert!(message.contains(r#"exec: "/nonexistent": No such file or directory"#), "{message}");
         assert_eq!(message.trim_end().lines().count(), 1, "one line: {message}");
@@ -434,14 +424,13 @@ impl Drop for NetNs {
 /// `ctr run` of the service image in a network namespace the test made: it is
 /// listening as soon as the task runs, answers a client in that namespace, and
 /// `ctr task kill` (SIGTERM) ends it with status 0.
-#[test]
-fn service_image_serves_in_a_network_namespace_and_stops_on_sigterm() {
+fn service_image_serves_in_a_network_namespace_and_stops_on_sigterm(via: Via) {
     if !runs_wasm() {
         return;
     }
-    let Some(ctrd) = containerd("service") else { return };
+    let Some(ctrd) = containerd("service", via) else { return };
     ctrd.import(&[&images().service]);
-    let netns = NetNs::new("svc");
+    let netns = NetNs::new(if via == Via::RuncShim { "svc" } else { "svcs" });
     let id = ctrd.id("web");
     let with_ns = format!("network:{}", netns.path().display());
     // In the foreground, so that ctr's status is the task's.
@@ -466,6 +455,15 @@ fn service_image_serves_in_a_network_namespace_and_stops_on_sigterm() {
     assert_eq!(response.header("x-echo"), Some("through containerd"), "{response:?}");
 
     ctrd.ctr_ok(&["task", "kill", &id]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ctr_run.try_wait().expect("wait for ctr run").is_none() {
+        if Instant::now() > deadline {
+            let _ = ctr_run.kill();
+            let _ = ctr_run.wait();
+            panic!("the service did not end on SIGTERM: its task is {:?}", ctrd.task(&id));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let out = ctr_run.wait_with_output().expect("wait for ctr run");
     assert_eq!(out.status.code(), Some(0), "SIGTERM ends a service with 0: {}", describe(&out));
     let path = netns.path();
@@ -473,3 +471,23 @@ fn service_image_serves_in_a_network_namespace_and_stops_on_sigterm() {
     assert!(!path.exists(), "network namespace {} left behind", path.display());
     ctrd.finish();
 }
+
+through_both_shims!(
+    native_image_runs_with_its_stdout_captured,
+    exit_codes_reach_ctr,
+    wasm_compat_image_runs,
+    wasm_image_without_annotation_is_chosen_by_content,
+    component_image_runs,
+    kill_of_a_long_running_native_task_then_delete,
+    kill_of_a_looping_wasm_task_then_delete,
+    exec_native_into_native,
+    exec_wasm_tool_into_native,
+    exec_native_into_wasm,
+    ctr_task_ps_lists_the_task_processes,
+    ctr_task_pause_and_resume,
+    ctr_task_metrics_reports_the_cgroup,
+    ctr_run_with_a_terminal,
+    handler_annotation_selects_wasm,
+    amphi_errors_reach_the_user_through_containerd,
+    service_image_serves_in_a_network_namespace_and_stops_on_sigterm,
+);
