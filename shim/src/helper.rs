@@ -28,12 +28,14 @@
 //! pids, the OOM watch) run in the shim itself, through the same libraries.
 //!
 //! ## What the helper keeps
-//! It is forked before the shim opens its listening socket, log or
-//! containerd's connection; it closes every descriptor it inherited but its
-//! end of the request socket, points its stdio at `/dev/null` (the shim's
-//! stdout is the pipe `shim start` reads the address from until the server
-//! runs), puts back the default signal dispositions the shim's signal handling
-//! installed, and dies with the shim (`PR_SET_PDEATHSIG`). Workers are reaped
+//! It is forked first thing in `main`: before containerd's shim library
+//! installs its signal handlers (a signal library's registry copied into the
+//! helper would make a wasm service's own SIGTERM handler a no-op) and before
+//! the shim opens its listening socket, log or containerd's connection. It
+//! closes every descriptor it inherited but its end of the request socket,
+//! points its stdio at `/dev/null` (the shim's stdout is the pipe `shim start`
+//! reads the address from until the server runs), and dies with the shim
+//! (`PR_SET_PDEATHSIG`). Workers are reaped
 //! by the kernel (`SIGCHLD` ignored in the helper); each worker puts `SIGCHLD`
 //! back to default first, as the runtime waits for its own stages.
 
@@ -158,13 +160,13 @@ struct Envelope {
 }
 
 impl Helper {
-    /// Forks the helper. Call it while the process is single-threaded.
+    /// Forks the helper. Call it while the process is single-threaded and
+    /// before any signal handler is installed.
     pub fn fork() -> Result<Self, ShimError> {
         let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
             .map_err(io("socketpair"))?;
-        // SAFETY: the shim calls this before it starts any thread (from
-        // `Shim::new`, which containerd's shim library calls before its
-        // server, reaper and logger exist), so the child may run Rust code.
+        // SAFETY: the shim calls this first thing in `main`, before any
+        // thread exists, so the child may run Rust code.
         match unsafe { fork() }.map_err(io("fork the helper"))? {
             ForkResult::Child => {
                 drop(ours);

@@ -26,21 +26,43 @@ mod worker;
 const RUNTIME_ID: &str = "io.containerd.amphi.v1";
 
 fn main() {
-    if serves()
+    let action = action();
+    if action == Some(Action::Serve)
         && let Err(e) = run_from_sealed_image()
     {
         logging::early(&e);
         std::process::exit(1);
     }
+    // The helper is forked here, before containerd's shim library installs
+    // its signal handlers or starts a thread: the helper and every container
+    // it makes begin with the default signal dispositions and none of the
+    // shim's signal-library state (a wasm service installs its own SIGTERM
+    // handler through that library's registry).
+    if action.is_some() {
+        shim::fork_helper();
+    }
     containerd_shim::run::<shim::Shim>(RUNTIME_ID, None);
 }
 
-/// Whether this process is a serving shim (no action): the one whose helper
-/// clones container stages, and so the one that must run from a sealed image
-/// (`amphi_runtime::run_from_sealed_image`, CVE-2019-5736).
-fn serves() -> bool {
+/// What this process is asked to do, of what needs a helper.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    /// Serve the task API (no action): the one process whose helper clones
+    /// container stages, and so the one that must run from a sealed image
+    /// (`amphi_runtime::run_from_sealed_image`, CVE-2019-5736).
+    Serve,
+    /// `delete` after a dead shim: its helper deletes the container.
+    Delete,
+}
+
+fn action() -> Option<Action> {
     let args: Vec<_> = std::env::args_os().skip(1).collect();
-    containerd_shim::parse(&args).is_ok_and(|flags| flags.action.is_empty() && !flags.version && !flags.info)
+    let flags = containerd_shim::parse(&args).ok().filter(|f| !f.version && !f.info)?;
+    match flags.action.as_str() {
+        "" => Some(Action::Serve),
+        "delete" => Some(Action::Delete),
+        _ => None,
+    }
 }
 
 fn run_from_sealed_image() -> Result<(), String> {

@@ -172,7 +172,11 @@ impl Service {
         let pid = match answer.reply {
             crate::helper::Reply::Done(Some(pid)) => u32::try_from(pid).unwrap_or(0),
             crate::helper::Reply::Done(None) => 0,
-            crate::helper::Reply::Failed(message) => return Err(ShimError::Runtime(message)),
+            crate::helper::Reply::Failed(message) => {
+                drop(rest);
+                process.never_ran();
+                return Err(ShimError::Runtime(message));
+            }
         };
         self.tasks.register(pid, process);
         let io = rest.finish(&process.io_spec);
@@ -282,6 +286,10 @@ impl Service {
         drop(answer);
         // Deleting a created container kills its init: its exit comes soon.
         let exit = process.wait(Some(Duration::from_secs(2)));
+        // An exec that never started never will: its waiters return.
+        for exec in lock(&container.execs).values() {
+            exec.never_ran();
+        }
         lock(&self.tasks.containers).remove(&req.id);
         crate::shim::forget(&container.bundle);
         let (status, at) = exit.map_or((0, now()), |e| (e.status, e.at));
@@ -564,7 +572,9 @@ impl containerd_shim::Task for Service {
 
     fn shutdown(&self, _ctx: &TtrpcContext, _req: ShutdownRequest) -> TtrpcResult<Empty> {
         // One shim serves a whole pod: it goes only with its last task.
-        if lock(&self.tasks.containers).is_empty() {
+        let left = lock(&self.tasks.containers).len();
+        tracing::debug!(left, "shutdown asked");
+        if left == 0 {
             self.exit.signal();
         }
         Ok(Empty::new())

@@ -6,8 +6,9 @@
 //!   `io.kubernetes.cri.sandbox-id` annotation (a pod's sandbox names
 //!   itself), or the task's own id. If the group's shim already listens, its
 //!   address is the answer; otherwise a new shim process is spawned on it.
-//! - serving: the helper is forked first, while the process has one thread
-//!   ([`crate::helper`]); then the library starts the ttrpc server and the
+//! - serving: the helper is forked first, in `main`, while the process has
+//!   one thread and no signal handler ([`crate::helper`]); then the library
+//!   starts the ttrpc server and the
 //!   reaper, and [`Service`] serves the task API until `Shutdown` finds no
 //!   task left.
 //! - `delete`: containerd runs it in a task's bundle when the shim died
@@ -54,18 +55,8 @@ impl containerd_shim::Shim for Shim {
     fn new(_runtime_id: &str, args: &Flags, config: &mut Config) -> Self {
         // The shim's own log goes to containerd's `log` FIFO (crate::logging).
         config.no_setup_logger = true;
-        // Serving and `delete` make processes: the helper is forked now,
-        // before the library starts any thread.
-        let helper = match args.action.as_str() {
-            "" | "delete" => match Helper::fork() {
-                Ok(helper) => Some(helper),
-                Err(e) => {
-                    crate::logging::early(&format!("no helper: {e}"));
-                    None
-                }
-            },
-            _ => None,
-        };
+        // Serving and `delete` make processes: main forked the helper.
+        let helper = FORKED.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         one_malloc_arena();
         let bundle = if args.bundle.is_empty() {
             std::env::current_dir().unwrap_or_default()
@@ -108,6 +99,7 @@ impl containerd_shim::Shim for Shim {
             return Err(containerd_shim::Error::Other(message));
         }
         forget(&self.bundle);
+        remove_dead_socket(&self.bundle);
         Ok(DeleteResponse {
             exit_status: 128 + libc::SIGKILL as u32,
             exited_at: Some(crate::task::now()).into(),
@@ -134,6 +126,18 @@ impl containerd_shim::Shim for Shim {
     }
 }
 
+/// The helper `main` forked, until `Shim::new` takes it.
+static FORKED: Mutex<Option<Helper>> = Mutex::new(None);
+
+/// Forks the helper: call it first thing in `main`, single-threaded, before
+/// containerd's shim library sets up signals or threads.
+pub fn fork_helper() {
+    match Helper::fork() {
+        Ok(helper) => *FORKED.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(helper),
+        Err(e) => crate::logging::early(&format!("no helper: {e}")),
+    }
+}
+
 /// Makes the shim's threads share one malloc arena. The shim's threads
 /// mostly wait; glibc would give each its own arena, and each arena costs
 /// its touched pages in every shim (one per pod). Called after the helper is
@@ -151,6 +155,23 @@ fn group_of(bundle: &Path) -> Option<String> {
     let spec: serde_json::Value = serde_json::from_slice(&text).ok()?;
     let id = spec.get("annotations")?.get(SANDBOX_ID)?.as_str()?;
     (!id.is_empty()).then(|| id.to_owned())
+}
+
+/// Removes the socket of the shim that died, once nothing answers on it (a
+/// pod's shim served several tasks: the first `delete` removes it).
+fn remove_dead_socket(bundle: &Path) {
+    let Ok(address) = std::fs::read_to_string(bundle.join("address")) else { return };
+    let address = address.trim();
+    let Some(path) = address.strip_prefix("unix://") else { return };
+    if Client::connect(address).is_err() {
+        let is_socket = std::fs::symlink_metadata(path).is_ok_and(|m| {
+            use std::os::unix::fs::FileTypeExt;
+            m.file_type().is_socket()
+        });
+        if is_socket {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 /// Records where task state lives, in its bundle.

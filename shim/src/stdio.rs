@@ -191,6 +191,16 @@ fn copy_stdin(path: &str, sink: StdinSink) -> Result<()> {
     })
 }
 
+/// Lets a stdin copy that waits for a writer in `open` go: opens `path` for
+/// writing and closes it at once, so the copy's open returns and its read
+/// sees end of file once the client's writer, if any, is gone too.
+pub fn release_stdin(path: &str) {
+    if path.is_empty() {
+        return;
+    }
+    let _ = OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC).open(path);
+}
+
 /// stdout's or stderr's target: a FIFO (read-write), a `file://` log, none.
 fn open_output(target: &str) -> Result<Option<OwnedFd>> {
     if target.is_empty() {

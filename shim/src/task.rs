@@ -129,8 +129,19 @@ impl Process {
         if let Some(io) = &state.io {
             io.exited();
         }
+        crate::stdio::release_stdin(&self.io_spec.stdin);
         self.exited.notify_all();
         true
+    }
+
+    /// It could not be made, or never will be (its container went first):
+    /// it ends with status 255, so that `Wait` returns, as with containerd's
+    /// runc shim. `false` if it had started.
+    pub fn never_ran(&self) -> bool {
+        if lock(&self.state).pid != 0 {
+            return false;
+        }
+        self.exited(Exit { status: 255, at: now() })
     }
 
     /// Waits for its exit, up to `limit` (forever without one).
