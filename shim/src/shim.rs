@@ -38,6 +38,8 @@ const SANDBOX_ID: &str = "io.kubernetes.cri.sandbox-id";
 pub struct Shim {
     namespace: String,
     id: String,
+    /// The socket this shim serves on (`-socket`), when it serves.
+    socket: String,
     bundle: PathBuf,
     helper: Mutex<Option<Helper>>,
     exit: Arc<ExitSignal>,
@@ -66,6 +68,7 @@ impl containerd_shim::Shim for Shim {
         Self {
             namespace: args.namespace.clone(),
             id: args.id.clone(),
+            socket: args.socket.clone(),
             bundle,
             helper: Mutex::new(helper),
             exit: Arc::new(ExitSignal::default()),
@@ -109,6 +112,11 @@ impl containerd_shim::Shim for Shim {
 
     fn wait(&mut self) {
         self.exit.wait();
+        // The library removes the socket too, but by the address file in
+        // its first task's bundle, which containerd may have deleted by now.
+        if let Some(path) = self.socket.strip_prefix("unix://") {
+            let _ = std::fs::remove_file(path);
+        }
     }
 
     fn create_task_service(&self, publisher: RemotePublisher) -> Self::T {
