@@ -106,7 +106,7 @@ pub use container::Error;
 pub use executor::Executor;
 pub use id::{ContainerId, IdError};
 pub use process::barrier::WaitingHandlers;
-pub use process::exe_guard::{Image, ImageError, run_from_sealed_image};
+pub use process::exe_guard::{Image, ImageError, protected_image, run_from_sealed_image};
 pub use seccomp::{SeccompPlan, load_before_exec};
 /// A process file descriptor: signal and wait for a process without racing
 /// against pid reuse.

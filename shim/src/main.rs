@@ -38,7 +38,7 @@ fn main() {
     // it makes begin with the default signal dispositions and none of the
     // shim's signal-library state (a wasm service installs its own SIGTERM
     // handler through that library's registry).
-    if action.is_some() {
+    if action == Some(Action::Serve) || (action == Some(Action::Delete) && shim::delete_needs_helper()) {
         shim::fork_helper();
     }
     containerd_shim::run::<shim::Shim>(RUNTIME_ID, None);

@@ -82,24 +82,22 @@ impl containerd_shim::Shim for Shim {
             containerd_shim::util::write_address(&address)?;
             return Ok(address);
         }
-        let (_, address) = containerd_shim::spawn(opts, &group, Vec::new())?;
+        let address = spawn_server(&opts, &group)?;
         containerd_shim::util::write_address(&address)?;
         Ok(address)
     }
 
     fn delete_shim(&mut self) -> containerd_shim::Result<DeleteResponse> {
-        let place = recalled(&self.bundle).unwrap_or_else(|| Place {
-            root: crate::options::Settings::default().root_of(&self.namespace),
-            id: self.id.clone(),
-            cache_dir: None,
-        });
-        let request = Request::Delete { place, force: true, bundle: self.bundle.clone() };
+        let place = place_to_delete(&self.bundle, &self.namespace, &self.id);
         let helper = crate::task::lock(&self.helper).take();
-        let helper = helper.ok_or_else(|| containerd_shim::Error::Other("delete: no helper".into()))?;
-        let answer =
-            helper.call(request, Default::default()).map_err(|e| containerd_shim::Error::Other(e.to_string()))?;
-        if let Reply::Failed(message) = answer.reply {
-            return Err(containerd_shim::Error::Other(message));
+        if needs_deleting(&self.bundle, &place) {
+            let request = Request::Delete { place, force: true, bundle: self.bundle.clone() };
+            let helper = helper.ok_or_else(|| containerd_shim::Error::Other("delete: no helper".into()))?;
+            let answer =
+                helper.call(request, Default::default()).map_err(|e| containerd_shim::Error::Other(e.to_string()))?;
+            if let Reply::Failed(message) = answer.reply {
+                return Err(containerd_shim::Error::Other(message));
+            }
         }
         forget(&self.bundle);
         remove_dead_socket(&self.bundle);
@@ -134,6 +132,36 @@ impl containerd_shim::Shim for Shim {
     }
 }
 
+/// The task state a `delete` after a dead shim removes: where `Create`
+/// recorded it, else the default root.
+fn place_to_delete(bundle: &Path, namespace: &str, id: &str) -> Place {
+    recalled(bundle).unwrap_or_else(|| Place {
+        root: crate::options::Settings::default().root_of(namespace),
+        id: id.to_owned(),
+        cache_dir: None,
+    })
+}
+
+/// Whether a `delete` has anything to remove: the container's state, or a
+/// bundle whose rootfs may still be mounted. containerd also runs `delete`
+/// after a shim that stopped cleanly, when both are gone already; then no
+/// helper is needed.
+fn needs_deleting(bundle: &Path, place: &Place) -> bool {
+    place.root.join(&place.id).exists() || bundle.join("rootfs").exists()
+}
+
+/// Whether this `delete` action needs a helper (see [`needs_deleting`]).
+pub fn delete_needs_helper() -> bool {
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    let Ok(flags) = containerd_shim::parse(&args) else { return true };
+    let bundle = if flags.bundle.is_empty() {
+        std::env::current_dir().unwrap_or_default()
+    } else {
+        PathBuf::from(&flags.bundle)
+    };
+    needs_deleting(&bundle, &place_to_delete(&bundle, &flags.namespace, &flags.id))
+}
+
 /// The helper `main` forked, until `Shim::new` takes it.
 static FORKED: Mutex<Option<Helper>> = Mutex::new(None);
 
@@ -155,6 +183,40 @@ fn one_malloc_arena() {
     // SAFETY: mallopt only changes glibc's allocator settings; no thread runs
     // yet (containerd's shim library starts its threads after `new`).
     unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
+}
+
+/// Starts the serving shim for `group`, as the shim library's `spawn` does,
+/// but from a protected image of this binary
+/// ([`amphi_runtime::protected_image`]): the server starts protected and
+/// need not execute itself again, which would cost every new shim one more
+/// `execve` of this binary. Returns the server's address once it serves (it
+/// closes the stdout pipe then).
+fn spawn_server(opts: &StartOpts, group: &str) -> containerd_shim::Result<String> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let other = |what: &str, e: &dyn std::fmt::Display| containerd_shim::Error::Other(format!("{what}: {e}"));
+    let address = socket_address(&opts.address, &opts.namespace, group);
+    let exe = std::env::current_exe().map_err(|e| other("own binary", &e))?;
+    let image = amphi_runtime::protected_image().map_err(|e| other("protected image", &e))?;
+    let program =
+        image.as_ref().map_or_else(|| exe.clone(), |fd| PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())));
+    let mut command = std::process::Command::new(program);
+    command
+        .arg0(&exe)
+        .current_dir(std::env::current_dir().map_err(|e| other("working directory", &e))?)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .args(["-namespace", &opts.namespace, "-id", &opts.id, "-address", &opts.address, "-socket", &address]);
+    if opts.debug {
+        command.arg("-debug");
+    }
+    let mut child = command.spawn().map_err(|e| other("start the shim", &e))?;
+    drop(image);
+    if let Some(mut out) = child.stdout.take() {
+        let _ = std::io::copy(&mut out, &mut std::io::stderr());
+    }
+    Ok(address)
 }
 
 /// The pod a bundle's container belongs to, from its spec's annotations.

@@ -179,6 +179,30 @@ pub fn run_from_sealed_image(argv: &[CString]) -> Result<Image, ImageError> {
     Err(ImageError::Unprotected { mount, copy })
 }
 
+/// A protected image of the running binary for a new process to execute
+/// (through `/proc/self/fd/N`), so that it starts protected and
+/// [`run_from_sealed_image`] has nothing to do in it: the read-only mount,
+/// else a sealed copy; `None` when the caller cannot write the binary (the
+/// new process needs no protection) or the running image is protected
+/// already (executing it again is as safe).
+pub fn protected_image() -> Result<Option<std::os::fd::OwnedFd>, ImageError> {
+    let exe = File::open(OWN_EXE).map_err(|source| ImageError::Own { step: "open", source })?;
+    if protected(&exe)?.is_some() {
+        return Ok(None);
+    }
+    let mount = match read_only_mount() {
+        Ok(image) => return Ok(Some(image)),
+        Err(e) => e,
+    };
+    if nix::unistd::access(OWN_EXE, nix::unistd::AccessFlags::W_OK).is_err() {
+        return Ok(None);
+    }
+    match sealed_copy(&exe) {
+        Ok(copy) => Ok(Some(copy.into())),
+        Err(copy) => Err(ImageError::Unprotected { mount, copy }),
+    }
+}
+
 /// `step: error`, for [`ImageError::Unprotected`].
 fn step(name: &'static str) -> impl Fn(io::Error) -> String {
     move |e| format!("{name}: {e}")
