@@ -69,7 +69,7 @@ pub mod default_spec;
 pub mod executor;
 pub(crate) mod hooks;
 pub(crate) mod id;
-pub(crate) mod mountinfo;
+pub mod mountinfo;
 pub mod plan;
 pub(crate) mod process;
 pub(crate) mod seccomp;

@@ -1,5 +1,6 @@
 //! Reading `/proc/self/mountinfo`: one parser for the cgroup layer (which
-//! hierarchies to make a cgroup in) and the rootfs (which to show a container).
+//! hierarchies to make a cgroup in), the rootfs (which to show a container)
+//! and the benchmark harness's teardown (what containerd left mounted).
 
 use std::path::PathBuf;
 
@@ -10,7 +11,9 @@ pub struct MountLine<'a> {
     pub root: PathBuf,
     /// Where it is mounted (field 5), unescaped.
     pub mount_point: PathBuf,
+    /// The filesystem type (`cgroup`, `overlay`…).
     pub fs_type: &'a str,
+    /// The mount's source (a device, `overlay`, `cgroup`…).
     pub source: &'a str,
     /// The superblock options (`rw,cpu,cpuacct`).
     pub super_options: &'a str,

@@ -29,6 +29,13 @@ fn raw(stats: &Stats, key: &str) -> u64 {
     stats.memory.raw.get(key).copied().unwrap_or(0)
 }
 
+/// The huge page counters, in the order of their page sizes' names.
+fn by_page_size(stats: &Stats) -> Vec<(&String, &amphi_runtime::container::Hugetlb)> {
+    let mut pages: Vec<_> = stats.hugetlb.iter().collect();
+    pages.sort_by(|a, b| a.0.cmp(b.0));
+    pages
+}
+
 /// cgroup v1's message.
 pub fn to_v1(stats: &Stats) -> v1::Metrics {
     let mut m = v1::Metrics::new();
@@ -124,9 +131,7 @@ pub fn to_v1(stats: &Stats) -> v1::Metrics {
         ..Default::default()
     })
     .into();
-    let mut pages: Vec<_> = stats.hugetlb.iter().collect();
-    pages.sort_by(|a, b| a.0.cmp(b.0));
-    m.hugetlb = pages
+    m.hugetlb = by_page_size(stats)
         .into_iter()
         .map(|(size, h)| v1::HugetlbStat {
             usage: h.usage,
@@ -185,9 +190,7 @@ pub fn to_v2(stats: &Stats) -> v2::Metrics {
         ..Default::default()
     })
     .into();
-    let mut pages: Vec<_> = stats.hugetlb.iter().collect();
-    pages.sort_by(|a, b| a.0.cmp(b.0));
-    m.hugetlb = pages
+    m.hugetlb = by_page_size(stats)
         .into_iter()
         .map(|(size, h)| v2::HugeTlbStat { current: h.usage, max: h.max, pagesize: size.clone(), ..Default::default() })
         .collect();

@@ -244,48 +244,17 @@ fn state_entries(namespace: &str) -> Vec<PathBuf> {
 /// Mount points at or below `dir` in the harness's mount namespace (the one
 /// containerd and its shims run in), deepest first.
 fn mounts_under(dir: &Path) -> Vec<PathBuf> {
-    let mut found: Vec<PathBuf> = std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(|point| PathBuf::from(unescape_mountinfo(point)))
-        .filter(|point| point.starts_with(dir))
-        .collect();
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut found: Vec<PathBuf> =
+        amphi_runtime::mountinfo::parse(&text).map(|m| m.mount_point).filter(|point| point.starts_with(dir)).collect();
     found.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));
     found.dedup();
     found
 }
 
-/// Mountinfo escapes space, tab, newline and backslash as `\ooo`.
-fn unescape_mountinfo(field: &str) -> String {
-    let mut out = Vec::with_capacity(field.len());
-    let bytes = field.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\'
-            && let Some(code) = field.get(i + 1..i + 4).and_then(|o| u8::from_str_radix(o, 8).ok())
-        {
-            out.push(code);
-            i += 4;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mountinfo_escapes_are_undone() {
-        assert_eq!(unescape_mountinfo(r"/tmp/a\040b"), "/tmp/a b");
-        assert_eq!(unescape_mountinfo(r"/tmp/x\134y"), r"/tmp/x\y");
-        assert_eq!(unescape_mountinfo("/plain"), "/plain");
-        assert_eq!(unescape_mountinfo(r"/end\"), r"/end\");
-    }
 
     #[test]
     fn nothing_left_describes_as_empty() {

@@ -157,12 +157,16 @@ pub struct BlkioEntry {
     pub value: u64,
 }
 
+/// The huge pages of one page size.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Hugetlb {
+    /// Bytes in use.
     #[serde(skip_serializing_if = "is_zero")]
     pub usage: u64,
+    /// The highest use seen, in bytes.
     #[serde(skip_serializing_if = "is_zero")]
     pub max: u64,
+    /// How often the limit was hit.
     pub failcnt: u64,
 }
 

@@ -28,7 +28,7 @@ use std::path::PathBuf;
 
 pub use create::{CreateOptions, Created, create};
 pub use delete::delete;
-pub use events::{BlkioEntry, Event, MemoryEntry, Stats, events, stats};
+pub use events::{BlkioEntry, Event, Hugetlb, MemoryEntry, Stats, events, stats};
 pub use exec::{ChooseExecutor, ExecOptions, exec};
 pub use kill::kill;
 pub use list::{ListEntry, list};
