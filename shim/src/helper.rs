@@ -258,7 +258,7 @@ fn receive(socket: BorrowedFd<'_>, buf: &mut [u8]) -> Option<(usize, Vec<OwnedFd
     }
 }
 
-/// Cuts the helper loose from the shim's descriptors, stdio and signals.
+/// Cuts the helper loose from the shim's descriptors and stdio.
 fn detach_from_shim(keep: BorrowedFd<'_>) {
     // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number and changes only
     // this process's attributes.
@@ -283,11 +283,8 @@ fn detach_from_shim(keep: BorrowedFd<'_>) {
             unsafe { libc::dup2(null.as_raw_fd(), target) };
         }
     }
-    let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
-    for signal in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGPIPE, Signal::SIGHUP] {
-        // SAFETY: installing the default disposition runs no handler code.
-        let _ = unsafe { sigaction(signal, &default) };
-    }
+    // No handler exists yet (main forks the helper first): only SIGCHLD
+    // changes.
     let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
     // SAFETY: ignoring SIGCHLD runs no handler code; the kernel reaps workers.
     let _ = unsafe { sigaction(Signal::SIGCHLD, &ignore) };

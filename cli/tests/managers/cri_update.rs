@@ -9,11 +9,10 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::containerd::{Containerd, Via};
-use crate::cri::{self, Cri, Pb};
+use crate::containerd::Via;
+use crate::cri::Pb;
 use crate::kubernetes::{
-    CRI_LOCK, K8S_NAMESPACE, PidMode, container_config, container_state, handler, pod_config, start_container,
-    test_config, wait_state,
+    CRI_LOCK, K8S_NAMESPACE, PidMode, PodRun, container_config, container_state, run_pod, start_container, wait_state,
 };
 use crate::support::{self, can_run, images};
 
@@ -41,15 +40,8 @@ fn a_running_container_takes_new_resources(via: Via) {
         return;
     }
     let _one_at_a_time = CRI_LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let ctrd = Containerd::start_in_via(K8S_NAMESPACE, via, test_config);
-    ctrd.import(&[&images().pause, &images().native]);
-    let cri = Cri { socket: ctrd.address.clone() };
-    let logs = ctrd.dir.path().join("pod-logs");
-    std::fs::create_dir_all(&logs).expect("log dir");
-    let pod = pod_config(&logs, PidMode::Container);
-    let run = cri.call("RunPodSandbox", &Pb::new().msg(1, pod.clone()).str(2, handler(via)));
-    let sandbox = cri::string(&run.unwrap_or_else(|e| panic!("{e}; containerd:\n{}", ctrd.log())), 1);
-    ctrd.register(&sandbox);
+    let PodRun { ctrd, cri, logs, pod, sandbox } =
+        run_pod(via, PidMode::Container, &[&images().pause, &images().native]);
     let config = container_config("app", "amphi.test/native:latest", &["/bin/sleep", "1000"], PidMode::Container);
     let app = start_container(&cri, &ctrd, &sandbox, &pod, config);
     wait_state(&cri, &ctrd, &app, 1, &logs.join("app.log"));

@@ -312,17 +312,7 @@ fn ctr_run_with_a_terminal(via: Via) {
         }
         String::from_utf8_lossy(&text).into_owned()
     });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait ctr") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("ctr run -t did not finish");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = support::wait_or_kill(&mut child, Duration::from_secs(20)).expect("ctr run -t did not finish");
     let text = reader.join().expect("reader");
     assert_eq!(status.code(), Some(4), "ctr run -t: {status}, terminal: {text:?}");
     assert!(text.contains("/dev/pts/"), "the process's stdin is not a pty: {text:?}");

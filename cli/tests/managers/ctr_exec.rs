@@ -128,17 +128,8 @@ fn exec_with_a_terminal_follows_its_resize(via: Via) {
         let _ = writer.write_all(b"\r");
     });
     writer.write_all(b"q\r").expect("type q");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait ctr") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("ctr task exec -t did not finish: {text:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = crate::support::wait_or_kill(&mut child, Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("ctr task exec -t did not finish: {text:?}"));
     assert_eq!(status.code(), Some(5), "ctr task exec -t: {status}, terminal: {text:?}");
     assert_eq!(ctrd.task(&id).map(|(_, s)| s).as_deref(), Some("RUNNING"), "the task outlives its exec");
     kill_and_finish(ctrd, &id);

@@ -223,6 +223,36 @@ fn amphi_state(via: Via, id: &str) -> Value {
     serde_json::from_slice(&text).expect("state.json is JSON")
 }
 
+/// A pod sandbox, run through `via`'s handler on a containerd of its own
+/// that has `archives` imported.
+pub struct PodRun {
+    /// The test's containerd.
+    pub ctrd: Containerd,
+    /// Its CRI client.
+    pub cri: Cri,
+    /// The pod's log directory.
+    pub logs: std::path::PathBuf,
+    /// The pod's config.
+    pub pod: Pb,
+    /// The sandbox's id.
+    pub sandbox: String,
+}
+
+/// Starts containerd for the CRI, imports `archives` and runs a pod sandbox
+/// with `pid`'s namespaces through `via`'s handler. Hold [`CRI_LOCK`] first.
+pub fn run_pod(via: Via, pid: PidMode, archives: &[&amphi_test_bundles::ImageArchive]) -> PodRun {
+    let ctrd = Containerd::start_in_via(K8S_NAMESPACE, via, test_config);
+    ctrd.import(archives);
+    let cri = Cri { socket: ctrd.address.clone() };
+    let logs = ctrd.dir.path().join("pod-logs");
+    std::fs::create_dir_all(&logs).expect("log dir");
+    let pod = pod_config(&logs, pid);
+    let run = cri.call("RunPodSandbox", &Pb::new().msg(1, pod.clone()).str(2, handler(via)));
+    let sandbox = cri::string(&run.unwrap_or_else(|e| panic!("{e}; containerd:\n{}", ctrd.log())), 1);
+    ctrd.register(&sandbox);
+    PodRun { ctrd, cri, logs, pod, sandbox }
+}
+
 /// The CRI tests share the `k8s.io` namespace and its runtime root: one at a
 /// time.
 pub static CRI_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -271,18 +301,10 @@ fn pod_scenario(pid: PidMode, via: Via) {
         return;
     }
     let _one_at_a_time = CRI_LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let ctrd = Containerd::start_in_via(K8S_NAMESPACE, via, test_config);
-    ctrd.import(&[&images().pause, &images().native, &images().wasm_plain]);
-    let cri = Cri { socket: ctrd.address.clone() };
+    let PodRun { ctrd, cri, logs, pod, sandbox } =
+        run_pod(via, pid, &[&images().pause, &images().native, &images().wasm_plain]);
     let version = cri.ok("Version", &Pb::new().str(1, "v1"));
     assert_eq!(cri::string(&version, 2), "containerd");
-
-    let logs = ctrd.dir.path().join("pod-logs");
-    std::fs::create_dir_all(&logs).expect("log dir");
-    let pod = pod_config(&logs, pid);
-    let run = cri.call("RunPodSandbox", &Pb::new().msg(1, pod.clone()).str(2, handler(via)));
-    let sandbox = cri::string(&run.unwrap_or_else(|e| panic!("{e}; containerd:\n{}", ctrd.log())), 1);
-    ctrd.register(&sandbox);
     // The sandbox ran through the amphi handler, natively.
     let sandbox_state = amphi_state(via, &sandbox);
     assert_eq!(sandbox_state["executor"], "native", "{sandbox_state}");
@@ -383,15 +405,8 @@ fn service_scenario(via: Via) {
         return;
     }
     let _one_at_a_time = CRI_LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let ctrd = Containerd::start_in_via(K8S_NAMESPACE, via, test_config);
-    ctrd.import(&[&images().pause, &images().service]);
-    let cri = Cri { socket: ctrd.address.clone() };
-    let logs = ctrd.dir.path().join("pod-logs");
-    std::fs::create_dir_all(&logs).expect("log dir");
-    let pod = pod_config(&logs, PidMode::Container);
-    let run = cri.call("RunPodSandbox", &Pb::new().msg(1, pod.clone()).str(2, handler(via)));
-    let sandbox = cri::string(&run.unwrap_or_else(|e| panic!("{e}; containerd:\n{}", ctrd.log())), 1);
-    ctrd.register(&sandbox);
+    let PodRun { ctrd, cri, logs, pod, sandbox } =
+        run_pod(via, PidMode::Container, &[&images().pause, &images().service]);
 
     // The node's network is shared: a free port of the host's loopback.
     let addr = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port");

@@ -86,6 +86,23 @@ pub fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
     }
 }
 
+/// Waits up to `limit` for `child` to exit; kills it and answers `None` if
+/// it has not.
+pub fn wait_or_kill(child: &mut std::process::Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for a child") {
+            return Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The state letter of process `pid` (`R`, `S`, `D`, …).
 pub fn proc_state(pid: i64) -> char {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
